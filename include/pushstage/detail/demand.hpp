@@ -1,0 +1,311 @@
+// pushstage/detail/demand.hpp: the part of a dispatcher that does not depend on the event type:
+// exact event counts, the demand counter, parking and waking, room in a bounded buffer, close.
+// Dispatcher<T> owns one and calls it around every enqueue and dequeue of its moodycamel queue.
+//
+// Threading: every member is safe from any thread, except where a member names its caller.
+// Platform:  Linux (futex).
+//
+// Protocol. The buffer is moodycamel's ConcurrentQueue. Its try_dequeue() may fail while an event
+// is buffered (another consumer's attempt is being rolled back), so a failed try_dequeue is never
+// the predicate a consumer re-checks before it parks. The exact predicate is a pair of counts:
+//   pushed: push_state_'s count field, advanced by a producer after its enqueue completed;
+//   popped: one counter per consumer slot (written only by its owner after a dequeue), plus a
+//           shared counter for tokenless pops and one for dropped events.
+// buffered = pushed - popped. A reader sums the popped counters first and reads push_state_ last,
+// so it never sees fewer events than are buffered, except events whose producer is between (P1)
+// and (P2); that producer performs (P3) later and wakes a consumer for them.
+//
+// push_state_ = | count: 41 bits (modulo 2^41) | in-flight pushes: 22 bits | closed: 1 bit |
+// demand_     = | parked consumers: 32 bits    | spinning consumers: 32 bits |
+//
+// Producer, for n events (Dispatcher::push*):
+//   (P1) push_state_ += in-flight 1, relaxed; if closed was set: undo (A1/A2) and fail.
+//        Relaxed: only its place in push_state_'s modification order matters (versus K1).
+//        enqueue into the moodycamel queue.
+//   (P2) push_state_ += count n - in-flight 1, seq_cst. Release: a consumer whose acquire (W2)
+//        reads the new count also sees the enqueued event.
+//   (P3) d = demand_, seq_cst. If d has parked consumers and no spinning one: wake min(n, parked).
+//        (P2)->(P3) and (W1)->(W2) are Dekker's pair: both are seq_cst, so either (P3) sees the
+//        consumer's registration or (W2) sees the new count. A spinning consumer makes the
+//        producer skip the wake; the spinner inherits the duty at (S1).
+// Consumer with nothing to pop (wait()):
+//   pre-spin: poll the queue briefly, unregistered (the common short gap in a busy stream costs
+//        no shared write).
+//   spin: register as a spinner (CAS on demand_, at most max_spinners) and poll until spin_ ends.
+//   (W1) store a park ticket in its slot, then demand_ += parked 1 (and -= spinning 1 if it was
+//        spinning), seq_cst.
+//   (W2) buffered = popped (acquire) ... then push_state_ (seq_cst).
+//        buffered > 0:            cancel the registration and try again (maybe an event).
+//        closed, none in flight:  drained; cancel, wake every parked consumer, return nothing.
+//        otherwise:               sleep on the slot's own futex word until a waker sets it.
+//   (S1) a spinning (or woken) consumer that found an event or gives up: demand_ -= spinning 1,
+//        seq_cst. If it was the last spinner and consumers are parked, (S2) re-read buffered
+//        (seq_cst) and wake that many more. Pairs with (P3): a producer that skipped its wake
+//        because it saw a spinner has its (P2) before (S1), so (S2) sees its events.
+// Waker (wake()): pick the parked slot with the oldest (Fifo) or newest (Lifo) ticket,
+//   (X1) claim it: CAS its ticket to 0, acq_rel (a cancelling consumer races on the same CAS);
+//   (X2) demand_: parked -1, spinning +1 (the woken consumer counts as a spinner until it finds an
+//        event or parks again, so producers do not wake a second consumer for the same event);
+//   (X3) slot futex word = 1, release, then FUTEX_WAKE on it. The consumer's acquire load of the
+//        word pairs with (X3).
+// Close: (K1) push_state_ |= closed, seq_cst; (K2) read demand_ (seq_cst) and wake every parked
+//   consumer. Pairs with (W1)/(W2): a consumer that registers after (K1) sees closed at (W2).
+//   Pushes whose (P1) came before (K1) complete and are delivered; later ones fail. A failed
+//   (P1) undoes itself: (A1) push_state_ -= in-flight 1, seq_cst; (A2) if it was the last one in
+//   flight, read demand_ (seq_cst) and wake everyone parked (they may be waiting for it).
+//   The consumer that finds the dispatcher drained wakes every parked consumer: a consumer parked
+//   waiting for an in-flight push registered before that push's (P2), which precedes the
+//   finder's (W2) read, so the finder's demand_ read sees it.
+// Bounded buffer: room_ = | closed: 1 bit | free room: 31 bits |, a futex word.
+//   producer reserves room by CAS (never more than capacity buffered, exactly), then pushes;
+//   consumer: (R1) room_ += n, seq_cst; (R2) read blocked_ (seq_cst), FUTEX_WAKE room_ if > 0.
+//   blocked producer: (B1) blocked_ += 1, seq_cst; (B2) re-read room_ (seq_cst), FUTEX_WAIT on
+//   room_ while it reads 0 (the kernel re-checks the value). (R1)/(R2) and (B1)/(B2) are Dekker's
+//   pair. close() sets room_'s closed bit, so a FUTEX_WAIT for 0 cannot sleep through it.
+// Invariants: an event counted by (P2) is popped by a consumer that saw it at (W2), or its
+//   producer's (P3) saw a registered consumer and woke one (or a spinner that will re-check at
+//   (S2)). No consumer stays parked after close() once the dispatcher is drained.
+// Progress: push and try_pop are lock-free; the wake path is lock-free (CAS on slot tickets) but
+//   costs a system call. A consumer parks only when the exact count says nothing is buffered.
+// Model: tools/model/wake.pml (Promela) models (P1)-(P3), (W1)-(W2), (S1)-(S2), (X1)-(X3), close.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "pushstage/detail/cache_line.hpp"
+#include "pushstage/dispatcher_options.hpp"
+
+namespace pushstage::detail {
+
+// The per-consumer record: its popped counter (hot, written by the owner on every pop) and its
+// parking record (read by wakers). Slots live in an append-only list owned by Demand and are
+// freed only with it, so a waker may touch a slot whose consumer has left.
+struct alignas(kCacheLine) ConsumerSlot {
+  std::atomic<std::uint64_t> popped{0};  // single writer: the consumer that leased the slot
+  alignas(kCacheLine) std::atomic<std::uint64_t> wait_ticket{0};  // 0: not parked
+  std::atomic<std::uint32_t> futex{0};                            // 1: notified by a waker
+  std::atomic<bool> leased{false};
+  ConsumerSlot* next = nullptr;  // set before the slot is published, then immutable
+};
+static_assert(sizeof(ConsumerSlot) == 2 * kCacheLine);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free &&
+              sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+
+class Demand {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Validates options (std::invalid_argument naming the field and its range).
+  explicit Demand(const DispatcherOptions& options);
+  ~Demand();
+  Demand(const Demand&) = delete;
+  Demand& operator=(const Demand&) = delete;
+
+  // ---- producer side ----
+
+  // (P1). False when closed: the caller must not enqueue.
+  [[nodiscard]] bool begin_push() noexcept {
+    // A plain load first keeps pushes after close() off the shared RMW; the RMW decides.
+    if (push_state_.load(std::memory_order_relaxed) & kClosed) return false;
+    const std::uint64_t s = push_state_.fetch_add(kInflightOne, std::memory_order_relaxed);  // P1
+    if (s & kClosed) [[unlikely]] {
+      abort_push();
+      return false;
+    }
+    return true;
+  }
+
+  // (P2)+(P3): n events enqueued since begin_push().
+  void end_push(std::uint64_t n) noexcept {
+    push_state_.fetch_add(n * kCountOne - kInflightOne, std::memory_order_seq_cst);  // P2
+    const std::uint64_t d = demand_.load(std::memory_order_seq_cst);  // P3 pairs with W1, S1
+    if ((d & kParkedMask) != 0 && (d & kSpinMask) == 0) [[unlikely]] {
+      wake(n < parked_of(d) ? n : parked_of(d));
+    }
+  }
+
+  // (A1)+(A2): begin_push() succeeded but nothing was enqueued (full, closed, or a throw).
+  void abort_push() noexcept;
+
+  // ---- bounded room (only when bounded()) ----
+  static constexpr std::uint32_t kRoomMaxRequest = 0x7FFF'FFFF;
+  [[nodiscard]] bool bounded() const noexcept { return bounded_; }
+  [[nodiscard]] Overflow overflow() const noexcept { return overflow_; }
+  // Reserves up to n units of room; returns how many (0: full). Ignores close: the caller's
+  // begin_push() already decided whether the push is accepted.
+  [[nodiscard]] std::uint32_t try_reserve(std::uint32_t n) noexcept {
+    std::uint32_t r = room_.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::uint32_t free = r & kRoomMask;
+      if (free == 0) return 0;
+      const std::uint32_t take = n < free ? n : free;
+      // acquire: pairs with a consumer's (R1), so the slot it freed is really free.
+      if (room_.compare_exchange_weak(r, r - take, std::memory_order_acquire,
+                                      std::memory_order_relaxed)) {
+        return take;
+      }
+    }
+  }
+  // (R1)+(R2): n buffered events left (popped or reserved and not used).
+  void release_room(std::uint32_t n) noexcept {
+    room_.fetch_add(n, std::memory_order_seq_cst);  // R1 pairs with B1
+    if (blocked_.load(std::memory_order_seq_cst) != 0) [[unlikely]]
+      wake_blocked(n);  // R2
+  }
+  // (B1)+(B2): parks a producer until room may be free. False once closed.
+  bool wait_for_room() noexcept;
+  // Gives the CPU away once: for a producer whose room is held by pushes still enqueueing.
+  static void yield_to_others() noexcept;
+  void note_rejected(std::uint64_t n) noexcept {
+    rejected_.fetch_add(n, std::memory_order_relaxed);  // a statistic only
+  }
+  // A producer dropped n buffered events (they count as popped for the exact predicate).
+  void note_dropped(std::uint64_t n) noexcept {
+    dropped_.fetch_add(n, std::memory_order_release);  // read at W2 like a slot's popped
+  }
+
+  // ---- consumer side ----
+
+  // A slot for one consumer; never fails (allocates when none is free).
+  ConsumerSlot& lease_slot();
+  void return_slot(ConsumerSlot& slot) noexcept;
+
+  // The owner of `slot` popped n events. A plain store: one writer per slot.
+  static void note_popped(ConsumerSlot& slot, std::uint64_t n) noexcept {
+    // release: a reader that sees the count also sees the dequeue (W2 reads it with acquire).
+    slot.popped.store(slot.popped.load(std::memory_order_relaxed) + n, std::memory_order_release);
+  }
+  // A consumer without a slot (tokenless try_pop) popped n events.
+  void note_popped_shared(std::uint64_t n) noexcept {
+    shared_popped_.fetch_add(n, std::memory_order_release);  // read at W2 like a slot's popped
+  }
+
+  enum class WaitResult { kGot, kDrained, kTimedOut };
+
+  // Waits for an event: the whole consumer protocol above. try_pop() attempts one dequeue (and its
+  // bookkeeping) and returns true on success. Caller: the owner of `slot`.
+  template <class TryPop>
+  WaitResult wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::time_point deadline);
+
+  // ---- both ----
+
+  // (K1)+(K2). Idempotent.
+  void close() noexcept;
+  [[nodiscard]] bool closed() const noexcept {
+    return (push_state_.load(std::memory_order_acquire) & kClosed) != 0;
+  }
+  [[nodiscard]] DispatcherStats stats() const noexcept;
+
+ private:
+  enum class Verdict { kMaybeEvents, kDrained, kPark };
+
+  static constexpr std::uint64_t kClosed = 1;
+  static constexpr std::uint64_t kInflightOne = 2;
+  static constexpr int kCountShift = 23;
+  static constexpr std::uint64_t kCountOne = std::uint64_t{1} << kCountShift;
+  static constexpr std::uint64_t kInflightMask = kCountOne - kInflightOne;
+  static constexpr std::uint64_t kSpinOne = 1;
+  static constexpr std::uint64_t kSpinMask = 0xFFFF'FFFF;
+  static constexpr std::uint64_t kParkedOne = std::uint64_t{1} << 32;
+  static constexpr std::uint64_t kParkedMask = ~kSpinMask;
+  static constexpr std::uint32_t kRoomClosed = 0x8000'0000;
+  static constexpr std::uint32_t kRoomMask = 0x7FFF'FFFF;
+  // Polls of the queue before a consumer registers as a spinner.
+  static constexpr int kPreSpinPolls = 64;
+
+  static std::uint64_t parked_of(std::uint64_t d) noexcept { return d >> 32; }
+  static std::uint64_t spinning_of(std::uint64_t d) noexcept { return d & kSpinMask; }
+
+  // (W1)+(W2), and the cancel when the verdict is not kPark. Afterwards the consumer is counted as
+  // a spinner unless it must park (kPark) or it was never a spinner and drained (see .cpp).
+  Verdict prepare_park(ConsumerSlot& slot, bool& searching) noexcept;
+  // Sleeps until woken or the deadline; false: timed out and no longer registered.
+  bool sleep(ConsumerSlot& slot, Clock::time_point deadline) noexcept;
+  bool try_begin_spin() noexcept;
+  // (S1)+(S2).
+  void stop_searching() noexcept;
+  // Drained: cancel any duty and wake everyone parked.
+  void finish_drained(bool searching) noexcept;
+  // Events buffered by the exact count (W2/S2 read); may over-count by events being popped.
+  std::int64_t buffered(std::uint64_t* state_out = nullptr) const noexcept;
+  std::uint64_t popped_total() const noexcept;
+  // Wakes up to n parked consumers in wake_order_; returns how many.
+  std::uint64_t wake(std::uint64_t n) noexcept;
+  void wake_all() noexcept;
+  void wake_blocked(std::uint32_t n) noexcept;
+  void backoff(unsigned& round) noexcept;
+
+  // Producers' line: pushes read-modify-write it; consumers read it only before parking.
+  alignas(kCacheLine) std::atomic<std::uint64_t> push_state_{0};
+  // The demand counter: producers read it on every push; consumers write it only on the slow path.
+  alignas(kCacheLine) std::atomic<std::uint64_t> demand_{0};
+  // Slow-path and rarely written state.
+  alignas(kCacheLine) std::atomic<ConsumerSlot*> slots_{nullptr};
+  std::atomic<std::uint64_t> park_seq_{0};
+  std::atomic<std::uint64_t> shared_popped_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  alignas(kCacheLine) std::atomic<std::uint32_t> room_{0};
+  std::atomic<std::uint32_t> blocked_{0};
+  // Read-only after construction.
+  alignas(kCacheLine) std::chrono::nanoseconds spin_;
+  std::uint32_t max_spinners_;
+  WakeOrder wake_order_;
+  Overflow overflow_;
+  bool bounded_;
+};
+
+template <class TryPop>
+Demand::WaitResult Demand::wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::time_point deadline) {
+  for (int i = 0; i < kPreSpinPolls; ++i) {
+    if (try_pop()) return WaitResult::kGot;
+    cpu_relax();
+  }
+  bool searching = spin_.count() > 0 && try_begin_spin();
+  Clock::time_point spin_until = searching ? Clock::now() + spin_ : Clock::time_point::min();
+  unsigned round = 0;
+  for (;;) {
+    // Spin phase: only while counted as a spinner, and never past the caller's deadline.
+    if (searching && spin_.count() > 0 &&
+        spinning_of(demand_.load(std::memory_order_relaxed)) <= max_spinners_) {
+      const Clock::time_point until = spin_until < deadline ? spin_until : deadline;
+      for (unsigned polls = 0;; ++polls) {
+        if (try_pop()) {
+          stop_searching();
+          return WaitResult::kGot;
+        }
+        cpu_relax();
+        if ((polls & 7) == 7 && Clock::now() >= until) break;
+      }
+    }
+    if (Clock::now() >= deadline) {
+      if (searching) stop_searching();
+      return WaitResult::kTimedOut;
+    }
+    switch (prepare_park(slot, searching)) {
+      case Verdict::kDrained:
+        finish_drained(searching);
+        return WaitResult::kDrained;
+      case Verdict::kMaybeEvents:  // counted as a spinner again; an event is (probably) there
+        if (try_pop()) {
+          stop_searching();
+          return WaitResult::kGot;
+        }
+        backoff(round);
+        continue;
+      case Verdict::kPark:
+        if (!sleep(slot, deadline)) return WaitResult::kTimedOut;
+        searching = true;  // the waker counted us as a spinner (X2)
+        spin_until = Clock::now() + spin_;
+        if (try_pop()) {
+          stop_searching();
+          return WaitResult::kGot;
+        }
+        continue;
+    }
+  }
+}
+
+}  // namespace pushstage::detail

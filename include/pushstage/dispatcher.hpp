@@ -1,0 +1,324 @@
+// pushstage/dispatcher.hpp: hand events from many producers to consumers that ask for them.
+//
+// Threading: every member is safe to call from any thread. A Producer or Consumer handle belongs
+//            to one thread at a time; handles must be destroyed before their dispatcher.
+// Progress:  push() on an unbounded dispatcher, try_push() and try_pop() are lock-free; pop()
+//            spins briefly and then parks on a futex; push() under Overflow::Block parks while the
+//            buffer is full.
+// Ordering:  events pushed through one Producer handle (or by one thread without a handle) are
+//            popped in push order; there is no order across producers.
+// Memory:    what a producer did before push(e) happens-before the pop() that returns e.
+// Fairness:  Consumer handles rotate over producers (every 256 events of one producer at most,
+//            moodycamel's ConsumerToken); tokenless pops favour the fullest producer and can starve
+//            a light one, so long-running consumers should use a handle (ConsumerPool does).
+// Close:     close() is idempotent. Pushes that returned Pushed or DroppedOldest before, or
+//            concurrently with, close() are all popped: pop() returns nullopt only once the
+//            dispatcher is closed and every such event has been popped. Later pushes return
+//            Closed and leave the event with the caller (try_push) or destroy it (push).
+// Memory use: unbounded dispatchers grow with the backlog and never return memory to the system
+//            (moodycamel keeps its blocks). Bounded ones buffer at most `capacity` events; the
+//            queue keeps up to about capacity blocks of 32 events per producer that ever filled it.
+// Not guaranteed: order across producers; exact stats() while producers and consumers run.
+//
+// How it works: pushstage/detail/demand.hpp (the wake protocol and its memory orderings).
+#pragma once
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <chrono>
+#include <cstddef>
+#include <iterator>
+#include <new>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "pushstage/detail/demand.hpp"
+#include "pushstage/dispatcher_options.hpp"
+
+namespace pushstage {
+
+template <class T>
+class Dispatcher {
+  static_assert(std::is_move_constructible_v<T> && std::is_destructible_v<T>,
+                "Dispatcher<T> needs a move-constructible T");
+  static_assert(!std::is_reference_v<T> && !std::is_const_v<T>, "T must be a plain object type");
+
+  using Queue = moodycamel::ConcurrentQueue<T>;
+  using Clock = std::chrono::steady_clock;
+
+ public:
+  using value_type = T;
+  class Producer;
+  class Consumer;
+
+  // Throws std::invalid_argument for options out of range (the message names the field).
+  explicit Dispatcher(DispatcherOptions options = {})
+      : demand_(options), queue_(initial_queue_capacity(options)) {}
+  // Destroys the events still buffered. No other thread may use the dispatcher any more.
+  ~Dispatcher() = default;
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Buffers `event`, or hands it to a waiting consumer. Bounded and full: Block waits for room,
+  // Reject returns Rejected (the event is destroyed), DropOldest drops a buffered event instead.
+  // Returns Closed after close(). Throws std::bad_alloc if the queue cannot grow.
+  PushResult push(T event) { return push_one(nullptr, event, true); }
+
+  // Like push() but never waits: when full under Block it returns Rejected. The event is moved
+  // from only when the result is Pushed or DroppedOldest.
+  [[nodiscard]] PushResult try_push(T& event) { return push_one(nullptr, event, false); }
+
+  // Pushes [first, last) in order, moving from the events it accepts. Returns how many it
+  // accepted: a prefix of the range. Fewer than all only when bounded under Reject (the rest are
+  // rejected and counted) or when close() interrupts it.
+  template <std::forward_iterator It>
+  std::size_t push_bulk(It first, It last) {
+    return push_many(nullptr, first, last);
+  }
+
+  // The next event; waits for one. nullopt only once closed and drained.
+  std::optional<T> pop() { return pop_tokenless(Clock::time_point::max()); }
+  // The next event if one is buffered (it may miss an event that is being pushed concurrently).
+  std::optional<T> try_pop() {
+    std::optional<T> out;
+    if (queue_.try_dequeue(out)) after_pop_shared();
+    return out;
+  }
+  // Like pop() but gives up after `timeout` (negative counts as 0): nullopt on timeout or drained.
+  std::optional<T> pop_for(std::chrono::nanoseconds timeout) {
+    return pop_tokenless(deadline_after(timeout));
+  }
+
+  // Refuses further pushes and wakes every waiting consumer and blocked producer. Idempotent.
+  void close() noexcept { demand_.close(); }
+  [[nodiscard]] bool closed() const noexcept { return demand_.closed(); }
+
+  [[nodiscard]] DispatcherStats stats() const noexcept { return demand_.stats(); }
+
+  // A producer handle: a moodycamel ProducerToken (its own sub-queue, the fastest push path).
+  [[nodiscard]] Producer producer() { return Producer(*this); }
+  // A consumer handle: a ConsumerToken (fair rotation over producers) and its own counter line.
+  [[nodiscard]] Consumer consumer() { return Consumer(*this); }
+
+  class Producer {
+   public:
+    PushResult push(T event) { return d_->push_one(&token_, event, true); }
+    [[nodiscard]] PushResult try_push(T& event) { return d_->push_one(&token_, event, false); }
+    template <std::forward_iterator It>
+    std::size_t push_bulk(It first, It last) {
+      return d_->push_many(&token_, first, last);
+    }
+
+   private:
+    friend class Dispatcher;
+    explicit Producer(Dispatcher& d) : d_(&d), token_(d.queue_) {}
+    Dispatcher* d_;
+    moodycamel::ProducerToken token_;
+  };
+
+  class Consumer {
+   public:
+    Consumer(Consumer&& other) noexcept
+        : d_(std::exchange(other.d_, nullptr)),
+          slot_(std::exchange(other.slot_, nullptr)),
+          token_(std::move(other.token_)) {}
+    Consumer& operator=(Consumer&&) = delete;
+    Consumer(const Consumer&) = delete;
+    Consumer& operator=(const Consumer&) = delete;
+    ~Consumer() {
+      if (slot_ != nullptr) d_->demand_.return_slot(*slot_);
+    }
+
+    std::optional<T> pop() { return pop_until(Clock::time_point::max()); }
+    std::optional<T> try_pop() {
+      std::optional<T> out;
+      if (d_->queue_.try_dequeue(token_, out)) after_pop(1);
+      return out;
+    }
+    std::optional<T> pop_for(std::chrono::nanoseconds timeout) {
+      return pop_until(deadline_after(timeout));
+    }
+    // Moves up to `max` buffered events to `out` (an output iterator taking T&&, such as a
+    // std::back_insert_iterator). Never waits. Returns how many.
+    template <class OutIt>
+    std::size_t try_pop_bulk(OutIt out, std::size_t max) {
+      const std::size_t n = d_->queue_.try_dequeue_bulk(token_, out, max);
+      if (n != 0) after_pop(n);
+      return n;
+    }
+
+   private:
+    friend class Dispatcher;
+    explicit Consumer(Dispatcher& d) : d_(&d), slot_(&d.demand_.lease_slot()), token_(d.queue_) {}
+
+    void after_pop(std::size_t n) {
+      detail::Demand::note_popped(*slot_, n);
+      if (d_->demand_.bounded()) d_->demand_.release_room(static_cast<std::uint32_t>(n));
+    }
+    std::optional<T> pop_until(Clock::time_point deadline) {
+      std::optional<T> out;
+      if (d_->queue_.try_dequeue(token_, out)) {
+        after_pop(1);
+        return out;
+      }
+      d_->demand_.wait(
+          *slot_,
+          [&] {
+            if (!d_->queue_.try_dequeue(token_, out)) return false;
+            after_pop(1);
+            return true;
+          },
+          deadline);
+      return out;
+    }
+
+    Dispatcher* d_;
+    detail::ConsumerSlot* slot_;
+    moodycamel::ConsumerToken token_;
+  };
+
+ private:
+  static std::size_t initial_queue_capacity(const DispatcherOptions& o) {
+    constexpr std::size_t kPrealloc = 6 * Queue::BLOCK_SIZE;  // moodycamel's default
+    constexpr std::size_t kPreallocMax = std::size_t{1} << 16;
+    if (o.capacity == 0) return kPrealloc;
+    return o.capacity < kPreallocMax ? o.capacity : kPreallocMax;
+  }
+  static Clock::time_point deadline_after(std::chrono::nanoseconds timeout) {
+    const auto now = Clock::now();
+    if (timeout.count() <= 0) return now;
+    if (timeout >= Clock::time_point::max() - now) return Clock::time_point::max();
+    return now + std::chrono::duration_cast<Clock::duration>(timeout);
+  }
+
+  bool enqueue(moodycamel::ProducerToken* token, T& event) {
+    return token != nullptr ? queue_.enqueue(*token, std::move(event))
+                            : queue_.enqueue(std::move(event));
+  }
+  template <class It>
+  bool enqueue_many(moodycamel::ProducerToken* token, It first, std::size_t n) {
+    auto moving = std::make_move_iterator(first);
+    return token != nullptr ? queue_.enqueue_bulk(*token, moving, n)
+                            : queue_.enqueue_bulk(moving, n);
+  }
+
+  // Bounded and full: makes room for up to `want` events under the overflow policy. Returns how
+  // many units of room the caller now holds; 0 means stop: rejected (counted) or closed.
+  std::size_t make_room(std::size_t want, bool may_wait, bool& dropped) {
+    for (;;) {
+      const auto n = demand_.try_reserve(static_cast<std::uint32_t>(
+          want < detail::Demand::kRoomMaxRequest ? want : detail::Demand::kRoomMaxRequest));
+      if (n != 0) return n;
+      switch (demand_.overflow()) {
+        case Overflow::Reject:
+          return 0;
+        case Overflow::Block:
+          if (!may_wait || !demand_.wait_for_room()) return 0;
+          break;
+        case Overflow::DropOldest:
+          if (drop_oldest()) {
+            dropped = true;
+            return 1;  // the dropped event's room is ours now
+          }
+          demand_.yield_to_others();  // room is held by pushes still enqueueing; let them finish
+          break;
+      }
+    }
+  }
+  bool drop_oldest() {
+    std::optional<T> victim;
+    if (!queue_.try_dequeue(victim)) return false;
+    demand_.note_dropped(1);
+    return true;
+  }
+
+  PushResult push_one(moodycamel::ProducerToken* token, T& event, bool may_wait) {
+    if (!demand_.begin_push()) return PushResult::Closed;  // P1
+    bool dropped = false;
+    if (demand_.bounded() && make_room(1, may_wait, dropped) == 0) {
+      demand_.abort_push();
+      if (demand_.closed()) return PushResult::Closed;
+      demand_.note_rejected(1);
+      return PushResult::Rejected;
+    }
+    bool ok = false;
+    try {
+      ok = enqueue(token, event);
+    } catch (...) {
+      undo(1);
+      throw;
+    }
+    if (!ok) {
+      undo(1);
+      throw std::bad_alloc();
+    }
+    demand_.end_push(1);  // P2, P3
+    return dropped ? PushResult::DroppedOldest : PushResult::Pushed;
+  }
+
+  template <class It>
+  std::size_t push_many(moodycamel::ProducerToken* token, It first, It last) {
+    const auto total = static_cast<std::size_t>(std::distance(first, last));
+    std::size_t accepted = 0;
+    while (accepted < total) {
+      if (!demand_.begin_push()) break;  // P1, once per chunk: close() may stop a bulk
+      std::size_t n = total - accepted;
+      if (demand_.bounded()) {
+        bool dropped = false;
+        n = make_room(n, true, dropped);
+        if (n == 0) {
+          demand_.abort_push();
+          if (!demand_.closed()) demand_.note_rejected(total - accepted);
+          break;
+        }
+      }
+      bool ok = false;
+      try {
+        ok = enqueue_many(token, std::next(first, static_cast<std::ptrdiff_t>(accepted)), n);
+      } catch (...) {
+        undo(n);
+        throw;
+      }
+      if (!ok) {
+        undo(n);
+        throw std::bad_alloc();
+      }
+      demand_.end_push(n);  // P2, P3: counted per chunk, so consumers can free room meanwhile
+      accepted += n;
+    }
+    return accepted;
+  }
+
+  void undo(std::size_t reserved) {
+    if (demand_.bounded()) demand_.release_room(static_cast<std::uint32_t>(reserved));
+    demand_.abort_push();
+  }
+
+  void after_pop_shared() {
+    demand_.note_popped_shared(1);
+    if (demand_.bounded()) demand_.release_room(1);
+  }
+  std::optional<T> pop_tokenless(Clock::time_point deadline) {
+    std::optional<T> out;
+    if (queue_.try_dequeue(out)) {
+      after_pop_shared();
+      return out;
+    }
+    detail::ConsumerSlot& slot = demand_.lease_slot();
+    auto try_one = [&] {
+      if (!queue_.try_dequeue(out)) return false;
+      detail::Demand::note_popped(slot, 1);
+      if (demand_.bounded()) demand_.release_room(1);
+      return true;
+    };
+    demand_.wait(slot, try_one, deadline);
+    demand_.return_slot(slot);
+    return out;
+  }
+
+  detail::Demand demand_;
+  Queue queue_;
+};
+
+}  // namespace pushstage

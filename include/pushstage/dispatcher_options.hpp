@@ -1,0 +1,64 @@
+// pushstage/dispatcher_options.hpp: the vocabulary of Dispatcher: its options, results and stats.
+// Threading: plain value types; copy them freely.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace pushstage {
+
+// What push() does when a bounded dispatcher is full.
+enum class Overflow {
+  Block,       // wait (parked on a futex, never busy) until a consumer makes room: backpressure
+  Reject,      // refuse the new event: push returns PushResult::Rejected
+  DropOldest,  // drop the oldest buffered event of one producer to make room; count it as dropped
+};
+
+// Which parked consumer a push wakes.
+enum class WakeOrder {
+  Fifo,  // the one parked longest: spreads work evenly (GenStage's first-come-first-served demand)
+  Lifo,  // the one parked last: keeps few threads hot, lower latency at low load
+};
+
+enum class PushResult {
+  Pushed,         // the event is buffered (or already handed to a consumer)
+  Rejected,       // bounded, full, Overflow::Reject (or try_push under Overflow::Block)
+  DroppedOldest,  // the event is buffered; an older one was dropped to make room
+  Closed,         // close() came first; the event was not taken
+};
+
+struct DispatcherOptions {
+  // Most events buffered at once; 0 means unbounded. Bounded: 1 .. 2^31-1.
+  std::size_t capacity = 0;
+  // What a push does when a bounded dispatcher is full. Reject and DropOldest need capacity > 0.
+  Overflow overflow = Overflow::Block;
+  // Which parked consumer the next event wakes.
+  WakeOrder wake_order = WakeOrder::Fifo;
+  // How long a consumer with nothing to do spins (with a pause instruction) before it parks.
+  // A spinning consumer receives an event in well under a microsecond; waking a parked one costs
+  // the producer a system call and the consumer 3-60 us. 0 disables spinning. Must be >= 0.
+  std::chrono::nanoseconds spin = std::chrono::microseconds(20);
+  // Most consumers spinning at once; more would steal the cores that the work needs. The default
+  // (kAutoSpinners) is one less than the CPUs this process may use, at least 1. Explicit values
+  // must lie in [0, CPUs this process may use].
+  static constexpr unsigned kAutoSpinners = ~0U;
+  unsigned max_spinners = kAutoSpinners;
+};
+
+// A snapshot of a dispatcher's counters. Counters are exact once producers and consumers have
+// stopped; while they run, each field is a recent value and fields may disagree by in-flight
+// events.
+struct DispatcherStats {
+  std::uint64_t pushed = 0;    // events accepted (Pushed or DroppedOldest)
+  std::uint64_t popped = 0;    // events handed to consumers
+  std::uint64_t rejected = 0;  // events refused because the dispatcher was full
+  std::uint64_t dropped = 0;   // buffered events dropped by Overflow::DropOldest
+  std::uint64_t buffered = 0;  // pushed - popped - dropped
+  std::uint32_t parked = 0;    // consumers asleep waiting for an event
+  std::uint32_t spinning = 0;  // consumers spinning for an event
+  // GenStage's demand: consumers that asked for an event and have none yet.
+  [[nodiscard]] std::uint32_t waiting() const noexcept { return parked + spinning; }
+};
+
+}  // namespace pushstage

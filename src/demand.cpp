@@ -1,0 +1,312 @@
+// demand.cpp: the slow paths of the protocol described in pushstage/detail/demand.hpp (the tags
+// (P1)..(X3) below refer to it): registering to park, sleeping, waking, close, room for blocked
+// producers, options validation.
+#include "pushstage/detail/demand.hpp"
+
+#include <sched.h>
+
+#include <climits>
+#include <stdexcept>
+#include <string>
+
+#include "futex.hpp"
+#include "pushstage/cpus.hpp"
+
+namespace pushstage::detail {
+namespace {
+
+constexpr std::uint64_t kCapacityMax = 0x7FFF'FFFF;  // room_ keeps one bit for "closed"
+
+[[noreturn]] void reject(const std::string& what) { throw std::invalid_argument(what); }
+
+}  // namespace
+
+Demand::Demand(const DispatcherOptions& options)
+    : spin_(options.spin),
+      max_spinners_(0),
+      wake_order_(options.wake_order),
+      overflow_(options.overflow),
+      bounded_(options.capacity != 0) {
+  if (options.spin.count() < 0) {
+    reject("DispatcherOptions::spin must be >= 0 ns; got " + std::to_string(options.spin.count()) +
+           " ns");
+  }
+  if (options.capacity > kCapacityMax) {
+    reject("DispatcherOptions::capacity must be in [0, " + std::to_string(kCapacityMax) +
+           "] (0 = unbounded); got " + std::to_string(options.capacity));
+  }
+  if (options.overflow != Overflow::Block && options.overflow != Overflow::Reject &&
+      options.overflow != Overflow::DropOldest) {
+    reject("DispatcherOptions::overflow must be Block, Reject or DropOldest");
+  }
+  if (options.overflow != Overflow::Block && options.capacity == 0) {
+    reject(
+        "DispatcherOptions::overflow Reject and DropOldest need a bounded dispatcher: capacity "
+        "in [1, " +
+        std::to_string(kCapacityMax) + "]; got capacity 0 (unbounded)");
+  }
+  if (options.wake_order != WakeOrder::Fifo && options.wake_order != WakeOrder::Lifo) {
+    reject("DispatcherOptions::wake_order must be Fifo or Lifo");
+  }
+  const auto cpus = static_cast<unsigned>(allowed_cpus().size());
+  if (options.max_spinners == DispatcherOptions::kAutoSpinners) {
+    max_spinners_ = cpus > 1 ? cpus - 1 : 1;
+  } else if (options.max_spinners > cpus) {
+    reject("DispatcherOptions::max_spinners must be in [0, " + std::to_string(cpus) +
+           "] (the CPUs this process may use); got " + std::to_string(options.max_spinners));
+  } else {
+    max_spinners_ = options.max_spinners;
+  }
+  room_.store(static_cast<std::uint32_t>(options.capacity), std::memory_order_relaxed);
+}
+
+Demand::~Demand() {
+  ConsumerSlot* s = slots_.load(std::memory_order_acquire);
+  while (s != nullptr) {
+    ConsumerSlot* next = s->next;
+    delete s;
+    s = next;
+  }
+}
+
+void Demand::abort_push() noexcept {
+  const std::uint64_t s = push_state_.fetch_sub(kInflightOne, std::memory_order_seq_cst);  // A1
+  if ((s & kClosed) != 0 && (s & kInflightMask) == kInflightOne) {
+    // The last push in flight after close(): consumers parked waiting for it are drained now.
+    if (parked_of(demand_.load(std::memory_order_seq_cst)) != 0) wake_all();  // A2 pairs with W1
+  }
+}
+
+bool Demand::wait_for_room() noexcept {
+  blocked_.fetch_add(1, std::memory_order_seq_cst);  // B1 pairs with R2
+  bool open = true;
+  for (;;) {
+    const std::uint32_t r = room_.load(std::memory_order_seq_cst);  // B2 pairs with R1
+    if ((r & kRoomClosed) != 0) {
+      open = false;
+      break;
+    }
+    if ((r & kRoomMask) != 0) break;
+    futex_wait(&room_, r, nullptr);  // the kernel sleeps only while room_ still reads r
+  }
+  blocked_.fetch_sub(1, std::memory_order_relaxed);  // only makes a later R2 skip its wake
+  return open;
+}
+
+void Demand::wake_blocked(std::uint32_t n) noexcept {
+  futex_wake(&room_, n > static_cast<std::uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(n));
+}
+
+ConsumerSlot& Demand::lease_slot() {
+  for (ConsumerSlot* s = slots_.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+    bool expected = false;
+    // acquire: pairs with return_slot's release, so we continue the previous owner's counter.
+    if (!s->leased.load(std::memory_order_relaxed) &&
+        s->leased.compare_exchange_strong(expected, true, std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+      return *s;
+    }
+  }
+  auto* s = new ConsumerSlot;
+  s->leased.store(true, std::memory_order_relaxed);
+  s->next = slots_.load(std::memory_order_relaxed);
+  // release: readers that load the head (acquire) see the slot initialised.
+  while (!slots_.compare_exchange_weak(s->next, s, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+  }
+  return *s;
+}
+
+void Demand::return_slot(ConsumerSlot& slot) noexcept {
+  slot.leased.store(false, std::memory_order_release);  // pairs with lease_slot's acquire
+}
+
+bool Demand::try_begin_spin() noexcept {
+  std::uint64_t d = demand_.load(std::memory_order_relaxed);
+  while (spinning_of(d) < max_spinners_) {
+    // seq_cst like every demand_ write that producers' (P3) decides on; a producer that sees this
+    // spinner skips its wake, and the spinner re-checks at (W2) or (S2).
+    if (demand_.compare_exchange_weak(d, d + kSpinOne, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::uint64_t Demand::popped_total() const noexcept {
+  // acquire: pairs with note_popped/note_popped_shared/note_dropped's release stores.
+  std::uint64_t total =
+      shared_popped_.load(std::memory_order_acquire) + dropped_.load(std::memory_order_acquire);
+  for (ConsumerSlot* s = slots_.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+    total += s->popped.load(std::memory_order_acquire);
+  }
+  return total;
+}
+
+std::int64_t Demand::buffered(std::uint64_t* state_out) const noexcept {
+  // Popped counters first, push_state_ last: the count can only have grown meanwhile, so the
+  // result never under-counts events counted before the read (see the header).
+  const std::uint64_t popped = popped_total();
+  const std::uint64_t s = push_state_.load(std::memory_order_seq_cst);  // W2/S2 pairs with P2, K1
+  if (state_out != nullptr) *state_out = s;
+  // Both counts modulo 2^41; the difference is small, so read it as a signed 41-bit number.
+  constexpr int kBits = 64 - kCountShift;
+  const std::uint64_t diff = ((s >> kCountShift) - popped) & ((std::uint64_t{1} << kBits) - 1);
+  const std::uint64_t half = std::uint64_t{1} << (kBits - 1);
+  return diff >= half ? static_cast<std::int64_t>(diff) - static_cast<std::int64_t>(2 * half)
+                      : static_cast<std::int64_t>(diff);
+}
+
+Demand::Verdict Demand::prepare_park(ConsumerSlot& slot, bool& searching) noexcept {
+  slot.futex.store(0, std::memory_order_relaxed);  // ordered before X3 by the ticket's release
+  // relaxed: the ticket only orders wakers (Fifo/Lifo); uniqueness comes from the RMW.
+  const std::uint64_t ticket = park_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+  // release: a waker that reads it (acquire) after seeing our W1 also sees futex == 0.
+  slot.wait_ticket.store(ticket, std::memory_order_release);
+  demand_.fetch_add(kParkedOne - (searching ? kSpinOne : 0), std::memory_order_seq_cst);  // W1
+  std::uint64_t state = 0;
+  const std::int64_t events = buffered(&state);  // W2 pairs with P2 (Dekker with W1/P3)
+  Verdict verdict = Verdict::kPark;
+  if (events > 0) {
+    verdict = Verdict::kMaybeEvents;
+  } else if ((state & kClosed) != 0 && (state & kInflightMask) == 0) {
+    verdict = Verdict::kDrained;
+  }
+  if (verdict == Verdict::kPark) {
+    searching = false;
+    return verdict;
+  }
+  std::uint64_t expected = ticket;
+  // Cancel; races a waker's X1 on the same word.
+  if (slot.wait_ticket.compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
+                                               std::memory_order_relaxed)) {
+    // Still ours: leave the parked count; with maybe-events become a spinner again, so that an
+    // event we take makes us check (S1/S2) whether more are waiting for a wake.
+    const bool spin_again = verdict == Verdict::kMaybeEvents;
+    demand_.fetch_add((spin_again ? kSpinOne : 0) - kParkedOne, std::memory_order_seq_cst);
+    searching = spin_again;
+  } else {
+    // A waker claimed us (X1) and counted us as a spinner (X2); take its notification (X3).
+    while (slot.futex.load(std::memory_order_acquire) == 0) futex_wait(&slot.futex, 0, nullptr);
+    searching = true;
+  }
+  return verdict;
+}
+
+bool Demand::sleep(ConsumerSlot& slot, Clock::time_point deadline) noexcept {
+  for (;;) {
+    if (slot.futex.load(std::memory_order_acquire) != 0) return true;  // pairs with X3
+    if (deadline == Clock::time_point::max()) {
+      futex_wait(&slot.futex, 0, nullptr);
+      continue;
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) break;
+    const std::chrono::nanoseconds left = deadline - now;
+    futex_wait(&slot.futex, 0, &left);
+  }
+  // Timed out: cancel, unless a waker claimed us first (then its notification is on its way).
+  std::uint64_t ticket = slot.wait_ticket.load(std::memory_order_relaxed);
+  if (ticket != 0 && slot.wait_ticket.compare_exchange_strong(ticket, 0, std::memory_order_acq_rel,
+                                                              std::memory_order_relaxed)) {
+    // relaxed would do (the count only steers wakers), but keep demand_'s writes uniform.
+    demand_.fetch_sub(kParkedOne, std::memory_order_seq_cst);
+    return false;
+  }
+  while (slot.futex.load(std::memory_order_acquire) == 0) futex_wait(&slot.futex, 0, nullptr);
+  return true;
+}
+
+void Demand::stop_searching() noexcept {
+  const std::uint64_t d = demand_.fetch_sub(kSpinOne, std::memory_order_seq_cst);  // S1 pairs P3
+  if (spinning_of(d) == 1 && parked_of(d) != 0) {
+    // We were the last spinner: producers that saw us skipped their wakes. Wake one consumer for
+    // each event still buffered (S2), so a burst does not wait for a chain of wakes.
+    const std::int64_t events = buffered();  // S2 pairs with P2
+    if (events > 0) {
+      const auto n = static_cast<std::uint64_t>(events);
+      wake(n < parked_of(d) ? n : parked_of(d));
+    }
+  }
+}
+
+void Demand::finish_drained(bool searching) noexcept {
+  if (searching) demand_.fetch_sub(kSpinOne, std::memory_order_seq_cst);
+  // Consumers parked while a push was in flight wait for this: see the header's "Close".
+  if (parked_of(demand_.load(std::memory_order_seq_cst)) != 0) wake_all();
+}
+
+std::uint64_t Demand::wake(std::uint64_t n) noexcept {
+  std::uint64_t woken = 0;
+  const bool fifo = wake_order_ == WakeOrder::Fifo;
+  while (woken < n) {
+    ConsumerSlot* best = nullptr;
+    std::uint64_t best_ticket = 0;
+    for (ConsumerSlot* s = slots_.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+      // acquire: pairs with prepare_park's release store of the ticket.
+      const std::uint64_t t = s->wait_ticket.load(std::memory_order_acquire);
+      if (t != 0 && (best == nullptr || (fifo ? t < best_ticket : t > best_ticket))) {
+        best = s;
+        best_ticket = t;
+      }
+    }
+    if (best == nullptr) break;
+    // X1: claim; fails if the consumer cancelled or another waker claimed it first.
+    if (!best->wait_ticket.compare_exchange_strong(best_ticket, 0, std::memory_order_acq_rel,
+                                                   std::memory_order_relaxed)) {
+      continue;
+    }
+    demand_.fetch_add(kSpinOne - kParkedOne, std::memory_order_seq_cst);  // X2, before X3
+    best->futex.store(1, std::memory_order_release);                      // X3
+    futex_wake(&best->futex, 1);
+    ++woken;
+  }
+  return woken;
+}
+
+void Demand::wake_all() noexcept { wake(~std::uint64_t{0}); }
+
+void Demand::backoff(unsigned& round) noexcept {
+  // An event is counted but our dequeue failed: another consumer is mid-dequeue, or a popped
+  // counter is not yet visible. Short pauses first, then give the CPU away (it may be the one
+  // the other consumer needs, with more consumers than cores).
+  if (round < 6) {
+    for (unsigned i = 0; i < (1U << round); ++i) cpu_relax();
+    ++round;
+  } else {
+    sched_yield();
+  }
+}
+
+void Demand::yield_to_others() noexcept { sched_yield(); }
+
+void Demand::close() noexcept {
+  const std::uint64_t s = push_state_.fetch_or(kClosed, std::memory_order_seq_cst);  // K1
+  if ((s & kClosed) != 0) return;  // the first close() did the rest
+  if (bounded_) {
+    room_.fetch_or(kRoomClosed, std::memory_order_seq_cst);  // pairs with B2
+    if (blocked_.load(std::memory_order_seq_cst) != 0) futex_wake(&room_, INT_MAX);
+  }
+  if (parked_of(demand_.load(std::memory_order_seq_cst)) != 0) wake_all();  // K2 pairs with W1
+}
+
+DispatcherStats Demand::stats() const noexcept {
+  DispatcherStats st;
+  std::uint64_t popped = shared_popped_.load(std::memory_order_acquire);
+  for (ConsumerSlot* s = slots_.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+    popped += s->popped.load(std::memory_order_acquire);
+  }
+  st.popped = popped;
+  st.dropped = dropped_.load(std::memory_order_acquire);
+  st.rejected = rejected_.load(std::memory_order_relaxed);
+  const std::int64_t events = buffered();
+  st.buffered = events > 0 ? static_cast<std::uint64_t>(events) : 0;
+  st.pushed = st.popped + st.dropped + st.buffered;
+  const std::uint64_t d = demand_.load(std::memory_order_acquire);
+  st.parked = static_cast<std::uint32_t>(parked_of(d));
+  st.spinning = static_cast<std::uint32_t>(spinning_of(d));
+  return st;
+}
+
+}  // namespace pushstage::detail
