@@ -1,0 +1,10 @@
+// pushstage/pushstage.hpp: the whole public API of pushstage.
+//   Dispatcher<T>   hands events from many producers to consumers that ask for them
+//   ConsumerPool<T> pinned consumer threads that drain a Dispatcher and call a handler
+//   allowed_cpus(), pin_this_thread()
+#pragma once
+
+#include "pushstage/consumer_pool.hpp"
+#include "pushstage/cpus.hpp"
+#include "pushstage/dispatcher.hpp"
+#include "pushstage/dispatcher_options.hpp"

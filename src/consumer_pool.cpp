@@ -1,0 +1,56 @@
+// consumer_pool.cpp: the non-template part of ConsumerPool: options validation and CPU plan.
+#include "pushstage/consumer_pool.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace pushstage::detail {
+namespace {
+
+constexpr std::size_t kMaxConsumers = 65536;
+constexpr std::size_t kMaxDemand = 65536;
+
+std::string list(const std::vector<int>& cpus) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < cpus.size(); ++i) {
+    if (i != 0) out += ",";
+    out += std::to_string(cpus[i]);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+std::vector<int> plan_consumer_cpus(const PoolOptions& options) {
+  if (options.consumers < 1 || options.consumers > kMaxConsumers) {
+    throw std::invalid_argument("PoolOptions::consumers must be in [1, " +
+                                std::to_string(kMaxConsumers) + "]; got " +
+                                std::to_string(options.consumers));
+  }
+  if (options.max_demand < 1 || options.max_demand > kMaxDemand) {
+    throw std::invalid_argument("PoolOptions::max_demand must be in [1, " +
+                                std::to_string(kMaxDemand) + "]; got " +
+                                std::to_string(options.max_demand));
+  }
+  std::vector<int> plan(options.consumers, -1);
+  if (!options.pin) {
+    if (!options.cpus.empty()) {
+      throw std::invalid_argument("PoolOptions::cpus must be empty when pin is false; got " +
+                                  list(options.cpus));
+    }
+    return plan;
+  }
+  const std::vector<int> allowed = allowed_cpus();
+  std::vector<int> use = options.cpus.empty() ? allowed : options.cpus;
+  for (const int cpu : use) {
+    if (!std::binary_search(allowed.begin(), allowed.end(), cpu)) {
+      throw std::invalid_argument("PoolOptions::cpus: CPU " + std::to_string(cpu) +
+                                  " is not one this process may use; allowed: " + list(allowed));
+    }
+  }
+  for (std::size_t i = 0; i < plan.size(); ++i) plan[i] = use[i % use.size()];
+  return plan;
+}
+
+}  // namespace pushstage::detail
