@@ -1,0 +1,361 @@
+// dispatcher_test.cpp: the public API of Dispatcher<T>, member by member and option by option.
+#include "pushstage/dispatcher.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pushstage/cpus.hpp"
+#include "test_payloads.hpp"
+
+namespace pushstage {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Counted;
+using test::MoveOnly;
+
+DispatcherOptions no_spin() {
+  DispatcherOptions o;
+  o.spin = 0ns;  // consumers park at once: deterministic parking in tests
+  return o;
+}
+
+// Waits (by yielding, bounded by ctest's TIMEOUT) until `n` consumers are parked.
+template <class D>
+void await_parked(const D& d, std::uint32_t n) {
+  while (d.stats().parked != n) std::this_thread::yield();
+}
+
+TEST(Dispatcher, PushThenPopReturnsTheEvent) {
+  Dispatcher<int> d;
+  EXPECT_EQ(d.push(7), PushResult::Pushed);
+  EXPECT_EQ(d.pop(), 7);
+  EXPECT_EQ(d.try_pop(), std::nullopt);
+}
+
+TEST(Dispatcher, KeepsOneProducersOrder) {
+  Dispatcher<int> d;
+  auto producer = d.producer();
+  auto consumer = d.consumer();
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(producer.push(i), PushResult::Pushed);
+  for (int i = 0; i < 500; ++i) ASSERT_EQ(d.push(1000 + i), PushResult::Pushed);  // tokenless
+  std::vector<int> from_handle;
+  std::vector<int> from_thread;
+  while (auto e = consumer.try_pop()) (*e < 1000 ? from_handle : from_thread).push_back(*e);
+  ASSERT_EQ(from_handle.size(), 1000U);
+  ASSERT_EQ(from_thread.size(), 500U);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(from_handle[static_cast<std::size_t>(i)], i);
+  for (int i = 0; i < 500; ++i) EXPECT_EQ(from_thread[static_cast<std::size_t>(i)], 1000 + i);
+}
+
+TEST(Dispatcher, TryPopOnEmptyReturnsNullopt) {
+  Dispatcher<int> d;
+  EXPECT_EQ(d.try_pop(), std::nullopt);
+  EXPECT_EQ(d.consumer().try_pop(), std::nullopt);
+}
+
+TEST(Dispatcher, PopForTimesOutOnEmpty) {
+  Dispatcher<int> d(no_spin());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(d.pop_for(20ms), std::nullopt);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);  // a lower bound holds anywhere
+  EXPECT_EQ(d.consumer().pop_for(-5ms), std::nullopt);        // negative: does not wait
+  EXPECT_EQ(d.stats().parked, 0U);
+  EXPECT_EQ(d.stats().spinning, 0U);
+}
+
+TEST(Dispatcher, PopForReturnsAnEventPushedWhileItWaits) {
+  Dispatcher<int> d(no_spin());
+  std::optional<int> got;
+  std::thread consumer([&] { got = d.pop_for(std::chrono::hours(1)); });
+  await_parked(d, 1);
+  ASSERT_EQ(d.push(42), PushResult::Pushed);
+  consumer.join();
+  EXPECT_EQ(got, 42);
+}
+
+TEST(Dispatcher, PushWakesAParkedConsumer) {
+  Dispatcher<int> d(no_spin());
+  std::optional<int> got;
+  std::thread consumer([&] { got = d.consumer().pop(); });
+  await_parked(d, 1);
+  EXPECT_EQ(d.stats().waiting(), 1U);
+  ASSERT_EQ(d.push(5), PushResult::Pushed);
+  consumer.join();
+  EXPECT_EQ(got, 5);
+  EXPECT_EQ(d.stats().waiting(), 0U);
+}
+
+TEST(Dispatcher, CloseRefusesLaterPushesAndLeavesTheEvent) {
+  Dispatcher<MoveOnly> d;
+  d.close();
+  d.close();  // idempotent
+  EXPECT_TRUE(d.closed());
+  MoveOnly e(3);
+  EXPECT_EQ(d.try_push(e), PushResult::Closed);
+  ASSERT_NE(e.value, nullptr);
+  EXPECT_EQ(*e.value, 3U);
+  EXPECT_EQ(d.push(MoveOnly(4)), PushResult::Closed);
+  std::vector<MoveOnly> many;
+  many.emplace_back(1);
+  EXPECT_EQ(d.push_bulk(many.begin(), many.end()), 0U);
+  EXPECT_NE(many[0].value, nullptr);
+  EXPECT_EQ(d.pop(), std::nullopt);
+  EXPECT_EQ(d.stats().pushed, 0U);
+}
+
+TEST(Dispatcher, DrainsBufferedEventsAfterClose) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(d.pop(), i);
+  EXPECT_EQ(d.pop(), std::nullopt);
+  EXPECT_EQ(d.consumer().pop(), std::nullopt);
+}
+
+TEST(Dispatcher, CloseWakesEveryParkedConsumer) {
+  Dispatcher<int> d(no_spin());
+  std::atomic<int> finished{0};
+  std::vector<std::thread> consumers;
+  for (int i = 0; i < 4; ++i) {
+    consumers.emplace_back([&] {
+      auto c = d.consumer();
+      EXPECT_EQ(c.pop(), std::nullopt);
+      finished.fetch_add(1);
+    });
+  }
+  await_parked(d, 4);
+  EXPECT_EQ(finished.load(), 0);
+  d.close();
+  for (auto& t : consumers) t.join();
+  EXPECT_EQ(finished.load(), 4);
+  EXPECT_EQ(d.stats().waiting(), 0U);
+}
+
+TEST(Dispatcher, MoveOnlyEventsThroughEveryPath) {
+  Dispatcher<MoveOnly> d;
+  auto p = d.producer();
+  auto c = d.consumer();
+  EXPECT_EQ(d.push(MoveOnly(1)), PushResult::Pushed);
+  MoveOnly two(2);
+  EXPECT_EQ(p.try_push(two), PushResult::Pushed);
+  EXPECT_EQ(two.value, nullptr);  // taken
+  std::vector<MoveOnly> bulk;
+  for (std::uint64_t i = 3; i <= 5; ++i) bulk.emplace_back(i);
+  EXPECT_EQ(p.push_bulk(bulk.begin(), bulk.end()), 3U);
+  std::vector<std::uint64_t> seen;
+  std::vector<MoveOnly> out;
+  while (auto e = c.try_pop()) seen.push_back(*e->value);
+  EXPECT_EQ(seen.size(), 5U);
+  EXPECT_EQ(c.try_pop_bulk(std::back_inserter(out), 10), 0U);
+}
+
+TEST(Dispatcher, NeitherLeaksNorCopies) {
+  Counted::reset();
+  {
+    Dispatcher<Counted> d;
+    auto p = d.producer();
+    for (std::uint64_t i = 0; i < 100; ++i) ASSERT_EQ(p.push(Counted(i)), PushResult::Pushed);
+    std::vector<Counted> bulk;
+    for (std::uint64_t i = 0; i < 50; ++i) bulk.emplace_back(i);
+    ASSERT_EQ(d.push_bulk(bulk.begin(), bulk.end()), 50U);
+    bulk.clear();
+    for (int i = 0; i < 70; ++i) ASSERT_TRUE(d.pop().has_value());
+    EXPECT_EQ(Counted::live.load(), 80);  // 80 still buffered
+  }                                       // the dispatcher destroys the rest
+  EXPECT_EQ(Counted::live.load(), 0);
+  EXPECT_EQ(Counted::copies.load(), 0);
+}
+
+TEST(Dispatcher, StatsCountEveryOutcome) {
+  DispatcherOptions o;
+  o.capacity = 3;
+  o.overflow = Overflow::Reject;
+  Dispatcher<int> d(o);
+  for (int i = 0; i < 5; ++i) (void)d.push(i);
+  ASSERT_EQ(d.pop(), 0);
+  const DispatcherStats s = d.stats();
+  EXPECT_EQ(s.pushed, 3U);
+  EXPECT_EQ(s.rejected, 2U);
+  EXPECT_EQ(s.popped, 1U);
+  EXPECT_EQ(s.buffered, 2U);
+  EXPECT_EQ(s.dropped, 0U);
+  EXPECT_EQ(s.waiting(), 0U);
+}
+
+TEST(Dispatcher, RejectKeepsCapacityAndTheEvent) {
+  DispatcherOptions o;
+  o.capacity = 4;
+  o.overflow = Overflow::Reject;
+  Dispatcher<MoveOnly> d(o);
+  for (std::uint64_t i = 0; i < 4; ++i) ASSERT_EQ(d.push(MoveOnly(i)), PushResult::Pushed);
+  EXPECT_EQ(d.push(MoveOnly(9)), PushResult::Rejected);
+  MoveOnly keep(10);
+  EXPECT_EQ(d.try_push(keep), PushResult::Rejected);
+  ASSERT_NE(keep.value, nullptr);
+  EXPECT_EQ(d.stats().buffered, 4U);
+  ASSERT_TRUE(d.pop().has_value());
+  EXPECT_EQ(d.try_push(keep), PushResult::Pushed);
+  EXPECT_EQ(keep.value, nullptr);
+}
+
+TEST(Dispatcher, DropOldestKeepsTheNewest) {
+  DispatcherOptions o;
+  o.capacity = 3;
+  o.overflow = Overflow::DropOldest;
+  Dispatcher<Counted> d(o);
+  Counted::reset();
+  std::vector<PushResult> results;
+  for (std::uint64_t i = 1; i <= 5; ++i) results.push_back(d.push(Counted(i)));
+  EXPECT_EQ(results,
+            (std::vector<PushResult>{PushResult::Pushed, PushResult::Pushed, PushResult::Pushed,
+                                     PushResult::DroppedOldest, PushResult::DroppedOldest}));
+  EXPECT_EQ(Counted::live.load(), 3);  // the dropped ones were destroyed
+  for (std::uint64_t want = 3; want <= 5; ++want) EXPECT_EQ(d.pop()->value, want);
+  EXPECT_EQ(d.stats().dropped, 2U);
+  EXPECT_EQ(d.stats().pushed, 5U);
+}
+
+TEST(Dispatcher, BlockWaitsForRoom) {
+  DispatcherOptions o = no_spin();
+  o.capacity = 2;
+  Dispatcher<int> d(o);
+  ASSERT_EQ(d.push(1), PushResult::Pushed);
+  ASSERT_EQ(d.push(2), PushResult::Pushed);
+  int keep = 3;
+  EXPECT_EQ(d.try_push(keep), PushResult::Rejected);  // try_push never waits
+  std::atomic<bool> pushed{false};
+  std::thread producer([&] {
+    EXPECT_EQ(d.push(3), PushResult::Pushed);
+    pushed = true;
+  });
+  EXPECT_EQ(d.stats().buffered, 2U);
+  EXPECT_FALSE(pushed.load());  // no room yet: the push cannot have completed
+  EXPECT_EQ(d.pop(), 1);
+  producer.join();
+  EXPECT_TRUE(pushed.load());
+  // 2 and 3 come from different producers: no order between them.
+  const int a = *d.pop();
+  const int b = *d.pop();
+  EXPECT_EQ(a + b, 5);
+  EXPECT_EQ(d.try_pop(), std::nullopt);
+}
+
+TEST(Dispatcher, CloseReleasesABlockedProducer) {
+  DispatcherOptions o;
+  o.capacity = 1;
+  Dispatcher<int> d(o);
+  ASSERT_EQ(d.push(1), PushResult::Pushed);
+  PushResult result = PushResult::Pushed;
+  std::thread producer([&] { result = d.push(2); });
+  std::this_thread::yield();
+  d.close();
+  producer.join();
+  // Either it got in before close() (impossible: no room) or it saw close.
+  EXPECT_EQ(result, PushResult::Closed);
+  EXPECT_EQ(d.pop(), 1);
+  EXPECT_EQ(d.pop(), std::nullopt);
+}
+
+TEST(Dispatcher, PushBulkUnderEachPolicy) {
+  std::vector<int> events(25);
+  for (int i = 0; i < 25; ++i) events[static_cast<std::size_t>(i)] = i;
+  {
+    Dispatcher<int> d;
+    EXPECT_EQ(d.push_bulk(events.begin(), events.end()), 25U);
+    EXPECT_EQ(d.stats().buffered, 25U);
+  }
+  {
+    DispatcherOptions o;
+    o.capacity = 10;
+    o.overflow = Overflow::Reject;
+    Dispatcher<int> d(o);
+    EXPECT_EQ(d.push_bulk(events.begin(), events.end()), 10U);
+    EXPECT_EQ(d.stats().rejected, 15U);
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(d.pop(), i);  // the accepted prefix
+  }
+  {
+    DispatcherOptions o;
+    o.capacity = 10;
+    o.overflow = Overflow::DropOldest;
+    Dispatcher<int> d(o);
+    EXPECT_EQ(d.push_bulk(events.begin(), events.end()), 25U);
+    EXPECT_EQ(d.stats().dropped, 15U);
+    EXPECT_EQ(d.stats().buffered, 10U);
+  }
+  {
+    DispatcherOptions o;
+    o.capacity = 10;
+    Dispatcher<int> d(o);
+    std::vector<int> got;
+    std::thread consumer([&] {
+      auto c = d.consumer();
+      while (auto e = c.pop()) got.push_back(*e);
+    });
+    EXPECT_EQ(d.push_bulk(events.begin(), events.end()), 25U);  // waits for room in chunks
+    d.close();
+    consumer.join();
+    EXPECT_EQ(got, events);
+  }
+}
+
+TEST(Dispatcher, WakeOrderPicksTheParkedConsumer) {
+  for (const WakeOrder order : {WakeOrder::Fifo, WakeOrder::Lifo}) {
+    DispatcherOptions o = no_spin();
+    o.wake_order = order;
+    Dispatcher<int> d(o);
+    std::atomic<int> receiver{-1};
+    std::vector<std::thread> consumers;
+    for (int i = 0; i < 3; ++i) {
+      consumers.emplace_back([&, i] {
+        if (d.consumer().pop().has_value()) receiver = i;
+      });
+      await_parked(d, static_cast<std::uint32_t>(i + 1));  // park in order 0, 1, 2
+    }
+    ASSERT_EQ(d.push(1), PushResult::Pushed);
+    while (receiver.load() < 0) std::this_thread::yield();
+    EXPECT_EQ(receiver.load(), order == WakeOrder::Fifo ? 0 : 2);
+    d.close();
+    for (auto& t : consumers) t.join();
+  }
+}
+
+TEST(Dispatcher, InvalidOptionsNameTheField) {
+  auto message_of = [](const DispatcherOptions& o) -> std::string {
+    try {
+      Dispatcher<int> d(o);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  DispatcherOptions o;
+  o.spin = -1ns;
+  EXPECT_NE(message_of(o).find("DispatcherOptions::spin must be >= 0"), std::string::npos);
+  o = {};
+  o.capacity = std::size_t{1} << 31;
+  EXPECT_NE(message_of(o).find("DispatcherOptions::capacity must be in [0, 2147483647]"),
+            std::string::npos);
+  o = {};
+  o.overflow = Overflow::Reject;
+  EXPECT_NE(message_of(o).find("DispatcherOptions::overflow"), std::string::npos);
+  o = {};
+  o.max_spinners = static_cast<unsigned>(allowed_cpus().size()) + 1;
+  EXPECT_NE(message_of(o).find("DispatcherOptions::max_spinners must be in [0, "),
+            std::string::npos);
+  o = {};
+  o.wake_order = static_cast<WakeOrder>(7);
+  EXPECT_NE(message_of(o).find("DispatcherOptions::wake_order"), std::string::npos);
+  o = {};
+  o.max_spinners = 0;
+  EXPECT_EQ(message_of(o), "");  // no spinning at all is allowed
+}
+
+}  // namespace
+}  // namespace pushstage
