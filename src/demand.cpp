@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "asymmetric_fence.hpp"
 #include "futex.hpp"
 #include "pushstage/cpus.hpp"
 
@@ -26,7 +27,8 @@ Demand::Demand(const DispatcherOptions& options)
       max_spinners_(0),
       wake_order_(options.wake_order),
       overflow_(options.overflow),
-      bounded_(options.capacity != 0) {
+      bounded_(options.capacity != 0),
+      asymmetric_(asymmetric_fence_available()) {
   if (options.spin.count() < 0) {
     reject("DispatcherOptions::spin must be >= 0 ns; got " + std::to_string(options.spin.count()) +
            " ns");
@@ -60,21 +62,46 @@ Demand::Demand(const DispatcherOptions& options)
   room_.store(static_cast<std::uint32_t>(options.capacity), std::memory_order_relaxed);
 }
 
-Demand::~Demand() {
-  ConsumerSlot* s = slots_.load(std::memory_order_acquire);
+namespace {
+
+template <class Slot>
+void delete_all(std::atomic<Slot*>& head) {
+  Slot* s = head.load(std::memory_order_acquire);
   while (s != nullptr) {
-    ConsumerSlot* next = s->next;
+    Slot* next = s->next;
     delete s;
     s = next;
   }
 }
 
-void Demand::abort_push() noexcept {
-  const std::uint64_t s = push_state_.fetch_sub(kInflightOne, std::memory_order_seq_cst);  // A1
-  if ((s & kClosed) != 0 && (s & kInflightMask) == kInflightOne) {
-    // The last push in flight after close(): consumers parked waiting for it are drained now.
-    if (parked_of(demand_.load(std::memory_order_seq_cst)) != 0) wake_all();  // A2 pairs with W1
+// Leases a free slot of an append-only list, or appends a new one.
+template <class Slot>
+Slot& lease(std::atomic<Slot*>& head) {
+  for (Slot* s = head.load(std::memory_order_seq_cst); s != nullptr; s = s->next) {
+    bool expected = false;
+    // acquire: pairs with return_slot's release, so we continue the previous owner's counter.
+    if (!s->leased.load(std::memory_order_relaxed) &&
+        s->leased.compare_exchange_strong(expected, true, std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+      return *s;
+    }
   }
+  auto* s = new Slot;
+  s->leased.store(true, std::memory_order_relaxed);
+  s->next = head.load(std::memory_order_relaxed);
+  // seq_cst (release at least): a reader that loads the head sees the slot initialised, and a
+  // count advanced on this slot before a consumer's (W1) is reached by that consumer's (W2).
+  while (!head.compare_exchange_weak(s->next, s, std::memory_order_seq_cst,
+                                     std::memory_order_relaxed)) {
+  }
+  return *s;
+}
+
+}  // namespace
+
+Demand::~Demand() {
+  delete_all(producer_slots_);
+  delete_all(consumer_slots_);
 }
 
 bool Demand::wait_for_room() noexcept {
@@ -97,28 +124,14 @@ void Demand::wake_blocked(std::uint32_t n) noexcept {
   futex_wake(&room_, n > static_cast<std::uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(n));
 }
 
-ConsumerSlot& Demand::lease_slot() {
-  for (ConsumerSlot* s = slots_.load(std::memory_order_acquire); s != nullptr; s = s->next) {
-    bool expected = false;
-    // acquire: pairs with return_slot's release, so we continue the previous owner's counter.
-    if (!s->leased.load(std::memory_order_relaxed) &&
-        s->leased.compare_exchange_strong(expected, true, std::memory_order_acquire,
-                                          std::memory_order_relaxed)) {
-      return *s;
-    }
-  }
-  auto* s = new ConsumerSlot;
-  s->leased.store(true, std::memory_order_relaxed);
-  s->next = slots_.load(std::memory_order_relaxed);
-  // release: readers that load the head (acquire) see the slot initialised.
-  while (!slots_.compare_exchange_weak(s->next, s, std::memory_order_release,
-                                       std::memory_order_relaxed)) {
-  }
-  return *s;
-}
+ProducerSlot& Demand::lease_producer_slot() { return lease(producer_slots_); }
+ConsumerSlot& Demand::lease_consumer_slot() { return lease(consumer_slots_); }
 
+void Demand::return_slot(ProducerSlot& slot) noexcept {
+  slot.leased.store(false, std::memory_order_release);  // pairs with lease()'s acquire
+}
 void Demand::return_slot(ConsumerSlot& slot) noexcept {
-  slot.leased.store(false, std::memory_order_release);  // pairs with lease_slot's acquire
+  slot.leased.store(false, std::memory_order_release);  // pairs with lease()'s acquire
 }
 
 bool Demand::try_begin_spin() noexcept {
@@ -138,24 +151,30 @@ std::uint64_t Demand::popped_total() const noexcept {
   // acquire: pairs with note_popped/note_popped_shared/note_dropped's release stores.
   std::uint64_t total =
       shared_popped_.load(std::memory_order_acquire) + dropped_.load(std::memory_order_acquire);
-  for (ConsumerSlot* s = slots_.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+  for (ConsumerSlot* s = consumer_slots_.load(std::memory_order_acquire); s != nullptr;
+       s = s->next) {
     total += s->popped.load(std::memory_order_acquire);
   }
   return total;
 }
 
-std::int64_t Demand::buffered(std::uint64_t* state_out) const noexcept {
-  // Popped counters first, push_state_ last: the count can only have grown meanwhile, so the
-  // result never under-counts events counted before the read (see the header).
+std::uint64_t Demand::pushed_total() const noexcept {
+  std::uint64_t total = 0;
+  // seq_cst: these loads are the (W2)/(S2) half of the Dekker pairs with (P2).
+  for (ProducerSlot* s = producer_slots_.load(std::memory_order_seq_cst); s != nullptr;
+       s = s->next) {
+    total += s->pushed.load(std::memory_order_seq_cst);
+  }
+  return total;
+}
+
+std::int64_t Demand::buffered() const noexcept {
+  // Popped counters first, pushed last: the pushed count can only have grown meanwhile, so the
+  // result never under-counts events counted before the read (see the header). Both are sums of
+  // 64-bit counters that never wrap in practice (2^64 events).
   const std::uint64_t popped = popped_total();
-  const std::uint64_t s = push_state_.load(std::memory_order_seq_cst);  // W2/S2 pairs with P2, K1
-  if (state_out != nullptr) *state_out = s;
-  // Both counts modulo 2^41; the difference is small, so read it as a signed 41-bit number.
-  constexpr int kBits = 64 - kCountShift;
-  const std::uint64_t diff = ((s >> kCountShift) - popped) & ((std::uint64_t{1} << kBits) - 1);
-  const std::uint64_t half = std::uint64_t{1} << (kBits - 1);
-  return diff >= half ? static_cast<std::int64_t>(diff) - static_cast<std::int64_t>(2 * half)
-                      : static_cast<std::int64_t>(diff);
+  const std::uint64_t pushed = pushed_total();
+  return static_cast<std::int64_t>(pushed - popped);
 }
 
 Demand::Verdict Demand::prepare_park(ConsumerSlot& slot, bool& searching) noexcept {
@@ -165,12 +184,14 @@ Demand::Verdict Demand::prepare_park(ConsumerSlot& slot, bool& searching) noexce
   // release: a waker that reads it (acquire) after seeing our W1 also sees futex == 0.
   slot.wait_ticket.store(ticket, std::memory_order_release);
   demand_.fetch_add(kParkedOne - (searching ? kSpinOne : 0), std::memory_order_seq_cst);  // W1
-  std::uint64_t state = 0;
-  const std::int64_t events = buffered(&state);  // W2 pairs with P2 (Dekker with W1/P3)
+  // W2: final_ first: if it is set, every push has completed its (P2) and the counts read below
+  // are complete. Pairs with K4 (Dekker with W1/K5) and, for the counts, with P2 (W1/P3).
+  const bool final = final_.load(std::memory_order_seq_cst);
+  const std::int64_t events = buffered();
   Verdict verdict = Verdict::kPark;
   if (events > 0) {
     verdict = Verdict::kMaybeEvents;
-  } else if ((state & kClosed) != 0 && (state & kInflightMask) == 0) {
+  } else if (final) {
     verdict = Verdict::kDrained;
   }
   if (verdict == Verdict::kPark) {
@@ -232,9 +253,9 @@ void Demand::stop_searching() noexcept {
 }
 
 void Demand::finish_drained(bool searching) noexcept {
+  // No wake needed: a consumer parked before (K4) was woken by (K5), and one that registers later
+  // sees final_ at its (W2) (Dekker: K4/K5 against W1/W2).
   if (searching) demand_.fetch_sub(kSpinOne, std::memory_order_seq_cst);
-  // Consumers parked while a push was in flight wait for this: see the header's "Close".
-  if (parked_of(demand_.load(std::memory_order_seq_cst)) != 0) wake_all();
 }
 
 std::uint64_t Demand::wake(std::uint64_t n) noexcept {
@@ -243,7 +264,8 @@ std::uint64_t Demand::wake(std::uint64_t n) noexcept {
   while (woken < n) {
     ConsumerSlot* best = nullptr;
     std::uint64_t best_ticket = 0;
-    for (ConsumerSlot* s = slots_.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+    for (ConsumerSlot* s = consumer_slots_.load(std::memory_order_acquire); s != nullptr;
+         s = s->next) {
       // acquire: pairs with prepare_park's release store of the ticket.
       const std::uint64_t t = s->wait_ticket.load(std::memory_order_acquire);
       if (t != 0 && (best == nullptr || (fifo ? t < best_ticket : t > best_ticket))) {
@@ -282,27 +304,36 @@ void Demand::backoff(unsigned& round) noexcept {
 void Demand::yield_to_others() noexcept { sched_yield(); }
 
 void Demand::close() noexcept {
-  const std::uint64_t s = push_state_.fetch_or(kClosed, std::memory_order_seq_cst);  // K1
-  if ((s & kClosed) != 0) return;  // the first close() did the rest
+  if (closed_.exchange(true, std::memory_order_seq_cst)) return;  // K1; the first close() does all
   if (bounded_) {
+    // Producers blocked for room hold their pushing flag: release them before waiting (K3).
     room_.fetch_or(kRoomClosed, std::memory_order_seq_cst);  // pairs with B2
     if (blocked_.load(std::memory_order_seq_cst) != 0) futex_wake(&room_, INT_MAX);
   }
-  if (parked_of(demand_.load(std::memory_order_seq_cst)) != 0) wake_all();  // K2 pairs with W1
+  heavy_fence();  // K2 pairs with P0's light fence
+  // K3: wait for every push that read closed_ == false to finish. Pushes are short and never wait
+  // for consumers (a Block wait ends at room_'s closed bit), so this is a bounded wait.
+  for (ProducerSlot* s = producer_slots_.load(std::memory_order_seq_cst); s != nullptr;
+       s = s->next) {
+    while (s->pushing.load(std::memory_order_acquire) != 0) sched_yield();  // pairs with P4
+  }
+  final_.store(true, std::memory_order_seq_cst);                            // K4 pairs with W2
+  if (parked_of(demand_.load(std::memory_order_seq_cst)) != 0) wake_all();  // K5 pairs with W1
 }
 
 DispatcherStats Demand::stats() const noexcept {
   DispatcherStats st;
   std::uint64_t popped = shared_popped_.load(std::memory_order_acquire);
-  for (ConsumerSlot* s = slots_.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+  for (ConsumerSlot* s = consumer_slots_.load(std::memory_order_acquire); s != nullptr;
+       s = s->next) {
     popped += s->popped.load(std::memory_order_acquire);
   }
   st.popped = popped;
   st.dropped = dropped_.load(std::memory_order_acquire);
   st.rejected = rejected_.load(std::memory_order_relaxed);
-  const std::int64_t events = buffered();
-  st.buffered = events > 0 ? static_cast<std::uint64_t>(events) : 0;
-  st.pushed = st.popped + st.dropped + st.buffered;
+  st.pushed = pushed_total();  // read last: never fewer than popped + dropped
+  const std::uint64_t out = st.popped + st.dropped;
+  st.buffered = st.pushed > out ? st.pushed - out : 0;
   const std::uint64_t d = demand_.load(std::memory_order_acquire);
   st.parked = static_cast<std::uint32_t>(parked_of(d));
   st.spinning = static_cast<std::uint32_t>(spinning_of(d));

@@ -11,10 +11,12 @@
 // Fairness:  Consumer handles rotate over producers (every 256 events of one producer at most,
 //            moodycamel's ConsumerToken); tokenless pops favour the fullest producer and can starve
 //            a light one, so long-running consumers should use a handle (ConsumerPool does).
-// Close:     close() is idempotent. Pushes that returned Pushed or DroppedOldest before, or
-//            concurrently with, close() are all popped: pop() returns nullopt only once the
-//            dispatcher is closed and every such event has been popped. Later pushes return
-//            Closed and leave the event with the caller (try_push) or destroy it (push).
+// Close:     close() is idempotent. Every push that returned Pushed or DroppedOldest, including
+//            those concurrent with close(), is popped: pop() returns nullopt only once the
+//            dispatcher is closed and every such event has been popped. Pushes that start after
+//            close() return Closed and leave the event with the caller (try_push) or destroy it
+//            (push). close() waits for pushes in progress to finish (microseconds; a producer
+//            blocked for room is released first); it never waits for consumers.
 // Memory use: unbounded dispatchers grow with the backlog and never return memory to the system
 //            (moodycamel keeps its blocks). Bounded ones buffer at most `capacity` events; the
 //            queue keeps up to about capacity blocks of 32 events per producer that ever filled it.
@@ -63,18 +65,25 @@ class Dispatcher {
   // Buffers `event`, or hands it to a waiting consumer. Bounded and full: Block waits for room,
   // Reject returns Rejected (the event is destroyed), DropOldest drops a buffered event instead.
   // Returns Closed after close(). Throws std::bad_alloc if the queue cannot grow.
-  PushResult push(T event) { return push_one(nullptr, event, true); }
+  PushResult push(T event) {
+    SlotLease lease(demand_);
+    return push_one(lease.slot, nullptr, event, true);
+  }
 
   // Like push() but never waits: when full under Block it returns Rejected. The event is moved
   // from only when the result is Pushed or DroppedOldest.
-  [[nodiscard]] PushResult try_push(T& event) { return push_one(nullptr, event, false); }
+  [[nodiscard]] PushResult try_push(T& event) {
+    SlotLease lease(demand_);
+    return push_one(lease.slot, nullptr, event, false);
+  }
 
   // Pushes [first, last) in order, moving from the events it accepts. Returns how many it
   // accepted: a prefix of the range. Fewer than all only when bounded under Reject (the rest are
   // rejected and counted) or when close() interrupts it.
   template <std::forward_iterator It>
   std::size_t push_bulk(It first, It last) {
-    return push_many(nullptr, first, last);
+    SlotLease lease(demand_);
+    return push_many(lease.slot, nullptr, first, last);
   }
 
   // The next event; waits for one. nullopt only once closed and drained.
@@ -90,7 +99,9 @@ class Dispatcher {
     return pop_tokenless(deadline_after(timeout));
   }
 
-  // Refuses further pushes and wakes every waiting consumer and blocked producer. Idempotent.
+  // Refuses further pushes, releases blocked producers, waits for pushes in progress, then wakes
+  // every parked consumer (they drain what is buffered and then get nullopt). Idempotent; a
+  // second concurrent call may return before the first has finished.
   void close() noexcept { demand_.close(); }
   [[nodiscard]] bool closed() const noexcept { return demand_.closed(); }
 
@@ -103,17 +114,32 @@ class Dispatcher {
 
   class Producer {
    public:
-    PushResult push(T event) { return d_->push_one(&token_, event, true); }
-    [[nodiscard]] PushResult try_push(T& event) { return d_->push_one(&token_, event, false); }
+    Producer(Producer&& other) noexcept
+        : d_(std::exchange(other.d_, nullptr)),
+          slot_(std::exchange(other.slot_, nullptr)),
+          token_(std::move(other.token_)) {}
+    Producer& operator=(Producer&&) = delete;
+    Producer(const Producer&) = delete;
+    Producer& operator=(const Producer&) = delete;
+    ~Producer() {
+      if (slot_ != nullptr) d_->demand_.return_slot(*slot_);
+    }
+
+    PushResult push(T event) { return d_->push_one(*slot_, &token_, event, true); }
+    [[nodiscard]] PushResult try_push(T& event) {
+      return d_->push_one(*slot_, &token_, event, false);
+    }
     template <std::forward_iterator It>
     std::size_t push_bulk(It first, It last) {
-      return d_->push_many(&token_, first, last);
+      return d_->push_many(*slot_, &token_, first, last);
     }
 
    private:
     friend class Dispatcher;
-    explicit Producer(Dispatcher& d) : d_(&d), token_(d.queue_) {}
+    explicit Producer(Dispatcher& d)
+        : d_(&d), slot_(&d.demand_.lease_producer_slot()), token_(d.queue_) {}
     Dispatcher* d_;
+    detail::ProducerSlot* slot_;
     moodycamel::ProducerToken token_;
   };
 
@@ -150,7 +176,8 @@ class Dispatcher {
 
    private:
     friend class Dispatcher;
-    explicit Consumer(Dispatcher& d) : d_(&d), slot_(&d.demand_.lease_slot()), token_(d.queue_) {}
+    explicit Consumer(Dispatcher& d)
+        : d_(&d), slot_(&d.demand_.lease_consumer_slot()), token_(d.queue_) {}
 
     void after_pop(std::size_t n) {
       detail::Demand::note_popped(*slot_, n);
@@ -179,6 +206,16 @@ class Dispatcher {
   };
 
  private:
+  // A producer slot held for one tokenless call.
+  struct SlotLease {
+    explicit SlotLease(detail::Demand& demand) : d(demand), slot(demand.lease_producer_slot()) {}
+    ~SlotLease() { d.return_slot(slot); }
+    SlotLease(const SlotLease&) = delete;
+    SlotLease& operator=(const SlotLease&) = delete;
+    detail::Demand& d;
+    detail::ProducerSlot& slot;
+  };
+
   static std::size_t initial_queue_capacity(const DispatcherOptions& o) {
     constexpr std::size_t kPrealloc = 6 * Queue::BLOCK_SIZE;  // moodycamel's default
     constexpr std::size_t kPreallocMax = std::size_t{1} << 16;
@@ -233,11 +270,12 @@ class Dispatcher {
     return true;
   }
 
-  PushResult push_one(moodycamel::ProducerToken* token, T& event, bool may_wait) {
-    if (!demand_.begin_push()) return PushResult::Closed;  // P1
+  PushResult push_one(detail::ProducerSlot& slot, moodycamel::ProducerToken* token, T& event,
+                      bool may_wait) {
+    if (!demand_.begin_push(slot)) return PushResult::Closed;  // P0
     bool dropped = false;
     if (demand_.bounded() && make_room(1, may_wait, dropped) == 0) {
-      demand_.abort_push();
+      detail::Demand::abort_push(slot);
       if (demand_.closed()) return PushResult::Closed;
       demand_.note_rejected(1);
       return PushResult::Rejected;
@@ -246,29 +284,30 @@ class Dispatcher {
     try {
       ok = enqueue(token, event);
     } catch (...) {
-      undo(1);
+      undo(slot, 1);
       throw;
     }
     if (!ok) {
-      undo(1);
+      undo(slot, 1);
       throw std::bad_alloc();
     }
-    demand_.end_push(1);  // P2, P3
+    demand_.end_push(slot, 1);  // P2, P4, P3
     return dropped ? PushResult::DroppedOldest : PushResult::Pushed;
   }
 
   template <class It>
-  std::size_t push_many(moodycamel::ProducerToken* token, It first, It last) {
+  std::size_t push_many(detail::ProducerSlot& slot, moodycamel::ProducerToken* token, It first,
+                        It last) {
     const auto total = static_cast<std::size_t>(std::distance(first, last));
     std::size_t accepted = 0;
     while (accepted < total) {
-      if (!demand_.begin_push()) break;  // P1, once per chunk: close() may stop a bulk
+      if (!demand_.begin_push(slot)) break;  // P0, once per chunk: close() may stop a bulk
       std::size_t n = total - accepted;
       if (demand_.bounded()) {
         bool dropped = false;
         n = make_room(n, true, dropped);
         if (n == 0) {
-          demand_.abort_push();
+          detail::Demand::abort_push(slot);
           if (!demand_.closed()) demand_.note_rejected(total - accepted);
           break;
         }
@@ -277,22 +316,22 @@ class Dispatcher {
       try {
         ok = enqueue_many(token, std::next(first, static_cast<std::ptrdiff_t>(accepted)), n);
       } catch (...) {
-        undo(n);
+        undo(slot, n);
         throw;
       }
       if (!ok) {
-        undo(n);
+        undo(slot, n);
         throw std::bad_alloc();
       }
-      demand_.end_push(n);  // P2, P3: counted per chunk, so consumers can free room meanwhile
+      demand_.end_push(slot, n);  // P2, P4, P3: per chunk, so consumers can free room meanwhile
       accepted += n;
     }
     return accepted;
   }
 
-  void undo(std::size_t reserved) {
+  void undo(detail::ProducerSlot& slot, std::size_t reserved) {
     if (demand_.bounded()) demand_.release_room(static_cast<std::uint32_t>(reserved));
-    demand_.abort_push();
+    detail::Demand::abort_push(slot);
   }
 
   void after_pop_shared() {
@@ -305,7 +344,7 @@ class Dispatcher {
       after_pop_shared();
       return out;
     }
-    detail::ConsumerSlot& slot = demand_.lease_slot();
+    detail::ConsumerSlot& slot = demand_.lease_consumer_slot();
     auto try_one = [&] {
       if (!queue_.try_dequeue(out)) return false;
       detail::Demand::note_popped(slot, 1);

@@ -8,24 +8,24 @@
 // Protocol. The buffer is moodycamel's ConcurrentQueue. Its try_dequeue() may fail while an event
 // is buffered (another consumer's attempt is being rolled back), so a failed try_dequeue is never
 // the predicate a consumer re-checks before it parks. The exact predicate is a pair of counts:
-//   pushed: push_state_'s count field, advanced by a producer after its enqueue completed;
-//   popped: one counter per consumer slot (written only by its owner after a dequeue), plus a
+//   pushed: one counter per producer slot, advanced by its owner after each enqueue (P2);
+//   popped: one counter per consumer slot, advanced by its owner after each dequeue, plus a
 //           shared counter for tokenless pops and one for dropped events.
-// buffered = pushed - popped. A reader sums the popped counters first and reads push_state_ last,
-// so it never sees fewer events than are buffered, except events whose producer is between (P1)
-// and (P2); that producer performs (P3) later and wakes a consumer for them.
+// buffered = pushed - popped. A reader sums the popped counters first and the pushed counters
+// last, so it never sees fewer events than are buffered, except events whose producer is between
+// its enqueue and (P2); that producer performs (P3) afterwards and wakes a consumer for them.
+// A Producer handle leases one producer slot for its lifetime; a tokenless push leases one for
+// the call. demand_ = | parked consumers: 32 bits | spinning consumers: 32 bits |.
 //
-// push_state_ = | count: 41 bits (modulo 2^41) | in-flight pushes: 22 bits | closed: 1 bit |
-// demand_     = | parked consumers: 32 bits    | spinning consumers: 32 bits |
-//
-// Producer, for n events (Dispatcher::push*):
-//   (P1) push_state_ += in-flight 1, relaxed; if closed was set: undo (A1/A2) and fail.
-//        Relaxed: only its place in push_state_'s modification order matters (versus K1).
+// Producer, for n events (Dispatcher::push*), on its own slot:
+//   (P0) pushing = 1, then a light fence, then read closed_: if set, pushing = 0 and fail.
+//        Pairs with close's (K1)/(K2) (an asymmetric Dekker pair, see below).
 //        enqueue into the moodycamel queue.
-//   (P2) push_state_ += count n - in-flight 1, seq_cst. Release: a consumer whose acquire (W2)
-//        reads the new count also sees the enqueued event.
+//   (P2) pushed += n, seq_cst RMW. Release: a consumer whose read of the count (W2) sees it also
+//        sees the event. It is also the StoreLoad barrier that orders the enqueue before (P3).
+//   (P4) pushing = 0, release: pairs with close's acquire read (K3).
 //   (P3) d = demand_, seq_cst. If d has parked consumers and no spinning one: wake min(n, parked).
-//        (P2)->(P3) and (W1)->(W2) are Dekker's pair: both are seq_cst, so either (P3) sees the
+//        (P2)->(P3) and (W1)->(W2) are Dekker's pair: all four are seq_cst, so either (P3) sees the
 //        consumer's registration or (W2) sees the new count. A spinning consumer makes the
 //        producer skip the wake; the spinner inherits the duty at (S1).
 // Consumer with nothing to pop (wait()):
@@ -34,28 +34,33 @@
 //   spin: register as a spinner (CAS on demand_, at most max_spinners) and poll until spin_ ends.
 //   (W1) store a park ticket in its slot, then demand_ += parked 1 (and -= spinning 1 if it was
 //        spinning), seq_cst.
-//   (W2) buffered = popped (acquire) ... then push_state_ (seq_cst).
-//        buffered > 0:            cancel the registration and try again (maybe an event).
-//        closed, none in flight:  drained; cancel, wake every parked consumer, return nothing.
-//        otherwise:               sleep on the slot's own futex word until a waker sets it.
+//   (W2) read final_ (seq_cst), then buffered = popped (acquire) ... pushed (seq_cst).
+//        buffered > 0:           cancel the registration and try again (maybe an event).
+//        final_ and none left:   drained; cancel, wake every parked consumer, return nothing.
+//        otherwise:              sleep on the slot's own futex word until a waker sets it.
 //   (S1) a spinning (or woken) consumer that found an event or gives up: demand_ -= spinning 1,
 //        seq_cst. If it was the last spinner and consumers are parked, (S2) re-read buffered
-//        (seq_cst) and wake that many more. Pairs with (P3): a producer that skipped its wake
-//        because it saw a spinner has its (P2) before (S1), so (S2) sees its events.
+//        (seq_cst) and wake that many. Pairs with (P3): a producer that skipped its wake because
+//        it saw a spinner has its (P2) before (S1), so (S2) sees its events.
 // Waker (wake()): pick the parked slot with the oldest (Fifo) or newest (Lifo) ticket,
 //   (X1) claim it: CAS its ticket to 0, acq_rel (a cancelling consumer races on the same CAS);
 //   (X2) demand_: parked -1, spinning +1 (the woken consumer counts as a spinner until it finds an
 //        event or parks again, so producers do not wake a second consumer for the same event);
 //   (X3) slot futex word = 1, release, then FUTEX_WAKE on it. The consumer's acquire load of the
 //        word pairs with (X3).
-// Close: (K1) push_state_ |= closed, seq_cst; (K2) read demand_ (seq_cst) and wake every parked
-//   consumer. Pairs with (W1)/(W2): a consumer that registers after (K1) sees closed at (W2).
-//   Pushes whose (P1) came before (K1) complete and are delivered; later ones fail. A failed
-//   (P1) undoes itself: (A1) push_state_ -= in-flight 1, seq_cst; (A2) if it was the last one in
-//   flight, read demand_ (seq_cst) and wake everyone parked (they may be waiting for it).
-//   The consumer that finds the dispatcher drained wakes every parked consumer: a consumer parked
-//   waiting for an in-flight push registered before that push's (P2), which precedes the
-//   finder's (W2) read, so the finder's demand_ read sees it.
+// Close (close(), rare, may wait for pushes in progress):
+//   (K1) closed_ = true, seq_cst; bounded: room_'s closed bit, wake blocked producers.
+//   (K2) heavy fence. With the light fence of (P0) this is Dekker's pair without a barrier on the
+//        push path: membarrier(PRIVATE_EXPEDITED) makes every running thread of the process
+//        execute a full barrier, so either a producer's (P0) store is visible to (K3) or its
+//        read of closed_ comes after the barrier and sees (K1). (Without membarrier both fences
+//        are seq_cst thread fences.)
+//   (K3) wait until every producer slot reads pushing == 0 (acquire): every push that got past
+//        (P0) has completed (P2).
+//   (K4) final_ = true, seq_cst: counts are final from here on.
+//   (K5) read demand_ (seq_cst) and wake every parked consumer. Pairs with (W1)/(W2): a consumer
+//        that registers after (K4) sees final_ at (W2).
+//   The consumer that finds the dispatcher drained also wakes everyone parked.
 // Bounded buffer: room_ = | closed: 1 bit | free room: 31 bits |, a futex word.
 //   producer reserves room by CAS (never more than capacity buffered, exactly), then pushes;
 //   consumer: (R1) room_ += n, seq_cst; (R2) read blocked_ (seq_cst), FUTEX_WAKE room_ if > 0.
@@ -63,11 +68,12 @@
 //   room_ while it reads 0 (the kernel re-checks the value). (R1)/(R2) and (B1)/(B2) are Dekker's
 //   pair. close() sets room_'s closed bit, so a FUTEX_WAIT for 0 cannot sleep through it.
 // Invariants: an event counted by (P2) is popped by a consumer that saw it at (W2), or its
-//   producer's (P3) saw a registered consumer and woke one (or a spinner that will re-check at
-//   (S2)). No consumer stays parked after close() once the dispatcher is drained.
-// Progress: push and try_pop are lock-free; the wake path is lock-free (CAS on slot tickets) but
-//   costs a system call. A consumer parks only when the exact count says nothing is buffered.
-// Model: tools/model/wake.pml (Promela) models (P1)-(P3), (W1)-(W2), (S1)-(S2), (X1)-(X3), close.
+//   producer's (P3) saw a registered consumer and woke one (or a spinner that re-checks at (S2)).
+//   No consumer stays parked once the dispatcher is closed and drained.
+// Progress: push, try_push and try_pop are lock-free; waking is lock-free (CAS on slot tickets)
+//   but costs a system call. A consumer parks only when the exact count says nothing is buffered.
+//   close() waits for pushes that are in progress (not for consumers).
+// Model: tools/model/wake.pml (Promela) models (P0)-(P4), (W1)-(W2), (S1)-(S2), (X1)-(X3), close.
 #pragma once
 
 #include <atomic>
@@ -79,9 +85,20 @@
 
 namespace pushstage::detail {
 
-// The per-consumer record: its popped counter (hot, written by the owner on every pop) and its
-// parking record (read by wakers). Slots live in an append-only list owned by Demand and are
-// freed only with it, so a waker may touch a slot whose consumer has left.
+// A producer's record: its pushed counter and its pushing flag, both written only by the slot's
+// lessee and read by consumers before parking and by close(). Slots live in an append-only list
+// owned by Demand and are freed only with it.
+struct alignas(kCacheLine) ProducerSlot {
+  std::atomic<std::uint64_t> pushed{0};   // advanced by (P2)
+  std::atomic<std::uint32_t> pushing{0};  // 1 between (P0) and (P4)
+  std::atomic<bool> leased{false};
+  ProducerSlot* next = nullptr;  // set before the slot is published, then immutable
+};
+static_assert(sizeof(ProducerSlot) == kCacheLine);
+
+// A consumer's record: its popped counter (hot, written by the owner on every pop) and its
+// parking record (read by wakers). Same lifetime rules as ProducerSlot, so a waker may touch a
+// slot whose consumer has left.
 struct alignas(kCacheLine) ConsumerSlot {
   std::atomic<std::uint64_t> popped{0};  // single writer: the consumer that leased the slot
   alignas(kCacheLine) std::atomic<std::uint64_t> wait_ticket{0};  // 0: not parked
@@ -105,29 +122,34 @@ class Demand {
 
   // ---- producer side ----
 
-  // (P1). False when closed: the caller must not enqueue.
-  [[nodiscard]] bool begin_push() noexcept {
-    // A plain load first keeps pushes after close() off the shared RMW; the RMW decides.
-    if (push_state_.load(std::memory_order_relaxed) & kClosed) return false;
-    const std::uint64_t s = push_state_.fetch_add(kInflightOne, std::memory_order_relaxed);  // P1
-    if (s & kClosed) [[unlikely]] {
-      abort_push();
+  ProducerSlot& lease_producer_slot();
+  void return_slot(ProducerSlot& slot) noexcept;
+
+  // (P0). False when closed: the caller must not enqueue.
+  [[nodiscard]] bool begin_push(ProducerSlot& slot) noexcept {
+    slot.pushing.store(1, std::memory_order_relaxed);  // P0; ordered by the light fence
+    light_fence();                                     // pairs with K2
+    if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
+      slot.pushing.store(0, std::memory_order_release);
       return false;
     }
     return true;
   }
 
-  // (P2)+(P3): n events enqueued since begin_push().
-  void end_push(std::uint64_t n) noexcept {
-    push_state_.fetch_add(n * kCountOne - kInflightOne, std::memory_order_seq_cst);  // P2
+  // (P2)+(P4)+(P3): n events enqueued since begin_push().
+  void end_push(ProducerSlot& slot, std::uint64_t n) noexcept {
+    slot.pushed.fetch_add(n, std::memory_order_seq_cst);              // P2 pairs with W2, S2
+    slot.pushing.store(0, std::memory_order_release);                 // P4 pairs with K3
     const std::uint64_t d = demand_.load(std::memory_order_seq_cst);  // P3 pairs with W1, S1
     if ((d & kParkedMask) != 0 && (d & kSpinMask) == 0) [[unlikely]] {
       wake(n < parked_of(d) ? n : parked_of(d));
     }
   }
 
-  // (A1)+(A2): begin_push() succeeded but nothing was enqueued (full, closed, or a throw).
-  void abort_push() noexcept;
+  // begin_push() succeeded but nothing was enqueued (full, closed, or a throw).
+  static void abort_push(ProducerSlot& slot) noexcept {
+    slot.pushing.store(0, std::memory_order_release);  // P4 pairs with K3
+  }
 
   // ---- bounded room (only when bounded()) ----
   static constexpr std::uint32_t kRoomMaxRequest = 0x7FFF'FFFF;
@@ -150,9 +172,10 @@ class Demand {
   }
   // (R1)+(R2): n buffered events left (popped or reserved and not used).
   void release_room(std::uint32_t n) noexcept {
-    room_.fetch_add(n, std::memory_order_seq_cst);  // R1 pairs with B1
-    if (blocked_.load(std::memory_order_seq_cst) != 0) [[unlikely]]
-      wake_blocked(n);  // R2
+    room_.fetch_add(n, std::memory_order_seq_cst);                     // R1 pairs with B2
+    if (blocked_.load(std::memory_order_seq_cst) != 0) [[unlikely]] {  // R2 pairs with B1
+      wake_blocked(n);
+    }
   }
   // (B1)+(B2): parks a producer until room may be free. False once closed.
   bool wait_for_room() noexcept;
@@ -169,7 +192,7 @@ class Demand {
   // ---- consumer side ----
 
   // A slot for one consumer; never fails (allocates when none is free).
-  ConsumerSlot& lease_slot();
+  ConsumerSlot& lease_consumer_slot();
   void return_slot(ConsumerSlot& slot) noexcept;
 
   // The owner of `slot` popped n events. A plain store: one writer per slot.
@@ -191,21 +214,14 @@ class Demand {
 
   // ---- both ----
 
-  // (K1)+(K2). Idempotent.
+  // (K1)..(K5). Idempotent; waits for pushes in progress to finish.
   void close() noexcept;
-  [[nodiscard]] bool closed() const noexcept {
-    return (push_state_.load(std::memory_order_acquire) & kClosed) != 0;
-  }
+  [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   [[nodiscard]] DispatcherStats stats() const noexcept;
 
  private:
   enum class Verdict { kMaybeEvents, kDrained, kPark };
 
-  static constexpr std::uint64_t kClosed = 1;
-  static constexpr std::uint64_t kInflightOne = 2;
-  static constexpr int kCountShift = 23;
-  static constexpr std::uint64_t kCountOne = std::uint64_t{1} << kCountShift;
-  static constexpr std::uint64_t kInflightMask = kCountOne - kInflightOne;
   static constexpr std::uint64_t kSpinOne = 1;
   static constexpr std::uint64_t kSpinMask = 0xFFFF'FFFF;
   static constexpr std::uint64_t kParkedOne = std::uint64_t{1} << 32;
@@ -218,31 +234,44 @@ class Demand {
   static std::uint64_t parked_of(std::uint64_t d) noexcept { return d >> 32; }
   static std::uint64_t spinning_of(std::uint64_t d) noexcept { return d & kSpinMask; }
 
-  // (W1)+(W2), and the cancel when the verdict is not kPark. Afterwards the consumer is counted as
-  // a spinner unless it must park (kPark) or it was never a spinner and drained (see .cpp).
+  // The push side of the asymmetric pair (P0)/(K2): a compiler barrier when close() can use
+  // membarrier, else a seq_cst thread fence.
+  void light_fence() const noexcept {
+    if (asymmetric_) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+  }
+
+  // (W1)+(W2), and the cancel when the verdict is not kPark. Afterwards `searching` says whether
+  // the consumer is counted as a spinner.
   Verdict prepare_park(ConsumerSlot& slot, bool& searching) noexcept;
   // Sleeps until woken or the deadline; false: timed out and no longer registered.
   bool sleep(ConsumerSlot& slot, Clock::time_point deadline) noexcept;
   bool try_begin_spin() noexcept;
   // (S1)+(S2).
   void stop_searching() noexcept;
-  // Drained: cancel any duty and wake everyone parked.
+  // Drained: drop the spinner count if any and wake everyone parked.
   void finish_drained(bool searching) noexcept;
-  // Events buffered by the exact count (W2/S2 read); may over-count by events being popped.
-  std::int64_t buffered(std::uint64_t* state_out = nullptr) const noexcept;
+  // Events buffered by the exact count (W2/S2); may over-count by events being popped.
+  std::int64_t buffered() const noexcept;
   std::uint64_t popped_total() const noexcept;
+  std::uint64_t pushed_total() const noexcept;
   // Wakes up to n parked consumers in wake_order_; returns how many.
   std::uint64_t wake(std::uint64_t n) noexcept;
   void wake_all() noexcept;
   void wake_blocked(std::uint32_t n) noexcept;
-  void backoff(unsigned& round) noexcept;
+  static void backoff(unsigned& round) noexcept;
 
-  // Producers' line: pushes read-modify-write it; consumers read it only before parking.
-  alignas(kCacheLine) std::atomic<std::uint64_t> push_state_{0};
   // The demand counter: producers read it on every push; consumers write it only on the slow path.
   alignas(kCacheLine) std::atomic<std::uint64_t> demand_{0};
+  // Read-mostly: producers read closed_ on every push; close() writes both once.
+  alignas(kCacheLine) std::atomic<bool> closed_{false};
+  std::atomic<bool> final_{false};
   // Slow-path and rarely written state.
-  alignas(kCacheLine) std::atomic<ConsumerSlot*> slots_{nullptr};
+  alignas(kCacheLine) std::atomic<ProducerSlot*> producer_slots_{nullptr};
+  std::atomic<ConsumerSlot*> consumer_slots_{nullptr};
   std::atomic<std::uint64_t> park_seq_{0};
   std::atomic<std::uint64_t> shared_popped_{0};
   std::atomic<std::uint64_t> dropped_{0};
@@ -255,6 +284,7 @@ class Demand {
   WakeOrder wake_order_;
   Overflow overflow_;
   bool bounded_;
+  bool asymmetric_;  // close() may use membarrier: (P0) needs only a compiler barrier
 };
 
 template <class TryPop>
