@@ -275,6 +275,22 @@ TEST(BenchCore, FifoInversionsAgreeWithBruteForce) {
   }
 }
 
+TEST(BenchCore, DeliveriesCatchLossDuplicatesAndStrangers) {
+  const std::vector<std::uint32_t> exact{3, 1, 0, 2};
+  EXPECT_TRUE(count_deliveries(exact, 4).exactly_once());
+  const Deliveries lost = count_deliveries(std::vector<std::uint32_t>{0, 3}, 4);
+  EXPECT_FALSE(lost.exactly_once());
+  EXPECT_EQ(lost.missing, 2U);
+  EXPECT_EQ(lost.first_missing, 1U);
+  const Deliveries dup = count_deliveries(std::vector<std::uint32_t>{0, 1, 1, 1, 2}, 3);
+  EXPECT_EQ(dup.duplicated, 2U);
+  EXPECT_EQ(dup.missing, 0U);
+  EXPECT_FALSE(dup.exactly_once());
+  const Deliveries stranger = count_deliveries(std::vector<std::uint32_t>{0, 7}, 1);
+  EXPECT_EQ(stranger.unknown, 1U);
+  EXPECT_FALSE(stranger.exactly_once());
+}
+
 TEST(BenchCore, SpreadIsMaxOverMin) {
   EXPECT_DOUBLE_EQ(spread(std::vector<double>{2, 3, 6}), 3.0);
   EXPECT_DOUBLE_EQ(spread(std::vector<double>{5}), 1.0);

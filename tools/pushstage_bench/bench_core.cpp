@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <numeric>
@@ -82,8 +83,9 @@ std::uint64_t parse_count(std::string_view flag, std::string_view text, std::uin
 double parse_number(std::string_view flag, std::string_view text, double min, double max) {
   double value = 0;
   if (!to_double(text, value) || value < min || value > max) {
-    usage(flag, "expects a number in [" + std::to_string(min) + ", " + std::to_string(max) + "]",
-          text);
+    char range[96];
+    std::snprintf(range, sizeof range, "expects a number in [%g, %g]", min, max);
+    usage(flag, range, text);
   }
   return value;
 }
@@ -361,6 +363,23 @@ std::uint64_t fifo_inversions(std::span<const std::int64_t> enqueue,
     k = end;
   }
   return inversions;
+}
+
+Deliveries count_deliveries(std::span<const std::uint32_t> handled_ids, std::size_t events) {
+  Deliveries d;
+  std::vector<std::uint32_t> seen(events, 0);
+  for (const std::uint32_t id : handled_ids) {
+    if (id >= events) {
+      ++d.unknown;
+    } else if (seen[id]++ != 0) {
+      ++d.duplicated;
+    }
+  }
+  for (std::size_t i = 0; i < events; ++i) {
+    if (seen[i] != 0) continue;
+    if (d.missing++ == 0) d.first_missing = i;
+  }
+  return d;
 }
 
 double spread(std::span<const double> values) {

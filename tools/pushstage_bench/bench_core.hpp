@@ -116,6 +116,19 @@ struct Plan {
                                             std::span<const std::int64_t> start,
                                             std::span<const std::uint32_t> producer);
 
+// The exactly-once check: every id in [0, events) handled once.
+struct Deliveries {
+  std::uint64_t missing = 0;      // ids never handled
+  std::uint64_t duplicated = 0;   // handler calls beyond the first for an id
+  std::uint64_t unknown = 0;      // ids outside [0, events)
+  std::size_t first_missing = 0;  // valid when missing != 0
+  [[nodiscard]] bool exactly_once() const {
+    return missing == 0 && duplicated == 0 && unknown == 0;
+  }
+};
+[[nodiscard]] Deliveries count_deliveries(std::span<const std::uint32_t> handled_ids,
+                                          std::size_t events);
+
 // max / min over the positive values (others are skipped); 1 when fewer than two are positive.
 [[nodiscard]] double spread(std::span<const double> values);
 

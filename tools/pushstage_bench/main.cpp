@@ -128,7 +128,7 @@ int run_main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the arrival and work plan (repetition r adds r)");
   app.add_option("--idle-window", idle_window, "idle scenario: how long CPU use is measured");
   app.add_flag("--trace", cli.flags.trace,
-               "print who received and who finished each event (runs up to 10000 events)");
+               "print who received and who finished each event (small runs: up to 20000 lines)");
   app.add_option("--json", cli.json_path, "write every metric, the configuration and the machine");
   app.add_option("--svg", cli.svg_path, "write latency CDFs, busy time per consumer, excess");
   bool no_fork = false;

@@ -479,11 +479,13 @@ RunResult analyse(const Harness& h, const Timeline& tl, std::string_view impl, s
     r.idle_window_ns = tl.idle_window;
   }
 
-  // Exactly once: count every record per event id.
-  std::vector<std::uint32_t> seen(n, 0);
+  // Per event id, its first handling (a duplicate is caught by count_deliveries below).
+  std::vector<std::uint8_t> seen(n, 0);
   std::vector<std::int64_t> start(n, 0);
   std::vector<std::int64_t> end(n, 0);
   std::vector<std::uint32_t> by(n, 0);
+  std::vector<std::uint32_t> handled_ids;
+  handled_ids.reserve(n);
   std::uint64_t overflow = 0;
   std::uint64_t bogus = 0;
   std::vector<pushstage::Histogram> dispatch(consumers);
@@ -498,8 +500,10 @@ RunResult analyse(const Harness& h, const Timeline& tl, std::string_view impl, s
     r.consumer_events[c] = log.n;
     for (std::size_t k = 0; k < log.n; ++k) {
       const Record& rec = log.records[k];
+      handled_ids.push_back(rec.id);
       r.consumer_busy_ns[c] += rec.end - rec.start;
-      if (seen[rec.id]++ != 0) continue;
+      if (seen[rec.id] != 0) continue;
+      seen[rec.id] = 1;
       start[rec.id] = rec.start;
       end[rec.id] = rec.end;
       by[rec.id] = static_cast<std::uint32_t>(c);
@@ -515,21 +519,17 @@ RunResult analyse(const Harness& h, const Timeline& tl, std::string_view impl, s
     r.dispatch.merge(dispatch[c]);
     r.response.merge(response[c]);
   }
-  std::int64_t first_missing = -1;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (seen[i] == 0) {
-      ++r.missing;
-      if (first_missing < 0) first_missing = static_cast<std::int64_t>(i);
-    } else if (seen[i] > 1) {
-      r.duplicated += seen[i] - 1;
-    }
-  }
-  r.duplicated += overflow;
+  // Exactly once. Records that did not fit (overflow) can only be extra handlings; ids outside
+  // the plan were rejected before recording.
+  const Deliveries deliveries = count_deliveries(handled_ids, n);
+  r.missing = deliveries.missing;
+  r.duplicated = deliveries.duplicated + overflow;
+  bogus += deliveries.unknown;
   std::string failure;
   if (r.missing != 0) {
     failure += "lost " + std::to_string(r.missing) + " of " + std::to_string(n) +
-               " events (first: event " + std::to_string(first_missing) + " from producer " +
-               std::to_string(plan.producer[static_cast<std::size_t>(first_missing)]) + ")";
+               " events (first: event " + std::to_string(deliveries.first_missing) +
+               " from producer " + std::to_string(plan.producer[deliveries.first_missing]) + ")";
     if (tl.stalled) failure += " - no progress for the stall limit";
   }
   if (r.duplicated != 0) {

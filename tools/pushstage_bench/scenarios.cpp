@@ -362,11 +362,13 @@ std::vector<CaseSpec> build_cases(const Scenario& scenario, const Overrides& f, 
       }
       c.plan.rate = d.load * static_cast<double>(d.consumers) * 1e9 / mean;
     }
-    if (f.trace && d.events > 10'000) {
+    const std::size_t lines = d.events * d.reps * s.impls.size();
+    if (f.trace && lines > 20'000) {
       throw UsageError(
-          "--trace: prints a line per event, so it accepts runs of at most 10000 "
-          "events; got --events " +
-          std::to_string(d.events));
+          "--trace: prints a line per handled event, so it accepts runs of at most "
+          "20000 lines (events x reps x implementations); got " +
+          std::to_string(d.events) + " x " + std::to_string(d.reps) + " x " +
+          std::to_string(s.impls.size()));
     }
     s.description = describe(s);
     out.push_back(std::move(s));
