@@ -440,11 +440,11 @@ void cdf_panel(std::ostringstream& o, const Box& b, const std::string& title,
       << b.y + b.h << "' stroke='#eee'/>\n";
     text(o, x, b.y + b.h + 14, format_ns(std::pow(10, d)), "middle", 10);
   }
-  for (const double f : {0.0, 0.5, 0.9, 0.99, 1.0}) {
+  for (const double f : {0.0, 0.25, 0.5, 0.75, 0.9, 1.0}) {
     const double y = py(f);
     o << "<line x1='" << b.x << "' y1='" << fixed(y, 1) << "' x2='" << b.x + b.w << "' y2='"
       << fixed(y, 1) << "' stroke='#eee'/>\n";
-    text(o, b.x - 4, y + 4, fixed(f * 100, f == 0.99 ? 0 : 0) + "%", "end", 10);
+    text(o, b.x - 4, y + 4, fixed(f * 100, 0) + "%", "end", 10);
   }
   for (std::size_t i = 0; i < series.size(); ++i) {
     const pushstage::Histogram& h = *series[i].second;

@@ -80,7 +80,7 @@ std::vector<CaseDraft> throughput_cases(std::size_t /*cpus*/) {
   for (const auto& [p, c] : {std::pair{1, 1}, std::pair{2, 2}, std::pair{1, 4}}) {
     CaseDraft d;
     d.name = std::to_string(p) + "P" + std::to_string(c) + "C";
-    d.events = 200'000;
+    d.events = 1'000'000;
     d.producers = static_cast<std::size_t>(p);
     d.consumers = static_cast<std::size_t>(c);
     d.rate = 0;
