@@ -18,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 #include <latch>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
