@@ -198,9 +198,8 @@ void print_case(std::ostream& out, const CaseResult& c) {
   };
 
   if (idle) {
-    add("idle CPU per consumer",
-        [](const ImplSummary& s) { return fixed(s.idle_cpu_pct_per_consumer, 2) + "%"; });
-    add("  (% of a core, after spin)", [](const ImplSummary&) { return std::string(); });
+    add("idle CPU/consumer, % of a core",
+        [](const ImplSummary& s) { return fixed(s.idle_cpu_pct_per_consumer, 3) + "%"; });
   } else {
     add("throughput (events/s)", [](const ImplSummary& s) { return fixed(s.throughput, 0); });
     add_ratio([](const ImplSummary& s) { return s.throughput; });
