@@ -43,10 +43,6 @@ std::string ratio(double subject, double peer) {
   return fixed(subject / peer, 2) + "x";
 }
 
-bool open_loop(const CaseSpec& s) {
-  return s.config.kind == RunKind::kStream && s.config.plan.rate > 0;
-}
-
 }  // namespace
 
 std::string format_ns(double ns) {
@@ -211,7 +207,7 @@ void print_case(std::ostream& out, const CaseResult& c) {
       }
     }
     add("dispatch max", [&](const ImplSummary& s) { return pct(s.dispatch, 100); });
-    if (open_loop(spec)) {
+    if (spec.config.open_loop()) {
       for (const double p : {50.0, 99.0, 99.9, 100.0}) {
         add(p == 100.0 ? std::string("response max") : "response p" + fixed(p, p < 99.5 ? 0 : 1),
             [&](const ImplSummary& s) { return pct(s.response, p); });

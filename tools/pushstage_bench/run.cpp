@@ -379,7 +379,7 @@ Timeline drive(Backend& backend, Harness& h, std::string_view label) {
   const RunConfig& cfg = h.config;
   const Plan& plan = h.plan;
   const bool batch = cfg.kind == RunKind::kBatch;
-  const bool paced = cfg.kind == RunKind::kStream && cfg.plan.rate > 0;
+  const bool paced = cfg.open_loop();
   const std::size_t producers = plan.per_producer.size();
   Timeline tl;
   std::atomic<std::int64_t> producers_cpu{0};
@@ -465,7 +465,7 @@ RunResult analyse(const Harness& h, const Timeline& tl, std::string_view impl, s
   const std::size_t n = plan.size();
   const std::size_t consumers = cfg.consumers;
   const bool batch = cfg.kind == RunKind::kBatch;
-  const bool open_loop = cfg.kind == RunKind::kStream && cfg.plan.rate > 0;
+  const bool open_loop = cfg.open_loop();
 
   RunResult r;
   r.impl = std::string(impl);

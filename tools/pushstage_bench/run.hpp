@@ -61,6 +61,9 @@ struct RunConfig {
   double graham_relative = 0.05;                // kBatch check: makespan <= bound * (1 + rel)
   std::int64_t graham_absolute_ns = 2'000'000;  //   + abs (thread start-up, wake-ups)
   bool trace = false;
+
+  // Arrivals follow the plan's intended times (else: as fast as possible, or all at t0).
+  [[nodiscard]] bool open_loop() const { return kind == RunKind::kStream && plan.rate > 0; }
 };
 
 // What one run measured. Times in ns.
