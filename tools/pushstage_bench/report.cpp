@@ -18,11 +18,9 @@
 #include "pushstage/cpus.hpp"
 #include "results_json.hpp"
 
-#ifndef PUSHSTAGE_GIT_COMMIT
-#define PUSHSTAGE_GIT_COMMIT "unknown"
-#endif
-
 namespace pushstage::bench {
+
+extern const char* const kGitCommit;  // generated at build time (tools/CMakeLists.txt)
 namespace {
 
 double median(std::vector<double> v) {
@@ -154,7 +152,7 @@ MachineInfo machine_info() {
 #elif defined(__GNUC__)
   m.compiler = "gcc " + m.compiler;
 #endif
-  m.commit = PUSHSTAGE_GIT_COMMIT;
+  m.commit = kGitCommit;
   return m;
 }
 
