@@ -137,6 +137,43 @@ class BlockingQueue {
   moodycamel::BlockingConcurrentQueue<std::optional<T>> q_;
 };
 
+// BlockingConcurrentQueue whose consumers dequeue without a ConsumerToken: moodycamel then takes
+// from the fullest of the first few non-empty producer sub-queues, so a light producer can starve
+// behind a heavy one (moodycamel issues 103, 344, 424). For the fairness scenario of
+// pushstage-bench; producers keep their tokens.
+template <class T>
+class BlockingQueueNoToken {
+ public:
+  static constexpr const char* kName = "moodycamel-blocking-notoken";
+  struct Producer {
+    explicit Producer(moodycamel::BlockingConcurrentQueue<std::optional<T>>& q) : token(q) {}
+    moodycamel::ProducerToken token;
+  };
+  struct Consumer {};
+  Producer producer() { return Producer(q_); }
+  Consumer consumer() { return {}; }
+  void push(Producer& p, T v) { q_.enqueue(p.token, std::optional<T>(std::move(v))); }
+  bool pop(Consumer& /*c*/, T& out) {
+    std::optional<T> e;
+    q_.wait_dequeue(e);
+    if (!e) return false;
+    out = std::move(*e);
+    return true;
+  }
+  bool try_pop(Consumer& /*c*/, T& out) {
+    std::optional<T> e;
+    if (!q_.try_dequeue(e) || !e) return false;
+    out = std::move(*e);
+    return true;
+  }
+  void close(std::size_t consumers) {
+    for (std::size_t i = 0; i < consumers; ++i) q_.enqueue(std::nullopt);
+  }
+
+ private:
+  moodycamel::BlockingConcurrentQueue<std::optional<T>> q_;
+};
+
 // oneTBB concurrent_bounded_queue (unbounded capacity): blocking pop on TBB's own waiters.
 template <class T>
 class TbbQueue {

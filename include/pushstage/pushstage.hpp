@@ -2,9 +2,11 @@
 //   Dispatcher<T>   hands events from many producers to consumers that ask for them
 //   ConsumerPool<T> pinned consumer threads that drain a Dispatcher and call a handler
 //   allowed_cpus(), pin_this_thread()
+//   Histogram       latencies with fixed relative precision, merged across threads
 #pragma once
 
 #include "pushstage/consumer_pool.hpp"
 #include "pushstage/cpus.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
+#include "pushstage/histogram.hpp"
