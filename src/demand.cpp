@@ -178,12 +178,17 @@ std::int64_t Demand::buffered() const noexcept {
 }
 
 Demand::Verdict Demand::prepare_park(ConsumerSlot& slot, bool& searching) noexcept {
-  slot.futex.store(0, std::memory_order_relaxed);  // ordered before X3 by the ticket's release
-  // relaxed: the ticket only orders wakers (Fifo/Lifo); uniqueness comes from the RMW.
-  const std::uint64_t ticket = park_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
-  // release: a waker that reads it (acquire) after seeing our W1 also sees futex == 0.
-  slot.wait_ticket.store(ticket, std::memory_order_release);
+  // The futex word is reset before the ticket is published: a waker's X3 (which follows its CAS
+  // on our ticket) is after this store in the word's modification order.
+  slot.futex.store(0, std::memory_order_relaxed);
   demand_.fetch_add(kParkedOne - (searching ? kSpinOne : 0), std::memory_order_seq_cst);  // W1
+  // relaxed: the ticket value only orders wakers (Fifo/Lifo); uniqueness comes from the RMW.
+  const std::uint64_t ticket = park_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+  // Published after W1, so a waker can claim us (X1, then X2: parked - 1) only once we are
+  // counted; claiming first would let the parked count go wrong and make (K5) skip a parked
+  // consumer (found by tools/model/wake.pml). seq_cst: a waker whose scan misses the ticket
+  // scanned before it in the total order, so its (P2)/(K4)/(S2) precedes our (W2).
+  slot.wait_ticket.store(ticket, std::memory_order_seq_cst);
   // W2: final_ first: if it is set, every push has completed its (P2) and the counts read below
   // are complete. Pairs with K4 (Dekker with W1/K5) and, for the counts, with P2 (W1/P3).
   const bool final = final_.load(std::memory_order_seq_cst);
@@ -266,8 +271,8 @@ std::uint64_t Demand::wake(std::uint64_t n) noexcept {
     std::uint64_t best_ticket = 0;
     for (ConsumerSlot* s = consumer_slots_.load(std::memory_order_acquire); s != nullptr;
          s = s->next) {
-      // acquire: pairs with prepare_park's release store of the ticket.
-      const std::uint64_t t = s->wait_ticket.load(std::memory_order_acquire);
+      // seq_cst: pairs with prepare_park's seq_cst store of the ticket (see there).
+      const std::uint64_t t = s->wait_ticket.load(std::memory_order_seq_cst);
       if (t != 0 && (best == nullptr || (fifo ? t < best_ticket : t > best_ticket))) {
         best = s;
         best_ticket = t;

@@ -32,8 +32,8 @@
 //   pre-spin: poll the queue briefly, unregistered (the common short gap in a busy stream costs
 //        no shared write).
 //   spin: register as a spinner (CAS on demand_, at most max_spinners) and poll until spin_ ends.
-//   (W1) store a park ticket in its slot, then demand_ += parked 1 (and -= spinning 1 if it was
-//        spinning), seq_cst.
+//   (W1) demand_ += parked 1 (and -= spinning 1 if it was spinning), seq_cst; then publish a
+//        park ticket in its slot (seq_cst), so wakers can claim only counted consumers.
 //   (W2) read final_ (seq_cst), then buffered = popped (acquire) ... pushed (seq_cst).
 //        buffered > 0:           cancel the registration and try again (maybe an event).
 //        final_ and none left:   drained; cancel, wake every parked consumer, return nothing.
