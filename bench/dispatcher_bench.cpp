@@ -8,6 +8,11 @@
 // Names are regression keys (tools/perf_gate reads them): BM_<Case><<Impl>>/...
 //   BM_Throughput  P producers, C consumers, one event at a time, as fast as they go
 //   BM_Bulk        the same in bulks of 64 (push_bulk / pop_bulk)
+//   BM_Handoff     one event to a consumer on the other CPU and back (round trips per second):
+//                  spinning: back to back, so the consumer is still spinning when it arrives;
+//                  parked: after an idle gap longer than every implementation's spin, so the
+//                  consumer is asleep. Percentiles of the round trip are reported (p50_us,
+//                  p99_us), not gated: tails move several-fold between identical runs here.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -136,6 +141,105 @@ void BM_Bulk(benchmark::State& state) {
 
 PUSHSTAGE_BULK_ALL(1, 1);
 PUSHSTAGE_BULK_ALL(2, 2);
+
+// ---- Handoff: one event at a time to a consumer on the other CPU, which sends it back. ----
+
+using Clock = std::chrono::steady_clock;
+
+// Longer than DispatcherOptions::spin (20 us by default) and than the yardsticks' own spinning
+// (moodycamel's semaphore spins 10 000 polls, TBB a few backoff rounds), so the echoing consumer
+// is parked when the next event arrives.
+constexpr auto kIdleGap = std::chrono::microseconds(200);
+// Round trips per parked run: each costs the gap plus a wake, so a fixed count keeps runs short.
+constexpr benchmark::IterationCount kParkedRoundTrips = 400;
+
+// Two queues and an echo thread pinned to the second CPU: it pops from ping and pushes to pong.
+template <class Q>
+struct PingPong {
+  static inline std::unique_ptr<Q> ping;
+  static inline std::unique_ptr<Q> pong;
+  static inline std::thread echo;
+  static void setup(const benchmark::State& /*state*/) {
+    ping = std::make_unique<Q>();
+    pong = std::make_unique<Q>();
+    echo = std::thread([] {
+      pin_this_thread(cpus()[1 % cpus().size()]);
+      auto consumer = ping->consumer();
+      auto producer = pong->producer();
+      Event e;
+      while (ping->pop(consumer, e)) pong->push(producer, e);
+    });
+  }
+  static void teardown(const benchmark::State& /*state*/) {
+    ping->close(1);
+    echo.join();
+    ping.reset();
+    pong.reset();
+  }
+};
+
+// Sorted copy's percentile, in microseconds (after the timed loop).
+double percentile_us(std::vector<double>& sorted_seconds, double p) {
+  if (sorted_seconds.empty()) return 0;
+  const auto i = static_cast<std::size_t>(p * static_cast<double>(sorted_seconds.size() - 1));
+  return sorted_seconds[i] * 1e6;
+}
+
+// The timed part of an iteration is push to reply received; the reply is awaited by polling, so
+// the round trip is one wake (or none) of the echoing consumer and one hot handoff back.
+template <class Q, bool kAfterIdle>
+void BM_Handoff(benchmark::State& state) {
+  pin_this_thread(cpus()[0]);
+  Q& ping = *PingPong<Q>::ping;
+  Q& pong = *PingPong<Q>::pong;
+  auto producer = ping.producer();
+  auto consumer = pong.consumer();
+  std::vector<double> round_trips;
+  round_trips.reserve(static_cast<std::size_t>(state.max_iterations));
+  std::uint64_t seq = 0;
+  Event e;
+  for (auto _ : state) {
+    if constexpr (kAfterIdle) {
+      const auto until = Clock::now() + kIdleGap;
+      while (Clock::now() < until) detail::cpu_relax();
+    }
+    const auto start = Clock::now();
+    ping.push(producer, Event{seq++, 0});
+    while (!pong.try_pop(consumer, e)) detail::cpu_relax();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    state.SetIterationTime(seconds);
+    round_trips.push_back(seconds);
+  }
+  benchmark::DoNotOptimize(e);
+  state.SetItemsProcessed(state.iterations());
+  std::sort(round_trips.begin(), round_trips.end());
+  state.counters["p50_us"] = percentile_us(round_trips, 0.50);
+  state.counters["p99_us"] = percentile_us(round_trips, 0.99);
+}
+
+#define PUSHSTAGE_HANDOFF_SPINNING(Q)                                     \
+  BENCHMARK_TEMPLATE(BM_Handoff, Q<Event>, false)                         \
+      ->Name(std::string("BM_Handoff<") + Q<Event>::kName + ">/spinning") \
+      ->Setup(PingPong<Q<Event>>::setup)                                  \
+      ->Teardown(PingPong<Q<Event>>::teardown)                            \
+      ->UseManualTime()
+#define PUSHSTAGE_HANDOFF_PARKED(Q)                                     \
+  BENCHMARK_TEMPLATE(BM_Handoff, Q<Event>, true)                        \
+      ->Name(std::string("BM_Handoff<") + Q<Event>::kName + ">/parked") \
+      ->Setup(PingPong<Q<Event>>::setup)                                \
+      ->Teardown(PingPong<Q<Event>>::teardown)                          \
+      ->Iterations(kParkedRoundTrips)                                   \
+      ->UseManualTime()
+
+PUSHSTAGE_HANDOFF_SPINNING(PushstageQueue);
+PUSHSTAGE_HANDOFF_SPINNING(BlockingQueue);
+PUSHSTAGE_HANDOFF_SPINNING(MutexQueue);
+PUSHSTAGE_HANDOFF_SPINNING(TbbQueue);
+PUSHSTAGE_HANDOFF_SPINNING(SpinningQueue);  // the floor: a consumer that never sleeps
+PUSHSTAGE_HANDOFF_PARKED(PushstageQueue);
+PUSHSTAGE_HANDOFF_PARKED(BlockingQueue);
+PUSHSTAGE_HANDOFF_PARKED(MutexQueue);
+PUSHSTAGE_HANDOFF_PARKED(TbbQueue);
 
 }  // namespace
 }  // namespace pushstage::bench
