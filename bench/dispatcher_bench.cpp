@@ -13,6 +13,9 @@
 //                  parked: after an idle gap longer than every implementation's spin, so the
 //                  consumer is asleep. Percentiles of the round trip are reported (p50_us,
 //                  p99_us), not gated: tails move several-fold between identical runs here.
+//   BM_Bounded     a producer against a bounded buffer (capacity 1024) drained by a consumer on
+//                  the other CPU, under each overflow policy; items are push calls, kept_per_second
+//                  counts events that were neither rejected nor dropped
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -25,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "bounded_peers.hpp"
 #include "peers.hpp"
 #include "pushstage/cpus.hpp"
 
@@ -240,6 +244,63 @@ PUSHSTAGE_HANDOFF_PARKED(PushstageQueue);
 PUSHSTAGE_HANDOFF_PARKED(BlockingQueue);
 PUSHSTAGE_HANDOFF_PARKED(MutexQueue);
 PUSHSTAGE_HANDOFF_PARKED(TbbQueue);
+
+// ---- Bounded: one producer against a bounded buffer that a consumer on the other CPU drains. ----
+
+constexpr std::size_t kBoundedCapacity = 1024;
+
+template <class B>
+struct BoundedRig {
+  static inline std::unique_ptr<B> queue;
+  static inline std::thread drain;
+  template <Overflow kOverflow>
+  static void setup(const benchmark::State& /*state*/) {
+    queue = std::make_unique<B>(kBoundedCapacity, kOverflow);
+    drain = std::thread([] {
+      pin_this_thread(cpus()[1 % cpus().size()]);
+      auto consumer = queue->consumer();
+      Event e;
+      while (queue->pop(consumer, e)) benchmark::DoNotOptimize(e);
+    });
+  }
+  static void teardown(const benchmark::State& /*state*/) {
+    queue->close(1);
+    drain.join();
+    queue.reset();
+  }
+};
+
+template <class B>
+void BM_Bounded(benchmark::State& state) {
+  pin_this_thread(cpus()[0]);
+  B& q = *BoundedRig<B>::queue;
+  auto producer = q.producer();
+  std::uint64_t seq = 0;
+  std::int64_t lost = 0;  // rejected, or dropped to make room
+  for (auto _ : state) {
+    lost += q.push(producer, Event{seq++, 0}) == PushResult::Pushed ? 0 : 1;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["kept_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations() - lost), benchmark::Counter::kIsRate);
+}
+
+#define PUSHSTAGE_BOUNDED(B, POLICY)                                      \
+  BENCHMARK_TEMPLATE(BM_Bounded, B<Event>)                                \
+      ->Name(std::string("BM_Bounded<") + B<Event>::kName + ">/" #POLICY) \
+      ->Setup(BoundedRig<B<Event>>::template setup<Overflow::POLICY>)     \
+      ->Teardown(BoundedRig<B<Event>>::teardown)                          \
+      ->UseRealTime()
+
+#define PUSHSTAGE_BOUNDED_ALL(POLICY)              \
+  PUSHSTAGE_BOUNDED(BoundedPushstage, POLICY);     \
+  PUSHSTAGE_BOUNDED(BoundedBlockingQueue, POLICY); \
+  PUSHSTAGE_BOUNDED(BoundedMutexQueue, POLICY);    \
+  PUSHSTAGE_BOUNDED(BoundedTbbQueue, POLICY)
+
+PUSHSTAGE_BOUNDED_ALL(Block);
+PUSHSTAGE_BOUNDED_ALL(Reject);
+PUSHSTAGE_BOUNDED_ALL(DropOldest);
 
 }  // namespace
 }  // namespace pushstage::bench
