@@ -259,6 +259,261 @@ def icount_part(driver, baseline_path, threshold, update):
 
 
 # ---------------------------------------------------------------------------------------------
+# Part 2: ratios measured in one run.
+#
+# Benchmark names are BM_<Case><<impl>>/<rest>; a case is BM_<Case>/<rest> (the name without the
+# implementation). One run of a binary interleaves every implementation of every case at random
+# (--benchmark_enable_random_interleaving) with repetitions, so machine noise falls on all of them
+# alike; the ratio of medians is pushstage's speed-up over a yardstick (above 1: pushstage better).
+
+NAME_RE = re.compile(r"^(BM_[A-Za-z0-9_]+)<([^>]+)>(/.*)?$")
+ERE_SPECIAL = set(".[]()*+?{}|^$\\")
+
+
+def split_name(run_name):
+    m = NAME_RE.match(run_name)
+    if not m:
+        return None, None
+    return m.group(1) + (m.group(3) or ""), m.group(2)
+
+
+def ere_escape(text):
+    """Escapes for Google Benchmark's filter (POSIX extended regex); \\- is not portable there."""
+    return "".join(f"[{c}]" if c in ERE_SPECIAL else c for c in text)
+
+
+def case_filter(cases, impls):
+    parts = []
+    for case in cases:
+        head, slash, rest = case.partition("/")
+        alts = "|".join(ere_escape(i) for i in impls)
+        parts.append(f"{ere_escape(head)}<({alts})>{ere_escape(slash + rest)}")
+    return "^(" + "|".join(parts) + ")$"
+
+
+def run_benchmarks(binary, cases, impls, repetitions, min_time):
+    """Runs the cases' implementations interleaved; returns {case: {impl: [run entries]}}."""
+    if not os.path.exists(binary):
+        raise GateError(f"{binary} is not built")
+    with tempfile.TemporaryDirectory(prefix="perf-gate-bench-") as tmp:
+        out = os.path.join(tmp, "bench.json")
+        cmd = [binary, f"--benchmark_filter={case_filter(cases, impls)}",
+               f"--benchmark_repetitions={repetitions}",
+               "--benchmark_enable_random_interleaving=true",
+               f"--benchmark_min_time={min_time}",
+               f"--benchmark_out={out}", "--benchmark_out_format=json"]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0 or not os.path.exists(out):
+            raise GateError(f"{shlex.join(cmd)} exited {p.returncode}:\n{p.stderr[-3000:]}")
+        data = load_json(out)
+    runs = {}
+    for entry in data.get("benchmarks", []):
+        if entry.get("run_type") != "iteration":
+            continue
+        if entry.get("error_occurred"):
+            raise GateError(f"{entry.get('run_name')}: {entry.get('error_message')}")
+        case, impl = split_name(entry.get("run_name", entry.get("name", "")))
+        if case is None:
+            continue
+        runs.setdefault(case, {}).setdefault(impl, []).append(entry)
+    for case in cases:
+        for impl in impls:
+            if not runs.get(case, {}).get(impl):
+                raise GateError(f"{rel(binary)} ran no '{impl}' for {case}: is the name right?")
+    return runs, shlex.join([rel(binary)] + cmd[1:-2])
+
+
+def median_of(entries, metric):
+    values = [float(e[metric]) for e in entries if metric in e]
+    if not values:
+        raise GateError(f"{entries[0].get('run_name')} reports no '{metric}'")
+    return statistics.median(values)
+
+
+def ratios_of(case_spec, runs):
+    """{peer: ratio} for one case; ratio > 1 means pushstage is better."""
+    metric = case_spec.get("metric", "items_per_second")
+    lower_better = case_spec.get("better", "higher") == "lower"
+    subject = median_of(runs[SUBJECT], metric)
+    out = {}
+    for peer in case_spec["floors"]:
+        peer_value = median_of(runs[peer], metric)
+        out[peer] = (peer_value / subject) if lower_better else (subject / peer_value)
+    return out
+
+
+def measure_ratios(floors, bench_dir, only=None):
+    """One interleaved run per binary. Returns ({case: {peer: ratio}}, {case: runs}, commands)."""
+    reps = int(floors["run"]["repetitions"])
+    min_time = floors["run"]["min_time"]
+    by_binary = {}
+    for spec in floors["cases"]:
+        if only is None or spec["case"] in only:
+            by_binary.setdefault(spec["binary"], []).append(spec)
+    ratios, all_runs, commands = {}, {}, []
+    for binary, specs in by_binary.items():
+        impls = [SUBJECT] + sorted({peer for s in specs for peer in s["floors"]})
+        runs, command = run_benchmarks(os.path.join(bench_dir, binary),
+                                       [s["case"] for s in specs], impls, reps, min_time)
+        commands.append(command)
+        for spec in specs:
+            ratios[spec["case"]] = ratios_of(spec, runs[spec["case"]])
+            all_runs[spec["case"]] = runs[spec["case"]]
+    return ratios, all_runs, commands
+
+
+def short_case(case):
+    """BM_Throughput/1P1C/real_time/threads:2 -> BM_Throughput/1P1C (for the table)."""
+    keep = [p for p in case.split("/") if not re.fullmatch(
+        r"real_time|manual_time|threads:\d+|iterations:\d+|repeats:\d+", p)]
+    return "/".join(keep)
+
+
+def ratio_part(floors_path, bench_dir):
+    floors = load_json(floors_path)
+    specs = {s["case"]: s for s in floors["cases"]}
+    first, runs, commands = measure_ratios(floors, bench_dir)
+    below = sorted({case for case, rs in first.items()
+                    for peer, r in rs.items() if r < specs[case]["floors"][peer]})
+    second = {}
+    if below:
+        print(f"perf-gate: below a floor on the first run, running again: {', '.join(below)}")
+        second, _, more = measure_ratios(floors, bench_dir, only=set(below))
+        commands += more
+    rows, failures, results = [], [], []
+    for case, spec in specs.items():
+        for peer, floor in spec["floors"].items():
+            r1 = first[case][peer]
+            r2 = second.get(case, {}).get(peer)
+            label = f"{short_case(case)} vs {peer}"
+            if r1 >= floor:
+                verdict, value, failed = "ok", f"{r1:.2f}", False
+            elif r2 is not None and r2 >= floor:
+                verdict, value, failed = "ok on 2nd run", f"{r1:.2f}, {r2:.2f}", False
+            else:
+                verdict, value, failed = "FAIL twice", f"{r1:.2f}, {r2:.2f}", True
+                failures.append(f"FAIL ratio {label}: {r1:.2f} then {r2:.2f}, floor {floor:g} "
+                                f"(pushstage's {spec.get('metric', 'items_per_second')} over "
+                                f"{peer}'s; {spec.get('better', 'higher')} is better)")
+            rows.append(("ratio", label, value, f">= {floor:g}", verdict, failed))
+            results.append({"case": case, "peer": peer, "floor": floor, "ratio": r1,
+                            "ratio_rerun": r2, "failed": failed})
+    medians = {}
+    for case, by_impl in runs.items():
+        counters = ["items_per_second"] + specs[case].get("report", [])
+        medians[case] = {impl: {c: median_of(entries, c) for c in counters}
+                         for impl, entries in by_impl.items()}
+    facts = {"floors": rel(floors_path), "run": floors["run"], "commands": commands,
+             "ratios": results, "medians": medians}
+    return rows, failures, facts
+
+
+def print_medians(facts):
+    """Reported, not gated: each implementation's medians, tail latencies among them."""
+    impls = []
+    for by_impl in facts["medians"].values():
+        impls += [i for i in by_impl if i not in impls]
+    impls.sort(key=lambda i: (i != SUBJECT, i))
+    table = [("case", "counter", *impls)]
+    for case, by_impl in facts["medians"].items():
+        counters = list(next(iter(by_impl.values())))
+        for counter in counters:
+            cells = []
+            for impl in impls:
+                v = by_impl.get(impl, {}).get(counter)
+                cells.append("-" if v is None else
+                             (f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.1f} k/s")
+                             if counter == "items_per_second" else
+                             f"{v:.1f}")
+            table.append((short_case(case), counter.replace("items_per_second", "throughput"),
+                          *cells))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    print("Reported, not gated (medians over the repetitions of the first run; tails in us):")
+    for i, r in enumerate(table):
+        print("  " + "  ".join(c.ljust(widths[j]) for j, c in enumerate(r)).rstrip())
+        if i == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+
+def cmd_ratios(args):
+    rows, failures, facts = ratio_part(args.floors, args.bench_dir)
+    print_medians(facts)
+    print()
+    print_table(rows)
+    for msg in failures:
+        print(msg)
+    if args.out:
+        write_json(args.out, {"commit": git_commit(), "machine": machine(), "time": utc_now(),
+                              "ratios": facts, "failures": failures})
+    return 1 if failures else 0
+
+
+def cmd_gate(args):
+    """All parts; one table; one JSON result. The invariants part runs in tools/perf-gate, which
+    passes its outcome here so that it appears in the table and the result file."""
+    t0 = time.monotonic()
+    rows, failures = [], []
+    result = {"commit": git_commit(), "machine": machine(), "time": utc_now()}
+    print("perf-gate: part 1, instruction counts (callgrind)", flush=True)
+    r, f, facts = icount_part(args.driver, args.baseline, args.threshold, False)
+    rows += r
+    failures += f
+    result["icount"] = facts
+    result["compiler"] = facts["compiler"]
+    result["build"] = facts["build"]
+    print("perf-gate: part 2, ratios to the yardsticks in one interleaved run", flush=True)
+    r, f, facts = ratio_part(args.floors, args.bench_dir)
+    rows += r
+    failures += f
+    result["ratios"] = facts
+    inv_failed = args.invariants == "failed"
+    rows.append(("invariants", "pushstage-bench: exactly once, Graham bound", "-", "-",
+                 {"passed": "ok", "failed": "FAIL", "skipped":
+                  "skipped (pushstage-bench not built)"}[args.invariants], inv_failed))
+    if inv_failed:
+        failures.append("FAIL invariants: the pushstage-bench run failed (output above)")
+    result["invariants"] = {"status": args.invariants, "command": args.invariants_command}
+    result["failures"] = failures
+    result["passed"] = not failures
+    result["seconds"] = round(time.monotonic() - t0, 1)
+    print()
+    print_medians(facts)
+    print()
+    print(f"perf-gate results: commit {result['commit'][:12]}, {result['compiler']} "
+          f"[{result['build']}], {result['machine']['cpus']} CPUs {result['machine']['cpu']}")
+    print_table(rows)
+    print()
+    for msg in failures:
+        print(msg)
+    write_json(args.out, result)
+    print(f"perf-gate: result written to {rel(args.out)}")
+    return 1 if failures else 0
+
+
+def cmd_observe(args):
+    """Runs the ratio benchmarks N times without floors' verdicts: the data to choose floors."""
+    floors = load_json(args.floors)
+    observed = {}
+    for i in range(args.runs):
+        t0 = time.monotonic()
+        ratios, _, _ = measure_ratios(floors, args.bench_dir)
+        print(f"run {i + 1}/{args.runs} ({time.monotonic() - t0:.0f} s):")
+        for case, rs in ratios.items():
+            for peer, r in rs.items():
+                observed.setdefault(case, {}).setdefault(peer, []).append(round(r, 3))
+                print(f"  {short_case(case)} vs {peer}: {r:.3f}")
+    print("summary (min / median / max over runs):")
+    for case, peers in observed.items():
+        for peer, values in peers.items():
+            print(f"  {short_case(case):32} vs {peer:20} {min(values):7.3f} "
+                  f"{statistics.median(values):7.3f} {max(values):7.3f}  {values}")
+    if args.out:
+        write_json(args.out, {"commit": git_commit(), "machine": machine(), "time": utc_now(),
+                              "run": floors["run"], "observed": observed})
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Output.
 
 
@@ -310,6 +565,59 @@ def run_gate_icount(driver, baseline, log):
 
 def failed_cases(output):
     return sorted(set(re.findall(r"^FAIL icount (\S+):", output, re.MULTILINE)))
+
+
+FAKE_BENCH = """#!{python}
+# A stand-in for a Google Benchmark binary: answers with the next ratio of {plan} (one per call).
+import json, sys
+plan, state = {plan!r}, {state!r}
+try:
+    calls = int(open(state).read())
+except OSError:
+    calls = 0
+open(state, "w").write(str(calls + 1))
+ratio = json.load(open(plan))[calls]
+out = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--benchmark_out=")][0]
+runs = []
+for rep in range(3):
+    for impl, value in (("pushstage", ratio * 1e6), ("moodycamel-blocking", 1e6)):
+        runs.append({{"run_name": "BM_Fake<" + impl + ">/1P1C/real_time", "run_type": "iteration",
+                     "repetition_index": rep, "items_per_second": value}})
+json.dump({{"benchmarks": runs}}, open(out, "w"))
+"""
+
+
+def selftest_ratios(work, log, check):
+    """The ratio check's verdicts on a fake benchmark whose ratios we choose (no noise): a case
+    below its floor once passes on its second run; below twice fails, naming the case."""
+    fake_dir = os.path.join(work, "fake-bench")
+    os.makedirs(fake_dir, exist_ok=True)
+    plan = os.path.join(fake_dir, "plan.json")
+    state = os.path.join(fake_dir, "calls")
+    binary = os.path.join(fake_dir, "fake_bench")
+    with open(binary, "w", encoding="utf-8") as f:
+        f.write(FAKE_BENCH.format(python=sys.executable, plan=plan, state=state))
+    os.chmod(binary, 0o755)
+    floors = os.path.join(fake_dir, "floors.json")
+    write_json(floors, {"run": {"repetitions": 3, "min_time": 0.01}, "cases": [
+        {"binary": "fake_bench", "case": "BM_Fake/1P1C/real_time",
+         "floors": {"moodycamel-blocking": 1.0}}]})
+    for ratios, want_rc, want_text, what in (
+            ([1.5], 0, "ok", "a ratio above its floor passes"),
+            ([0.5, 1.5], 0, "ok on 2nd run", "a ratio below its floor once passes on the rerun"),
+            ([0.5, 0.5], 1, "FAIL ratio BM_Fake/1P1C vs moodycamel-blocking: 0.50 then 0.50",
+             "a ratio below its floor twice fails, naming the case")):
+        write_json(plan, ratios)
+        if os.path.exists(state):
+            os.remove(state)
+        cmd = [sys.executable, os.path.abspath(__file__), "ratios", "--bench-dir", fake_dir,
+               "--floors", floors]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        out = p.stdout + p.stderr
+        log.append(f"$ {shlex.join(cmd)}   # ratios {ratios}\n{out}(exit {p.returncode})")
+        calls = int(open(state, encoding="utf-8").read())
+        check(p.returncode == want_rc and want_text in out and calls == len(ratios),
+              f"ratios: {what} (ratios {ratios}, exit {p.returncode}, {calls} runs)")
 
 
 def cmd_selftest(args):
@@ -387,6 +695,8 @@ def cmd_selftest(args):
     check(rc == 1 and victim in named,
           f"(b) the slowed build fails, naming {victim} (named: {', '.join(named) or 'none'})")
 
+    selftest_ratios(work, log, check)
+
     print("\n\n".join(log))
     if problems:
         print(f"perf-gate selftest: FAILED: {'; '.join(problems)}")
@@ -408,6 +718,30 @@ def main(argv):
     p.add_argument("--update-baseline", action="store_true")
     p.add_argument("--out", help="write the result as JSON here")
     p.set_defaults(func=cmd_icount)
+
+    p = sub.add_parser("ratios", help="throughput ratios against the floors")
+    p.add_argument("--bench-dir", required=True, help="the directory of the benchmark binaries")
+    p.add_argument("--floors", default=DEFAULT_FLOORS)
+    p.add_argument("--out", help="write the result as JSON here")
+    p.set_defaults(func=cmd_ratios)
+
+    p = sub.add_parser("gate", help="every part, one table, one JSON result (tools/perf-gate)")
+    p.add_argument("--driver", required=True)
+    p.add_argument("--bench-dir", required=True)
+    p.add_argument("--baseline", default=DEFAULT_BASELINE)
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PERCENT)
+    p.add_argument("--floors", default=DEFAULT_FLOORS)
+    p.add_argument("--invariants", choices=["passed", "failed", "skipped"], default="skipped")
+    p.add_argument("--invariants-command", default="")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("observe", help="run the ratio benchmarks N times and print every ratio")
+    p.add_argument("--bench-dir", required=True)
+    p.add_argument("--floors", default=DEFAULT_FLOORS)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--out", help="write the observations as JSON here")
+    p.set_defaults(func=cmd_observe)
 
     p = sub.add_parser("selftest", help="prove the icount check can fail (run by ctest)")
     p.add_argument("--driver", required=True, help="perf_gate_icount of the tree under test")
