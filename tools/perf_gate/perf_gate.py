@@ -18,6 +18,7 @@ import argparse
 import datetime
 import glob
 import json
+import math
 import os
 import platform
 import re
@@ -240,8 +241,9 @@ def icount_part(driver, baseline_path, threshold, update):
               f"the previous baseline:")
         return rows, [], facts
     baseline = load_json(baseline_path)
-    if baseline.get("compiler") != info.get("compiler") or baseline.get("build") != info.get(
-            "build"):
+    facts["compiler_differs"] = (baseline.get("compiler") != info.get("compiler")
+                                 or baseline.get("build") != info.get("build"))
+    if facts["compiler_differs"]:
         loud([f"COMPILER DIFFERS FROM THE BASELINE'S: instruction counts depend on the compiler "
               f"and its flags.",
               f"  measured with: {info.get('compiler')} [{info.get('build')}]",
@@ -485,9 +487,29 @@ def cmd_gate(args):
     print()
     for msg in failures:
         print(msg)
+    if result["icount"].get("compiler_differs"):
+        base = result["icount"]["baseline"]
+        loud([f"instruction counts were compared across compilers: measured with "
+              f"{result['compiler']} [{result['build']}], baseline from {base['compiler']} "
+              f"[{base['build']}]"])
     write_json(args.out, result)
     print(f"perf-gate: result written to {rel(args.out)}")
     return 1 if failures else 0
+
+
+# How floors are chosen from observed ratios (ratio_floors.json, how_chosen): a fraction of the
+# smallest ratio seen, rounded down to two significant digits. Throughput ratios moved by up to
+# 3.6x between runs here, so they get half; median-latency ratios moved by at most 1.4x (one
+# outlier run aside), so they get 70%.
+FLOOR_FRACTION = {"higher": 0.5, "lower": 0.7}
+
+
+def suggest_floor(values, better):
+    x = min(values) * FLOOR_FRACTION[better]
+    if x <= 0:
+        return 0.0
+    scale = 10 ** (math.floor(math.log10(x)) - 1)
+    return round(math.floor(x / scale) * scale, 12)
 
 
 def cmd_observe(args):
@@ -502,11 +524,13 @@ def cmd_observe(args):
             for peer, r in rs.items():
                 observed.setdefault(case, {}).setdefault(peer, []).append(round(r, 3))
                 print(f"  {short_case(case)} vs {peer}: {r:.3f}")
-    print("summary (min / median / max over runs):")
+    better = {spec["case"]: spec.get("better", "higher") for spec in floors["cases"]}
+    print("summary (min / median / max over runs; the floor the rule in suggest_floor() gives):")
     for case, peers in observed.items():
         for peer, values in peers.items():
             print(f"  {short_case(case):32} vs {peer:20} {min(values):7.3f} "
-                  f"{statistics.median(values):7.3f} {max(values):7.3f}  {values}")
+                  f"{statistics.median(values):7.3f} {max(values):7.3f}  "
+                  f"floor {suggest_floor(values, better[case]):.3g}  {values}")
     if args.out:
         write_json(args.out, {"commit": git_commit(), "machine": machine(), "time": utc_now(),
                               "run": floors["run"], "observed": observed})
