@@ -499,8 +499,8 @@ def cmd_gate(args):
 
 # How floors are chosen from observed ratios (ratio_floors.json, how_chosen): a fraction of the
 # smallest ratio seen, rounded down to two significant digits. Throughput ratios moved by up to
-# 3.6x between runs here, so they get half; median-latency ratios moved by at most 1.4x (one
-# outlier run aside), so they get 70%.
+# 6x between runs here, so they get half; median-latency ratios moved by at most 1.5x (2.4x with
+# fewer repetitions), so they get 70%.
 FLOOR_FRACTION = {"higher": 0.5, "lower": 0.7}
 
 
