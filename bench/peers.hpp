@@ -6,12 +6,13 @@
 //   void push(Producer&, T);                                   never fails (all are unbounded)
 //   bool pop(Consumer&, T& out);                               waits; false once closed
 //   bool try_pop(Consumer&, T& out);                           never waits
+//   void close(std::size_t consumers);                         after the last push
+//   static constexpr const char* kName;
+// The implementations that BM_Bulk runs also have:
 //   void push_bulk(Producer&, T* first, std::size_t n);       moves n events in, in order
 //   std::size_t pop_bulk(Consumer&, T* out, std::size_t max);  waits for one, then takes what is
 //                                                              there, up to max (at most kMaxBulk);
 //                                                              0 once closed
-//   void close(std::size_t consumers);                         after the last push
-//   static constexpr const char* kName;
 // close() of the moodycamel, TBB and spinning peers pushes one stop marker per consumer. Markers
 // do not queue behind every event (moodycamel has no order across producers), so callers drain
 // first (they know how many events they pushed) and close afterwards. pushstage's close() is
