@@ -273,6 +273,12 @@ class Dispatcher {
   PushResult push_one(detail::ProducerSlot& slot, moodycamel::ProducerToken* token, T& event,
                       bool may_wait) {
     if (!demand_.begin_push(slot)) return PushResult::Closed;  // P0
+#ifdef PUSHSTAGE_DELIBERATE_SLOWDOWN
+    // Only for the perf gate's self-test (CMake option, OFF by default): extra work on every push
+    // that the optimizer may not remove, so the test can show that the gate catches a slowdown.
+    volatile int spin = 0;
+    while (spin < 4) spin = spin + 1;
+#endif
     bool dropped = false;
     if (demand_.bounded() && make_room(1, may_wait, dropped) == 0) {
       detail::Demand::abort_push(slot);
