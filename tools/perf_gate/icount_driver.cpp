@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/histogram.hpp"
 
 #ifndef PUSHSTAGE_PERF_GATE_BUILD
 #define PUSHSTAGE_PERF_GATE_BUILD "unknown"
@@ -200,6 +201,21 @@ void bounded_push_full(const char* name, Overflow overflow, bool use_try_push) {
   expect(d.stats().buffered == kBoundedCapacity);
 }
 
+// Histogram::record of values spread over the whole range (a fixed pseudo-random sequence).
+void histogram_record(const char* name) {
+  pushstage::Histogram h;
+  std::uint64_t x = 0x9E3779B97F4A7C15ULL;
+  measure(name, kOps, kWarmup, [&](std::uint64_t n) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      x ^= x << 13;  // xorshift64: cheap, fixed, covers many buckets
+      x ^= x >> 7;
+      x ^= x << 17;
+      h.record(x >> (x & 31));
+    }
+  });
+  expect(h.count() == kOps + kWarmup);
+}
+
 struct Case {
   const char* name;
   void (*run)(const char*);
@@ -212,6 +228,7 @@ const std::array kCases = {
     Case{"bulk_push_pop/64", bulk_push_pop},
     Case{"try_pop/empty", try_pop_empty},
     Case{"pop_for/zero_empty", pop_for_zero_empty},
+    Case{"histogram/record", histogram_record},
     Case{"bounded_push_pop/Block", [](const char* n) { bounded_push_pop(n, Overflow::Block); }},
     Case{"bounded_push_pop/Reject", [](const char* n) { bounded_push_pop(n, Overflow::Reject); }},
     Case{"bounded_push_pop/DropOldest",
