@@ -54,6 +54,27 @@ TEST(Dispatcher, KeepsOneProducersOrder) {
   for (int i = 0; i < 500; ++i) EXPECT_EQ(from_thread[static_cast<std::size_t>(i)], 1000 + i);
 }
 
+TEST(Dispatcher, ConsumerRotatesToALightProducer) {
+  // A heavy producer keeps its sub-queue full; one event of a light producer must not wait behind
+  // the heavy backlog (moodycamel's default would serve 256 heavy events first).
+  Dispatcher<int> d;
+  auto heavy = d.producer();
+  auto light = d.producer();
+  auto consumer = d.consumer();
+  int next = 0;
+  for (int i = 0; i < 64; ++i) ASSERT_EQ(heavy.push(next++), PushResult::Pushed);
+  ASSERT_TRUE(consumer.pop().has_value());  // the consumer settles on the heavy producer
+  ASSERT_EQ(light.push(-1), PushResult::Pushed);
+  int position = 0;
+  for (;;) {
+    ++position;
+    // Two rotation quotas at most: the first rotation may land on the heavy producer again.
+    ASSERT_LE(position, 2 * 16 + 1) << "the light producer's event is still waiting";
+    if (*consumer.pop() == -1) break;
+    ASSERT_EQ(heavy.push(next++), PushResult::Pushed);  // the backlog never shrinks
+  }
+}
+
 TEST(Dispatcher, TryPopOnEmptyReturnsNullopt) {
   Dispatcher<int> d;
   EXPECT_EQ(d.try_pop(), std::nullopt);
