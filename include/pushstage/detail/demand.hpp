@@ -36,7 +36,7 @@
 //        park ticket in its slot (seq_cst), so wakers can claim only counted consumers.
 //   (W2) read final_ (seq_cst), then buffered = popped (acquire) ... pushed (seq_cst).
 //        buffered > 0:           cancel the registration and try again (maybe an event).
-//        final_ and none left:   drained; cancel, wake every parked consumer, return nothing.
+//        final_ and none left:   drained; cancel the registration and return nothing.
 //        otherwise:              sleep on the slot's own futex word until a waker sets it.
 //   (S1) a spinning (or woken) consumer that found an event or gives up: demand_ -= spinning 1,
 //        seq_cst. If it was the last spinner and consumers are parked, (S2) re-read buffered
@@ -60,7 +60,6 @@
 //   (K4) final_ = true, seq_cst: counts are final from here on.
 //   (K5) read demand_ (seq_cst) and wake every parked consumer. Pairs with (W1)/(W2): a consumer
 //        that registers after (K4) sees final_ at (W2).
-//   The consumer that finds the dispatcher drained also wakes everyone parked.
 // Bounded buffer: room_ = | closed: 1 bit | free room: 31 bits |, a futex word.
 //   producer reserves room by CAS (never more than capacity buffered, exactly), then pushes;
 //   consumer: (R1) room_ += n, seq_cst; (R2) read blocked_ (seq_cst), FUTEX_WAKE room_ if > 0.
@@ -256,7 +255,7 @@ class Demand {
   bool try_begin_spin() noexcept;
   // (S1)+(S2).
   void stop_searching() noexcept;
-  // Drained: drop the spinner count if any and wake everyone parked.
+  // Drained: drop the spinner count, if any.
   void finish_drained(bool searching) noexcept;
   // Events buffered by the exact count (W2/S2); may over-count by events being popped.
   std::int64_t buffered() const noexcept;
