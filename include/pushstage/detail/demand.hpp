@@ -258,9 +258,9 @@ class Demand {
   // Drained: drop the spinner count, if any.
   void finish_drained(bool searching) noexcept;
   // Events buffered by the exact count (W2/S2); may over-count by events being popped.
-  std::int64_t buffered() const noexcept;
-  std::uint64_t popped_total() const noexcept;
-  std::uint64_t pushed_total() const noexcept;
+  [[nodiscard]] std::int64_t buffered() const noexcept;
+  [[nodiscard]] std::uint64_t popped_total() const noexcept;
+  [[nodiscard]] std::uint64_t pushed_total() const noexcept;
   // Wakes up to n parked consumers in wake_order_; returns how many.
   std::uint64_t wake(std::uint64_t n) noexcept;
   void wake_all() noexcept;
@@ -283,7 +283,7 @@ class Demand {
   std::atomic<std::uint32_t> blocked_{0};
   // Read-only after construction.
   alignas(kCacheLine) std::chrono::nanoseconds spin_;
-  std::uint32_t max_spinners_;
+  std::uint32_t max_spinners_ = 0;
   WakeOrder wake_order_;
   Overflow overflow_;
   bool bounded_;
