@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <thread>
 
@@ -235,7 +236,25 @@ void LocalServer::stop() {
   pid_ = -1;
 }
 
-void LocalServer::pause() { ::kill(pid_, SIGSTOP); }
+void LocalServer::pause() {
+  ::kill(pid_, SIGSTOP);
+  // kill() returns before the stop takes effect: wait until every thread of the server is stopped,
+  // or a message sent right after pause() may still be answered.
+  const std::string tasks = "/proc/" + std::to_string(pid_) + "/task";
+  const bool stopped = eventually([&] {
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+      std::ifstream in(t.path() / "stat");
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const auto close = stat.rfind(')');
+      if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] != 'T') {
+        return false;
+      }
+    }
+    return !ec;
+  });
+  if (!stopped) throw std::runtime_error("test setup: nats-server did not stop on SIGSTOP");
+}
 void LocalServer::resume() { ::kill(pid_, SIGCONT); }
 
 // ---- Child ----
