@@ -102,6 +102,7 @@ Client::Client(std::string_view owner, const ConnectOptions& o, const jsOptions*
   check(natsOptions_SetReconnectWait(opts.o, o.reconnect_wait.count()), owner, "reconnect_wait");
   // JetStream API requests fail at once when the connection drops, instead of at their timeout.
   check(natsOptions_SetFailRequestsOnDisconnect(opts.o, true), owner, "fail requests");
+  check(natsOptions_SetSendAsap(opts.o, o.send_asap), owner, "send_asap");
   const natsStatus s = natsConnection_Connect(&nc_, opts.o);
   if (s != NATS_OK) {
     throw make_error(std::string(owner) + ": cannot connect to " + o.url, s);
