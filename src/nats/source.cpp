@@ -233,14 +233,19 @@ void SourceCore::run(Dispatcher<Message>& target) noexcept {
 
 void SourceCore::deliver(natsMsgList& list, Dispatcher<Message>::Producer& producer) {
   const auto n = static_cast<std::size_t>(list.Count);
+  std::vector<Message> batch;
+  try {
+    batch.reserve(n);  // first: nothing below throws, so every message becomes a Message
+  } catch (...) {
+    natsMsgList_Destroy(&list);  // unacked: the broker redelivers them after ack_wait
+    throw;
+  }
   {
     const std::lock_guard lock(mu_);
     in_flight_ += n;  // D2: before any of them can be settled
     max_in_flight_ = std::max(max_in_flight_, in_flight_);
   }
   fetched_.fetch_add(n, std::memory_order_relaxed);  // statistics only
-  std::vector<Message> batch;
-  batch.reserve(n);
   const std::shared_ptr<SourceCore> self = shared_from_this();
   for (std::size_t i = 0; i < n; ++i) {
     natsMsg* m = list.Msgs[i];
@@ -254,7 +259,7 @@ void SourceCore::deliver(natsMsgList& list, Dispatcher<Message>::Producer& produ
       jsMsgMetaData_Destroy(meta);
     }
     if (deliveries > 1) redelivered_.fetch_add(1, std::memory_order_relaxed);  // statistics
-    batch.push_back(Message(opaque(m), self, sequence, deliveries));
+    batch.push_back(Message(opaque(m), self, sequence, deliveries));           // reserved: no throw
   }
   natsMsgList_Destroy(&list);
   // Accepts a prefix; events it refuses (dispatcher closed, or full under Reject) are destroyed
