@@ -7,8 +7,11 @@
 //        for at most demand_ - in_flight_ messages;
 //   (D2) it adds what arrived to in_flight_ before the messages become visible to anyone;
 //   (D3) a settlement subtracts one and wakes the I/O thread if it waits at (D1).
-//   Invariant: in_flight_ <= demand_ (a fetch returns at most its batch), so the broker never has
-//   more than demand_ messages of this source unacknowledged.
+//   Invariant: in_flight_ <= demand_ (a fetch returns at most its batch), so the broker has at
+//   most demand_ messages of this source unacknowledged. One exception, rare: messages the server
+//   sends for a fetch that has just expired on the client (nats.c asks the server to expire 10 ms
+//   earlier) wait in the subscription, unacknowledged, until the next fetch returns them first,
+//   within its batch; a source that stops before that leaves them to be redelivered after ack_wait.
 // Lifetime: owned by shared_ptr: the Source, its I/O thread and each Message hold one, so the
 //   subscription (which an ack needs) lives until the last message is settled and freed.
 // Statistics: relaxed atomics (counters read by stats(); nothing is ordered by them).
