@@ -61,7 +61,7 @@ SourceCore::SourceCore(std::size_t demand, SourceOptions options)
       client_("Source", options_.connection) {
   const std::string where = "stream '" + options_.stream + "' on " + client_.url();
   jsStreamInfo* si = nullptr;
-  jsErrCode je = static_cast<jsErrCode>(0);
+  auto je = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&si, client_.js(), options_.stream.c_str(), nullptr, &je);
   jsStreamInfo_Destroy(si);
   if (s == NATS_NOT_FOUND || je == JSStreamNotFoundErr) {
@@ -80,7 +80,7 @@ void SourceCore::bind_consumer() {
   const std::string where =
       "consumer '" + options_.consumer + "' of stream '" + options_.stream + "'";
   jsConsumerInfo* ci = nullptr;
-  jsErrCode je = static_cast<jsErrCode>(0);
+  auto je = static_cast<jsErrCode>(0);
   natsStatus s = js_GetConsumerInfo(&ci, client_.js(), options_.stream.c_str(),
                                     options_.consumer.c_str(), nullptr, &je);
   if (s == NATS_NOT_FOUND) {

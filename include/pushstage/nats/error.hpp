@@ -14,7 +14,7 @@ class Error : public std::runtime_error {
  public:
   // status: the nats.c natsStatus (0 when the failure is not the client's); js_code: JetStream's
   // error code (0 when the broker sent none).
-  Error(const std::string& what, int status = 0, int js_code = 0)
+  explicit Error(const std::string& what, int status = 0, int js_code = 0)
       : std::runtime_error(what), status_(status), js_code_(js_code) {}
 
   [[nodiscard]] int status() const noexcept { return status_; }
