@@ -83,35 +83,47 @@ TEST(NatsSink, WaitsForRoomWhileTheBrokerDoesNotAnswer) {
   o.max_in_flight = 3;
   o.ack_timeout = 60s;
   o.room_timeout = 300ms;
-  Sink sink(o);
-  server.pause();  // SIGSTOP: publishes leave, acknowledgements do not come back
-  for (int i = 0; i < 3; ++i) sink.publish("early");
-  EXPECT_EQ(sink.stats().in_flight, 3U);
+  Sink quick(o);  // gives up waiting for room after 300 ms
+  o.room_timeout = 60s;
+  Sink patient(o);  // waits (the limit only guards against a hang)
+  server.pause();   // SIGSTOP: publishes leave, acknowledgements do not come back
+  for (int i = 0; i < 3; ++i) quick.publish("early");
+  EXPECT_EQ(quick.stats().in_flight, 3U);
   // The 4th finds no room: it waits room_timeout, then says so (never hangs).
   try {
-    sink.publish("late");
+    quick.publish("late");
     ADD_FAILURE() << "publish went ahead with max_in_flight publishes unacknowledged";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("longer than room_timeout"), std::string::npos)
         << e.what();
   }
-  EXPECT_EQ(sink.stats().waited, 1U);
-  EXPECT_EQ(sink.stats().published, 3U);
+  EXPECT_EQ(quick.stats().waited, 1U);
+  EXPECT_EQ(quick.stats().published, 3U);
   // A publisher that waits is released by the acknowledgements once the broker answers.
+  for (int i = 0; i < 3; ++i) patient.publish("early");
   std::atomic<bool> done{false};
-  o.room_timeout = 60s;
+  std::string error;
   std::thread late([&] {
-    sink.publish("late");
+    try {
+      patient.publish("late");
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
     done = true;
   });
   std::this_thread::sleep_for(200ms);
   EXPECT_FALSE(done.load()) << "publish did not wait for room";
   server.resume();
   late.join();
-  ASSERT_TRUE(sink.flush(30s));
-  EXPECT_EQ(sink.stats().acked, 4U);
-  EXPECT_LE(sink.stats().max_in_flight, 3U);
-  EXPECT_EQ(admin.stream_messages(stream), 4U);
+  EXPECT_EQ(error, "");
+  ASSERT_TRUE(quick.flush(30s));
+  ASSERT_TRUE(patient.flush(30s));
+  EXPECT_EQ(quick.stats().acked, 3U);
+  EXPECT_EQ(patient.stats().acked, 4U);
+  EXPECT_EQ(patient.stats().waited, 1U);
+  EXPECT_LE(quick.stats().max_in_flight, 3U);
+  EXPECT_LE(patient.stats().max_in_flight, 3U);
+  EXPECT_EQ(admin.stream_messages(stream), 7U);
 }
 
 TEST(NatsSink, ReportsFailedPublishesWithoutHanging) {
