@@ -1,8 +1,9 @@
 // nats_test_worker: a consumer process for the redelivery test, which kills it mid-batch.
 //   nats_test_worker URL STREAM CONSUMER CONSUMERS MAX_DEMAND ACK_WAIT_MS BLOCK_AFTER
-// Runs a Pipeline on the consumer. Prints "ready" once connected, then "<payload>" when a handler
-// starts. The first BLOCK_AFTER handlers return (their messages are acked); every later one
-// blocks for good, so the process holds unacked messages when the test kills it.
+// Runs a Pipeline on the consumer. Prints "<payload>" when a handler starts, and "ready" once
+// connected (possibly after the first payloads: fetching starts with the pipeline). The first
+// BLOCK_AFTER handlers return (their messages are acked); every later one blocks for good, so the
+// process holds unacked messages when the test kills it.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -45,8 +46,11 @@ int main(int argc, char** argv) {
       for (;;) std::this_thread::sleep_for(1s);  // mid-batch: the test kills us here
     }
   });
-  std::printf("ready\n");
-  std::fflush(stdout);
+  {
+    const std::lock_guard lock(out);  // a line of its own, never inside a handler's
+    std::printf("ready\n");
+    std::fflush(stdout);
+  }
   pipeline.wait();
   return 0;
 }
