@@ -1,8 +1,11 @@
 # Builds and runs tests/package/consumer against pushstage, one way per call.
 #   -DMODE=find_package      installs BUILD_DIR into WORK/prefix first
 #   -DMODE=add_subdirectory  uses SOURCE_DIR directly
+#   -DWITH_NATS=AUTO|OFF     PUSHSTAGE_WITH_NATS for add_subdirectory
+#   -DEXPECT_NATS=ON|OFF     whether pushstage::nats must exist (then its program runs too)
 # Also forwards the compiler and flags so sanitizer builds link.
-foreach(var MODE SOURCE_DIR BUILD_DIR WORK CXX CXX_FLAGS LINKER_FLAGS BUILD_TYPE)
+foreach(var MODE SOURCE_DIR BUILD_DIR WORK CXX CXX_FLAGS LINKER_FLAGS BUILD_TYPE WITH_NATS
+            EXPECT_NATS)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "run_consumer.cmake needs -D${var}=")
   endif()
@@ -11,7 +14,8 @@ file(REMOVE_RECURSE "${WORK}")
 set(args -S "${SOURCE_DIR}/tests/package/consumer" -B "${WORK}/build"
   "-DCMAKE_CXX_COMPILER=${CXX}" "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}"
   "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}" "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}"
-  "-DPUSHSTAGE_MODE=${MODE}")
+  "-DPUSHSTAGE_MODE=${MODE}" "-DPUSHSTAGE_EXPECT_NATS=${EXPECT_NATS}"
+  "-DPUSHSTAGE_WITH_NATS=${WITH_NATS}")
 if(MODE STREQUAL "find_package")
   execute_process(COMMAND "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${WORK}/prefix"
     RESULT_VARIABLE rc)
@@ -22,13 +26,19 @@ if(MODE STREQUAL "find_package")
 else()
   list(APPEND args "-DPUSHSTAGE_SOURCE_DIR=${SOURCE_DIR}")
 endif()
-foreach(step configure build run)
+set(steps configure build run)
+if(EXPECT_NATS)
+  list(APPEND steps run_nats)
+endif()
+foreach(step IN LISTS steps)
   if(step STREQUAL "configure")
     set(cmd "${CMAKE_COMMAND}" ${args})
   elseif(step STREQUAL "build")
     set(cmd "${CMAKE_COMMAND}" --build "${WORK}/build" -j 2)
-  else()
+  elseif(step STREQUAL "run")
     set(cmd "${WORK}/build/consumer")
+  else()
+    set(cmd "${WORK}/build/nats_consumer")
   endif()
   execute_process(COMMAND ${cmd} RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)

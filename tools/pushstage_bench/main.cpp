@@ -21,6 +21,9 @@
 #include "report.hpp"
 #include "run.hpp"
 #include "scenarios.hpp"
+#ifdef PUSHSTAGE_BENCH_NATS
+#include "broker.hpp"
+#endif
 
 namespace pushstage::bench {
 namespace {
@@ -42,7 +45,17 @@ Why sleep work by default: the seed case has 3 consumers at 80% load, i.e. 2.4 c
 implementation's dispatch path. Use --work-mode spin for CPU-bound work.
 
 Every run checks that each event was handled exactly once (and, for --batch, that the makespan
-stays within Graham's bound plus 5% + 2 ms); a failure is printed and the exit status is 1.)";
+stays within Graham's bound plus 5% + 2 ms); a failure is printed and the exit status is 1.
+
+Scale-out through a broker (--broker nats://HOST:PORT, a nats-server with JetStream): for each
+count in --processes (default 1,2,4), that many worker processes each run a pushstage::nats
+Pipeline of --consumers consumers (default 2, --max-demand 1) on one shared durable pull consumer;
+--events events (default 4000) are published (all at once, or at --rate events/s) with work
+--work (default const:1ms, --work-mode sleep). Reported per process and in total: events,
+throughput, latency from publish to handler start, fetches; fairness across processes (Jain's
+index over events per process, max/min). Every event must be handled at least once (duplicates
+are counted); a lost event makes the exit status 1. Combines only with --events, --consumers,
+--max-demand, --rate, --work, --work-mode, --no-pin, --reps, --seed, --json.)";
 
 std::string help_footer() {
   std::string s = kHelpFooter;
@@ -97,7 +110,147 @@ std::vector<Impl> parse_impls(const std::string& text) {
   return out;
 }
 
+std::vector<std::size_t> parse_processes(const std::string& text) {
+  std::vector<std::size_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  const std::string expects = "--processes: expects comma-separated process counts in [1, 64]";
+  while (std::getline(ss, item, ',')) {
+    try {
+      out.push_back(parse_count("--processes", item, 1, 64));
+    } catch (const UsageError&) {
+      throw UsageError(expects + ", e.g. 1,2,4; got '" + text + "'");
+    }
+  }
+  if (out.empty()) throw UsageError(expects + ", e.g. 1,2,4; got '" + text + "'");
+  return out;
+}
+
+// pushstage-bench --broker: validates the flags that apply, then runs the scale-out cases.
+int run_broker_main(const CLI::App& app, int argc, char** argv, const std::string& url,
+                    const std::string& processes, const std::string& events,
+                    const std::string& consumers, const std::string& max_demand,
+                    const std::string& rate, const std::string& work, const std::string& work_mode,
+                    const std::string& reps, const std::string& seed, const Cli& cli) {
+  for (const char* flag :
+       {"--scenario", "--impl", "--producers", "--producer-weights", "--load", "--arrivals",
+        "--batch", "--trace", "--svg", "--idle-window", "--no-fork"}) {
+    if (app.count(flag) != 0) {
+      usage_exit("--broker: cannot be combined with " + std::string(flag) +
+                 " (it applies to in-process runs)");
+    }
+  }
+#ifndef PUSHSTAGE_BENCH_NATS
+  (void)argc;
+  (void)argv;
+  (void)url;
+  (void)processes;
+  (void)events;
+  (void)consumers;
+  (void)max_demand;
+  (void)rate;
+  (void)work;
+  (void)work_mode;
+  (void)reps;
+  (void)seed;
+  (void)cli;
+  usage_exit("--broker: this pushstage-bench was built without pushstage::nats (libnats)");
+#else
+  const auto wall0 = std::chrono::steady_clock::now();
+  BrokerSpec spec;
+  std::ofstream json_out;
+  try {
+    if (url.rfind("nats://", 0) != 0 || url.size() <= 7) {
+      throw UsageError("--broker: expects a NATS URL such as nats://127.0.0.1:4222; got '" + url +
+                       "'");
+    }
+    spec.url = url;
+    spec.processes =
+        processes.empty() ? std::vector<std::size_t>{1, 2, 4} : parse_processes(processes);
+    if (!events.empty()) spec.events = parse_count("--events", events, 1, 10'000'000);
+    if (!consumers.empty()) spec.consumers = parse_count("--consumers", consumers, 1, 1024);
+    if (!max_demand.empty()) spec.max_demand = parse_count("--max-demand", max_demand, 1, 65536);
+    if (!rate.empty()) spec.rate = parse_number("--rate", rate, 0, 1e7);
+    spec.work = parse_work("--work", work.empty() ? std::string("const:1ms") : work);
+    if (!work_mode.empty()) {
+      if (work_mode == "spin") {
+        spec.work_mode = WorkMode::kSpin;
+      } else if (work_mode == "sleep") {
+        spec.work_mode = WorkMode::kSleep;
+      } else {
+        throw UsageError("--work-mode: expects spin or sleep; got '" + work_mode + "'");
+      }
+    }
+    spec.pin = !cli.flags.no_pin;
+    if (!reps.empty()) spec.reps = parse_count("--reps", reps, 1, 100);
+    if (!seed.empty()) spec.seed = parse_count("--seed", seed, 0, ~std::uint64_t{0} / 2);
+  } catch (const UsageError& e) {
+    usage_exit(e.what());
+  }
+  if (!cli.json_path.empty()) {
+    json_out.open(cli.json_path);
+    if (!json_out) usage_exit("--json: expects a writable file path; got '" + cli.json_path + "'");
+  }
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    std::fprintf(stderr, "pushstage-bench: cannot find its own executable\n");
+    return 1;
+  }
+  spec.self.assign(self, static_cast<std::size_t>(n));
+
+  MachineInfo machine = machine_info();
+  std::cout << "pushstage-bench --broker: " << spec.processes.size() << " case"
+            << (spec.processes.size() == 1 ? "" : "s") << " x " << spec.reps << " rep"
+            << (spec.reps == 1 ? "" : "s") << "\n";
+  print_machine(std::cout, machine);
+  BrokerReport report;
+  try {
+    report = run_broker(spec, std::cout);
+  } catch (const std::exception& e) {
+    std::cout.flush();
+    std::fprintf(stderr, "pushstage-bench: %s\n", e.what());
+    return 1;
+  }
+  const double wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  if (json_out.is_open()) {
+    std::string command;
+    for (int i = 0; i < argc; ++i) command += (i == 0 ? "" : " ") + std::string(argv[i]);
+    nlohmann::json doc = {{"tool", "pushstage-bench"},
+                          {"command", command},
+                          {"mode", "broker"},
+                          {"broker", spec.url},
+                          {"events", spec.events},
+                          {"consumers_per_process", spec.consumers},
+                          {"max_demand", spec.max_demand},
+                          {"rate", spec.rate},
+                          {"work", spec.work.text},
+                          {"work_mode", spec.work_mode == WorkMode::kSpin ? "spin" : "sleep"},
+                          {"machine", machine_to_json(machine)},
+                          {"wall_s", wall_s},
+                          {"checks_passed", report.ok},
+                          {"cases", report.json}};
+    json_out << doc.dump(1) << "\n";
+    std::cout << "wrote " << cli.json_path << "\n";
+  }
+  std::printf("wall time: %.1f s\n", wall_s);
+  if (!report.ok) {
+    std::cout << "FAILED: an event was lost or a worker failed (above)\n";
+    return 1;
+  }
+  return 0;
+#endif
+}
+
 int run_main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "--broker-worker") {
+#ifdef PUSHSTAGE_BENCH_NATS
+    return broker_worker_main(std::vector<std::string>(argv + 2, argv + argc));
+#else
+    usage_exit("--broker-worker: this pushstage-bench was built without pushstage::nats");
+#endif
+  }
   const auto wall0 = std::chrono::steady_clock::now();
   CLI::App app{"pushstage-bench: pushstage against its peers under irregular work, side by side.",
                "pushstage-bench"};
@@ -133,6 +286,11 @@ int run_main(int argc, char** argv) {
   app.add_option("--svg", cli.svg_path, "write latency CDFs, busy time per consumer, excess");
   bool no_fork = false;
   app.add_flag("--no-fork", no_fork, "run in this process (debugging; CPU and RSS then mix runs)");
+  std::string broker;
+  std::string processes;
+  app.add_option("--broker", broker,
+                 "scale out through NATS JetStream at this URL (nats://HOST:PORT); see below");
+  app.add_option("--processes", processes, "with --broker: worker processes per case, e.g. 1,2,4");
 
   try {
     app.parse(argc, argv);
@@ -143,6 +301,13 @@ int run_main(int argc, char** argv) {
     usage_exit(std::string(e.what()) + " (see --help)");
   }
   cli.fork = !no_fork;
+  if (!processes.empty() && broker.empty()) {
+    usage_exit("--processes: needs --broker (worker processes share a broker's consumer)");
+  }
+  if (!broker.empty()) {
+    return run_broker_main(app, argc, argv, broker, processes, events, consumers, max_demand, rate,
+                           work, work_mode, reps, seed, cli);
+  }
 
   const std::size_t cpus = allowed_cpus().size();
   std::vector<CaseSpec> cases;

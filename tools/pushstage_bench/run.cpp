@@ -697,6 +697,15 @@ RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl, std::si
   throw std::logic_error("unknown Impl");
 }
 
+void do_work(WorkMode mode, std::int64_t ns) noexcept {
+  if (mode == WorkMode::kSpin) {
+    (void)spin_iterations(
+        static_cast<std::uint64_t>(static_cast<double>(ns) * g_spin_iters_per_ns));
+  } else {
+    sleep_ns(ns);
+  }
+}
+
 RunResult run_in_child(const RunConfig& config, const Plan& plan, Impl impl, std::size_t rep,
                        std::string_view progress_label) {
   std::fflush(stdout);

@@ -102,6 +102,9 @@ struct RunResult {
 
 // Measures the spin-work loop once (call before forking) and returns its iterations per ns.
 double calibrate_spin_work();
+// The handlers' work: `ns` of the calibrated instruction loop (spin; calibrate_spin_work() first)
+// or of sleep. Used by the --broker workers, which handle events outside run_once().
+void do_work(WorkMode mode, std::int64_t ns) noexcept;
 
 // Runs `impl` over `plan` in this process. Never throws for lost events: they make !ok.
 [[nodiscard]] RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl,

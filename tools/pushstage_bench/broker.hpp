@@ -1,0 +1,51 @@
+// broker.hpp: pushstage-bench --broker URL: scale-out through NATS JetStream. For each process
+// count, P worker processes (this binary, --broker-worker) each run a pushstage::nats::Pipeline on
+// one shared durable consumer; this process publishes the events (through pushstage::nats::Sink)
+// and waits until the broker has every one acknowledged. Reported per process and in total:
+// events handled, throughput, latency (handler start - publish, across processes: steady_clock is
+// CLOCK_MONOTONIC, one clock per machine), the source's fetches; fairness across processes as
+// Jain's index over events per process and max/min. Every event must be handled at least once
+// (lost events fail the run; duplicates, which at-least-once allows, are counted).
+// Threading: run_broker() and broker_worker_main() run on the calling thread and start their own.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "bench_core.hpp"
+#include "run.hpp"
+
+namespace pushstage::bench {
+
+struct BrokerSpec {
+  std::string url;                     // nats://HOST:PORT, a server with JetStream
+  std::vector<std::size_t> processes;  // one case per entry, in this order
+  std::size_t events = 4000;           // per case
+  std::size_t consumers = 2;           // per process
+  std::size_t max_demand = 1;          // per consumer
+  double rate = 0;                     // events/s published; 0: all published at once (backlog)
+  WorkDist work;                       // handler work per event
+  WorkMode work_mode = WorkMode::kSleep;
+  bool pin = true;
+  std::size_t reps = 1;  // repetitions of each case
+  std::uint64_t seed = 1;
+  std::string self;  // this executable, started as the workers
+};
+
+struct BrokerReport {
+  bool ok = true;       // every event handled at least once, every worker reported
+  nlohmann::json json;  // the cases, for --json
+};
+
+// Runs every case; prints a table per case to `out`. Throws std::runtime_error when the broker
+// cannot be used (unreachable, no JetStream).
+BrokerReport run_broker(const BrokerSpec& spec, std::ostream& out);
+
+// The worker process (pushstage-bench --broker-worker ARGS...). Exit status 0 on success.
+int broker_worker_main(const std::vector<std::string>& args);
+
+}  // namespace pushstage::bench
