@@ -113,6 +113,9 @@ class Dispatcher {
   // second concurrent call may return before the first has finished.
   void close() noexcept { demand_.close(); }
   [[nodiscard]] bool closed() const noexcept { return demand_.closed(); }
+  // Closed, and every accepted event has been popped or dropped: pop() returns nullopt from now
+  // on. Never waits; false may be stale (a drain in progress), true is final.
+  [[nodiscard]] bool drained() const noexcept { return demand_.drained(); }
 
   [[nodiscard]] DispatcherStats stats() const noexcept { return demand_.stats(); }
 

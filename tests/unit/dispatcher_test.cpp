@@ -243,6 +243,17 @@ TEST(Dispatcher, DropOldestKeepsTheNewest) {
   EXPECT_EQ(d.stats().pushed, 5U);
 }
 
+TEST(Dispatcher, DrainedOnlyOnceClosedAndEmpty) {
+  Dispatcher<int> d;
+  EXPECT_FALSE(d.drained());
+  ASSERT_EQ(d.push(1), PushResult::Pushed);
+  d.close();
+  EXPECT_FALSE(d.drained());  // closed, but one event is still buffered
+  EXPECT_EQ(d.pop(), 1);
+  EXPECT_TRUE(d.drained());
+  EXPECT_EQ(d.pop(), std::nullopt);
+}
+
 TEST(Dispatcher, BlockWaitsForRoom) {
   DispatcherOptions o = no_spin();
   o.capacity = 2;
