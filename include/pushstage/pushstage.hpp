@@ -1,6 +1,7 @@
 // pushstage/pushstage.hpp: the whole public API of pushstage.
 //   Dispatcher<T>   hands events from many producers to consumers that ask for them
 //   ConsumerPool<T> pinned consumer threads that drain a Dispatcher and call a handler
+//   PoolOptions     a pool's demand (max_demand, min_demand), pinning, failure handling
 //   allowed_cpus(), pin_this_thread()
 //   Histogram       latencies with fixed relative precision, merged across threads
 #pragma once
@@ -10,3 +11,4 @@
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 #include "pushstage/histogram.hpp"
+#include "pushstage/pool_options.hpp"

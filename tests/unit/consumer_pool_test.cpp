@@ -7,6 +7,7 @@
 #include <atomic>
 #include <mutex>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -106,6 +107,67 @@ TEST(ConsumerPool, MaxDemandTakesBatches) {
   for (std::uint64_t i = 0; i < 100; ++i) EXPECT_EQ(seen[i], i);  // one producer, one consumer
 }
 
+// GenStage's demand: take up to max_demand, handle chunks of max_demand - min_demand, top up when
+// what is held falls to min_demand. With a full source and one consumer the chunks are exact.
+TEST(ConsumerPool, MinDemandSetsTheChunkSize) {
+  Dispatcher<MoveOnly> d;
+  for (std::uint64_t i = 0; i < 100; ++i) ASSERT_EQ(d.push(MoveOnly(i)), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 10;
+  o.min_demand = 4;
+  std::vector<std::size_t> chunks;
+  std::vector<std::uint64_t> seen;
+  std::uint64_t most_held = 0;
+  ConsumerPool<MoveOnly> pool(d, o, [&](std::span<MoveOnly> events) {
+    chunks.push_back(events.size());
+    // Taken from the source but not yet handled: never more than max_demand.
+    most_held = std::max<std::uint64_t>(most_held, d.stats().popped - seen.size());
+    for (MoveOnly& e : events) seen.push_back(*e.value);
+  });
+  pool.join();
+  std::vector<std::size_t> want(16, 6);
+  want.push_back(4);
+  EXPECT_EQ(chunks, want);
+  ASSERT_EQ(seen.size(), 100U);
+  for (std::uint64_t i = 0; i < 100; ++i) EXPECT_EQ(seen[i], i);
+  EXPECT_EQ(most_held, 10U);
+  EXPECT_EQ(pool.stats()[0].handled, 100U);
+}
+
+TEST(ConsumerPool, DefaultMinDemandIsHalfOfMax) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 8;  // min_demand 4: chunks of 4
+  std::vector<std::size_t> chunks;
+  ConsumerPool<int> pool(d, o, [&](std::span<int> events) { chunks.push_back(events.size()); });
+  pool.join();
+  EXPECT_EQ(chunks, std::vector<std::size_t>(10, 4));
+}
+
+TEST(ConsumerPool, ABatchHandlerThatThrowsFailsItsChunk) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 10;
+  o.min_demand = 0;  // chunks of 10
+  std::atomic<int> errors{0};
+  o.on_error = [&](std::exception_ptr) { errors.fetch_add(1); };
+  ConsumerPool<int> pool(d, o, [](std::span<int> events) {
+    if (events.front() == 10) throw std::runtime_error("bad batch");
+  });
+  pool.join();
+  EXPECT_EQ(pool.stats()[0].handled, 20U);
+  EXPECT_EQ(pool.stats()[0].failed, 10U);
+  EXPECT_EQ(errors.load(), 1);
+}
+
 TEST(ConsumerPool, HandlerErrorsAreCountedAndReported) {
   Dispatcher<int> d;
   PoolOptions o;
@@ -186,6 +248,12 @@ TEST(ConsumerPool, InvalidOptionsNameTheField) {
   o = {};
   o.max_demand = 0;
   EXPECT_NE(message_of(o).find("PoolOptions::max_demand must be in [1, 65536]; got 0"),
+            std::string::npos);
+  o = {};
+  o.max_demand = 10;
+  o.min_demand = 10;
+  EXPECT_NE(message_of(o).find("PoolOptions::min_demand must be in [0, max_demand - 1] = [0, 9]; "
+                               "got 10"),
             std::string::npos);
   o = {};
   o.cpus = {4095};

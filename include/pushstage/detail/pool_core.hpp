@@ -1,0 +1,332 @@
+// pushstage/detail/pool_core.hpp: the consumer threads behind ConsumerPool and Stage: how they
+// take events from their source (demand), call the handler, and finish when the source drains.
+// ConsumerPool<T> is PoolCore<T, NoContext>; Stage<In, Sink> is PoolCore<In, Sink::Producer>,
+// whose handlers also get the consumer's own producer handle of the sink.
+//
+// Threading: the constructor starts the threads; the public members are safe from any thread.
+//
+// Each consumer thread, over its queue (the one Dispatcher, or its partition or subscriber):
+//   take:   wait for one event (try_pop, then pop_for in rounds of kRecheck, so that a consumer
+//           parked in the source still notices a retire request), then take up to max_demand - 1
+//           more without waiting. max_demand 1 takes one event per round and holds nothing.
+//   handle: in chunks of at most max_demand - min_demand events, in the order taken;
+//   top up: when what it holds falls to min_demand, take up to max_demand again, without waiting.
+//   finish: when the source is drained (pop_for returned nothing and drained() says so) and it
+//           holds nothing, the thread ends. The last thread to end after a drain calls
+//           on_drained (Stage: closes its sink). live_ counts running threads (F1).
+// Ordering and memory (the pool's own atomics; the source's are described in demand.hpp):
+//   (F1) a thread that ends: drained_ = true (if it saw the drain), then live_ -= 1 (acq_rel).
+//        The thread whose RMW takes live_ to 0 reads drained_ (acquire): every earlier ending
+//        thread's store is in the release sequence of live_, so it sees a drain if any thread saw
+//        one. Only that thread calls on_drained, after every handler call of every thread
+//        returned (their RMWs on live_ come after their last handler call).
+//   Counters in State are written by their own thread only and read relaxed (statistics).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "pushstage/cpus.hpp"
+#include "pushstage/detail/cache_line.hpp"
+#include "pushstage/dispatcher.hpp"
+#include "pushstage/pool_options.hpp"
+
+namespace pushstage {
+namespace detail {
+
+// What a pool's options resolve to (validated; std::invalid_argument names the field and range).
+struct PoolPlan {
+  std::vector<int> pin_cpus;  // used round-robin by consumer index; empty: not pinned
+  std::size_t min_demand = 0;
+};
+PoolPlan plan_pool(const PoolOptions& options);
+// The CPU of each of options.consumers consumers (-1: not pinned). Validates like plan_pool().
+std::vector<int> plan_consumer_cpus(const PoolOptions& options);
+
+// The event source of a pool: one Dispatcher that every consumer shares.
+template <class T>
+class PoolSource {
+ public:
+  PoolSource(Dispatcher<T>& d) : queues_{&d} {}  // NOLINT(google-explicit-constructor)
+
+  // The queue consumer `index` takes from.
+  [[nodiscard]] Dispatcher<T>& queue_for(std::size_t index) const noexcept {
+    return *queues_[queues_.size() == 1 ? 0 : index];
+  }
+  void close() const noexcept {
+    for (Dispatcher<T>* q : queues_) q->close();
+  }
+
+ private:
+  std::vector<Dispatcher<T>*> queues_;
+};
+
+// Per-consumer context of a plain ConsumerPool: nothing.
+struct NoContext {};
+
+template <class T, class Ctx>
+class PoolCore {
+  static constexpr bool kPlain = std::is_same_v<Ctx, NoContext>;
+
+ public:
+  using Handler =
+      std::conditional_t<kPlain, std::function<void(T&)>, std::function<void(T&, Ctx&)>>;
+  using BatchHandler = std::conditional_t<kPlain, std::function<void(std::span<T>)>,
+                                          std::function<void(std::span<T>, Ctx&)>>;
+
+  // Closes the source and waits for every consumer to finish.
+  ~PoolCore() {
+    source_.close();
+    join();
+  }
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+
+  // Waits until the source is closed and drained and every handler call has returned. Does not
+  // close the source itself. Safe to call more than once and from several threads.
+  void join() {
+    const std::lock_guard lock(join_mutex_);
+    for (std::size_t i = 0;; ++i) {
+      std::thread* t = nullptr;
+      {
+        const std::lock_guard workers(workers_mutex_);
+        if (i >= workers_.size()) break;
+        t = &workers_[i]->thread;
+      }
+      if (t->joinable()) t->join();
+    }
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept {
+    return active_.load(std::memory_order_relaxed);  // a count for display only
+  }
+
+  // Per consumer, in start order. Recent values while the pool runs; exact after join().
+  [[nodiscard]] std::vector<ConsumerStats> stats() const {
+    const std::lock_guard lock(workers_mutex_);
+    std::vector<ConsumerStats> out(workers_.size());
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      const State& s = workers_[i]->state;
+      out[i].cpu = s.cpu.load(std::memory_order_relaxed);  // statistics: relaxed throughout
+      out[i].handled = s.handled.load(std::memory_order_relaxed);
+      out[i].failed = s.failed.load(std::memory_order_relaxed);
+      out[i].busy = std::chrono::nanoseconds(s.busy_ns.load(std::memory_order_relaxed));
+    }
+    return out;
+  }
+
+ protected:
+  // How long a consumer waits inside its source before it re-checks pool requests (retire).
+  static constexpr std::chrono::milliseconds kRecheck{100};
+
+  struct Callbacks {
+    Handler handler;
+    BatchHandler batch_handler;
+    std::function<Ctx()> make_context;  // per consumer thread; unused for NoContext
+    std::function<void()> on_drained;   // after the last consumer finished a drained source
+  };
+
+  // Validates everything first (std::invalid_argument), then starts the threads.
+  PoolCore(PoolSource<T> source, PoolOptions options, Callbacks callbacks)
+      : source_(std::move(source)),
+        plan_(plan_pool(options)),
+        max_demand_(options.max_demand),
+        chunk_(options.max_demand - plan_.min_demand),
+        callbacks_(std::move(callbacks)),
+        on_error_(std::move(options.on_error)) {
+    if (!callbacks_.handler && !callbacks_.batch_handler) {
+      throw std::invalid_argument("ConsumerPool: handler must not be empty");
+    }
+    try {
+      for (std::size_t i = 0; i < options.consumers; ++i) {
+        const std::lock_guard lock(workers_mutex_);
+        start_worker_locked();
+      }
+    } catch (...) {
+      source_.close();  // the threads already started exit once the source drains
+      join();
+      throw;
+    }
+  }
+
+ private:
+  // One consumer's counters, written only by its thread, on its own cache lines.
+  struct alignas(kCacheLine) State {
+    std::atomic<int> cpu{-1};
+    std::atomic<std::uint64_t> handled{0};
+    std::atomic<std::uint64_t> failed{0};
+    std::atomic<std::int64_t> busy_ns{0};
+  };
+  struct Worker {
+    State state;
+    std::size_t index = 0;
+    std::thread thread;
+  };
+  enum class Exit { kDrained };
+
+  static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  static void add_busy(State& state, std::chrono::steady_clock::duration spent) noexcept {
+    state.busy_ns.store(state.busy_ns.load(std::memory_order_relaxed) +
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count(),
+                        std::memory_order_relaxed);
+  }
+
+  void start_worker_locked() {
+    auto w = std::make_unique<Worker>();
+    w->index = workers_.size();
+    Worker& ref = *w;
+    workers_.push_back(std::move(w));
+    live_.fetch_add(1, std::memory_order_relaxed);  // ordered by the thread start
+    active_.fetch_add(1, std::memory_order_relaxed);
+    try {
+      ref.thread = std::thread([this, &ref] { run(ref); });
+    } catch (...) {
+      live_.fetch_sub(1, std::memory_order_relaxed);
+      active_.fetch_sub(1, std::memory_order_relaxed);
+      workers_.pop_back();
+      throw;
+    }
+  }
+
+  void run(Worker& w) noexcept {
+    if (!plan_.pin_cpus.empty()) {
+      const int cpu = plan_.pin_cpus[w.index % plan_.pin_cpus.size()];
+      if (pin_this_thread(cpu)) w.state.cpu.store(cpu, std::memory_order_relaxed);
+    }
+    if constexpr (kPlain) {
+      NoContext ctx;
+      finish(consume(w, ctx));
+    } else {
+      Ctx ctx = callbacks_.make_context();  // noexcept context: a throw terminates
+      finish(consume(w, ctx));
+    }
+  }
+
+  // (F1).
+  void finish(Exit exit) noexcept {
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    if (exit == Exit::kDrained) drained_.store(true, std::memory_order_relaxed);  // ordered by F1
+    if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&                     // F1
+        drained_.load(std::memory_order_acquire) && callbacks_.on_drained) {
+      callbacks_.on_drained();
+    }
+  }
+
+  Exit consume(Worker& w, Ctx& ctx) {
+    Dispatcher<T>& queue = source_.queue_for(w.index);
+    typename Dispatcher<T>::Consumer c = queue.consumer();
+    if (max_demand_ == 1 && callbacks_.handler) {
+      // One event at a time: nothing held, nothing to top up.
+      for (;;) {
+        std::optional<T> e = c.try_pop();
+        if (!e) e = wait_for_event(c, queue);
+        if (!e) return Exit::kDrained;
+        handle_one(w.state, ctx, *e);
+      }
+    }
+    std::vector<T> held;
+    std::vector<T> spare;
+    held.reserve(max_demand_);
+    std::size_t head = 0;  // held[0, head) are handled, held[head, size) wait
+    for (;;) {
+      if (head == held.size()) {
+        held.clear();
+        head = 0;
+        std::optional<T> first = c.try_pop();
+        if (!first) first = wait_for_event(c, queue);
+        if (!first) return Exit::kDrained;
+        held.push_back(std::move(*first));
+        first.reset();
+        if (max_demand_ > 1) c.try_pop_bulk(std::back_inserter(held), max_demand_ - 1);
+      } else if (held.size() - head <= plan_.min_demand) {
+        // Top up to max_demand: move what is left to the front, then take more without waiting.
+        spare.clear();
+        for (std::size_t i = head; i < held.size(); ++i) spare.push_back(std::move(held[i]));
+        held.swap(spare);
+        head = 0;
+        c.try_pop_bulk(std::back_inserter(held), max_demand_ - held.size());
+      }
+      const std::size_t n = std::min(chunk_, held.size() - head);
+      handle_chunk(w.state, ctx, std::span<T>(held.data() + head, n));
+      head += n;
+    }
+  }
+
+  // Waits for one event in rounds of kRecheck. nullopt: the queue is closed and drained.
+  std::optional<T> wait_for_event(typename Dispatcher<T>::Consumer& c, Dispatcher<T>& queue) {
+    for (;;) {
+      if (std::optional<T> e = c.pop_for(kRecheck)) return e;
+      if (queue.drained()) return std::nullopt;
+    }
+  }
+
+  void handle_chunk(State& state, Ctx& ctx, std::span<T> events) noexcept {
+    if (!callbacks_.batch_handler) {
+      for (T& e : events) handle_one(state, ctx, e);
+      return;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      if constexpr (kPlain) {
+        callbacks_.batch_handler(events);
+      } else {
+        callbacks_.batch_handler(events, ctx);
+      }
+      bump(state.handled, events.size());
+    } catch (...) {
+      bump(state.failed, events.size());
+      if (on_error_) on_error_(std::current_exception());  // noexcept context: throw terminates
+    }
+    add_busy(state, std::chrono::steady_clock::now() - start);
+  }
+
+  void handle_one(State& state, Ctx& ctx, T& event) noexcept {
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      if constexpr (kPlain) {
+        callbacks_.handler(event);
+      } else {
+        callbacks_.handler(event, ctx);
+      }
+      bump(state.handled);
+    } catch (...) {
+      bump(state.failed);
+      if (on_error_) on_error_(std::current_exception());  // noexcept context: throw terminates
+    }
+    add_busy(state, std::chrono::steady_clock::now() - start);
+  }
+
+  PoolSource<T> source_;
+  const PoolPlan plan_;
+  const std::size_t max_demand_;
+  const std::size_t chunk_;  // max_demand - min_demand
+  const Callbacks callbacks_;
+  const std::function<void(std::exception_ptr)> on_error_;
+
+  mutable std::mutex workers_mutex_;              // guards workers_ (not the workers' counters)
+  std::vector<std::unique_ptr<Worker>> workers_;  // in start order; never shrinks
+  std::mutex join_mutex_;                         // one join() at a time
+  std::atomic<std::size_t> live_{0};              // running threads (F1)
+  std::atomic<std::size_t> active_{0};            // for size()
+  std::atomic<bool> drained_{false};              // some thread saw its queue drained (F1)
+};
+
+}  // namespace detail
+}  // namespace pushstage
