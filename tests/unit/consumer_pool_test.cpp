@@ -10,6 +10,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_payloads.hpp"
@@ -166,6 +167,44 @@ TEST(ConsumerPool, ABatchHandlerThatThrowsFailsItsChunk) {
   EXPECT_EQ(pool.stats()[0].handled, 20U);
   EXPECT_EQ(pool.stats()[0].failed, 10U);
   EXPECT_EQ(errors.load(), 1);
+}
+
+// Accumulate mode: while paused, events stay in the source (no handler runs); on resume they flow.
+TEST(ConsumerPool, PauseHoldsEventsInTheSourceUntilResume) {
+  for (const std::size_t max_demand : {std::size_t{1}, std::size_t{8}}) {
+    Dispatcher<int> d;
+    PoolOptions o;
+    o.consumers = 2;
+    o.max_demand = max_demand;
+    std::atomic<int> handled{0};
+    ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+    pool.pause();
+    EXPECT_TRUE(pool.paused());
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // give a wrong pool time to run
+    EXPECT_EQ(handled.load(), 0);
+    // At most one round per consumer (taken by a consumer already waiting) left the source.
+    EXPECT_GE(d.stats().buffered, 100U - 2 * max_demand);
+    pool.resume();
+    EXPECT_FALSE(pool.paused());
+    d.close();
+    pool.join();
+    EXPECT_EQ(handled.load(), 100);
+  }
+}
+
+TEST(ConsumerPool, DestroyingAPausedPoolDrainsIt) {
+  std::atomic<int> handled{0};
+  Dispatcher<int> d;
+  {
+    PoolOptions o;
+    o.consumers = 2;
+    ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+    pool.pause();
+    for (int i = 0; i < 50; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  }  // resumes, closes, drains
+  EXPECT_EQ(handled.load(), 50);
+  EXPECT_TRUE(d.drained());
 }
 
 TEST(ConsumerPool, HandlerErrorsAreCountedAndReported) {

@@ -11,6 +11,10 @@
 //           more without waiting. max_demand 1 takes one event per round and holds nothing.
 //   handle: in chunks of at most max_demand - min_demand events, in the order taken;
 //   top up: when what it holds falls to min_demand, take up to max_demand again, without waiting.
+//   pause:  pause() sets paused_; a consumer checks it (acquire) before it takes events, after a
+//           wait for an event returns, and before each chunk, and then sleeps on signal_ until
+//           resume() (see detail/signal.hpp: resume's store is its (N1)). Events it already
+//           holds stay held, unhandled; events not taken stay in the source.
 //   finish: when the source is drained (pop_for returned nothing and drained() says so) and it
 //           holds nothing, the thread ends. The last thread to end after a drain calls
 //           on_drained (Stage: closes its sink). live_ counts running threads (F1).
@@ -43,6 +47,7 @@
 
 #include "pushstage/cpus.hpp"
 #include "pushstage/detail/cache_line.hpp"
+#include "pushstage/detail/signal.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
 
@@ -89,16 +94,33 @@ class PoolCore {
   using BatchHandler = std::conditional_t<kPlain, std::function<void(std::span<T>)>,
                                           std::function<void(std::span<T>, Ctx&)>>;
 
-  // Closes the source and waits for every consumer to finish.
+  // Resumes a paused pool, closes the source and waits for every consumer to finish.
   ~PoolCore() {
+    resume();
     source_.close();
     join();
   }
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  // Waits until the source is closed and drained and every handler call has returned. Does not
-  // close the source itself. Safe to call more than once and from several threads.
+  // GenStage's accumulate mode. After pause() returns, consumers take no more events from the
+  // source and start no new chunk until resume(); handler calls in progress finish. A consumer
+  // already waiting inside the source may still receive one event (max_demand 1) or one round of
+  // events, which it holds unhandled. Events not taken stay buffered in the source (so a bounded
+  // source pushes back on its producers). Idempotent; safe from any thread, handlers included.
+  void pause() noexcept { paused_.store(1, std::memory_order_seq_cst); }  // pairs with checks
+  // Lets paused consumers go on. Idempotent.
+  void resume() noexcept {
+    paused_.store(0, std::memory_order_seq_cst);  // N1 of signal_: pairs with wait_while_paused
+    signal_.notify_all();
+  }
+  [[nodiscard]] bool paused() const noexcept {
+    return paused_.load(std::memory_order_relaxed) != 0;  // a snapshot for display
+  }
+
+  // Waits until the source is closed and drained and every handler call has returned (a paused
+  // pool does not drain: join() waits for resume()). Does not close the source itself. Safe to
+  // call more than once and from several threads.
   void join() {
     const std::lock_guard lock(join_mutex_);
     for (std::size_t i = 0;; ++i) {
@@ -235,9 +257,13 @@ class PoolCore {
     if (max_demand_ == 1 && callbacks_.handler) {
       // One event at a time: nothing held, nothing to top up.
       for (;;) {
+        hold_while_paused();
         std::optional<T> e = c.try_pop();
-        if (!e) e = wait_for_event(c, queue);
-        if (!e) return Exit::kDrained;
+        if (!e) {
+          e = wait_for_event(c, queue);
+          if (!e) return Exit::kDrained;
+          hold_while_paused();  // paused while we waited: hold the event
+        }
         handle_one(w.state, ctx, *e);
       }
     }
@@ -246,12 +272,16 @@ class PoolCore {
     held.reserve(max_demand_);
     std::size_t head = 0;  // held[0, head) are handled, held[head, size) wait
     for (;;) {
+      hold_while_paused();
       if (head == held.size()) {
         held.clear();
         head = 0;
         std::optional<T> first = c.try_pop();
-        if (!first) first = wait_for_event(c, queue);
-        if (!first) return Exit::kDrained;
+        if (!first) {
+          first = wait_for_event(c, queue);
+          if (!first) return Exit::kDrained;
+          hold_while_paused();  // paused while we waited: hold the event, take no more
+        }
         held.push_back(std::move(*first));
         first.reset();
         if (max_demand_ > 1) c.try_pop_bulk(std::back_inserter(held), max_demand_ - 1);
@@ -267,6 +297,14 @@ class PoolCore {
       handle_chunk(w.state, ctx, std::span<T>(held.data() + head, n));
       head += n;
     }
+  }
+
+  void hold_while_paused() noexcept {
+    // acquire: a pause() that happens-before the push of the event we just took is seen here.
+    if (paused_.load(std::memory_order_acquire) == 0) [[likely]]
+      return;
+    signal_.wait_for([this] { return paused_.load(std::memory_order_seq_cst) == 0; },  // A3
+                     std::chrono::nanoseconds::max());
   }
 
   // Waits for one event in rounds of kRecheck. nullopt: the queue is closed and drained.
@@ -326,6 +364,8 @@ class PoolCore {
   std::atomic<std::size_t> live_{0};              // running threads (F1)
   std::atomic<std::size_t> active_{0};            // for size()
   std::atomic<bool> drained_{false};              // some thread saw its queue drained (F1)
+  alignas(kCacheLine) std::atomic<std::uint32_t> paused_{0};  // read before each take and chunk
+  Signal signal_;                                             // pool requests: resume
 };
 
 }  // namespace detail
