@@ -35,6 +35,9 @@ PoolPlan plan_pool(const PoolOptions& options) {
                                 std::to_string(kMaxDemand) + "]; got " +
                                 std::to_string(options.max_demand));
   }
+  if (options.demand != DemandMode::Automatic && options.demand != DemandMode::Manual) {
+    throw std::invalid_argument("PoolOptions::demand must be Automatic or Manual");
+  }
   PoolPlan plan;
   if (options.min_demand == PoolOptions::kAutoMinDemand) {
     plan.min_demand = options.max_demand / 2;

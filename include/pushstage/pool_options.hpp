@@ -11,6 +11,13 @@
 
 namespace pushstage {
 
+// Who asks for events: GenStage's subscription mode.
+enum class DemandMode {
+  Automatic,  // each consumer asks again as it handles events (max_demand, min_demand)
+  Manual,     // the pool takes events only against demand granted by ask(n), e.g. by handlers that
+              // finish asynchronously; it starts with none
+};
+
 struct PoolOptions {
   // Consumer threads, in [1, 65536]. Over a PartitionDispatcher or a BroadcastDispatcher: exactly
   // one per partition or subscriber.
@@ -28,6 +35,9 @@ struct PoolOptions {
   // max_demand is 1).
   static constexpr std::size_t kAutoMinDemand = ~std::size_t{0};
   std::size_t min_demand = kAutoMinDemand;
+  // Automatic, or Manual: events are taken only against ask(n) (never more than max_demand at a
+  // time per consumer either).
+  DemandMode demand = DemandMode::Automatic;
   // Called on the consumer's thread each time the handler throws; the consumer goes on.
   std::function<void(std::exception_ptr)> on_error;
 };

@@ -207,6 +207,112 @@ TEST(ConsumerPool, DestroyingAPausedPoolDrainsIt) {
   EXPECT_TRUE(d.drained());
 }
 
+// Manual demand: nothing is taken before ask(); then exactly what was asked for.
+TEST(ConsumerPool, ManualDemandTakesOnlyWhatWasAsked) {
+  Dispatcher<int> d;
+  PoolOptions o;
+  o.consumers = 2;
+  o.max_demand = 4;
+  o.demand = DemandMode::Manual;
+  std::atomic<int> handled{0};
+  ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(handled.load(), 0);
+  EXPECT_EQ(d.stats().buffered, 100U);
+  pool.ask(10);
+  while (handled.load() < 10) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(handled.load(), 10);
+  EXPECT_EQ(d.stats().buffered, 90U);
+  EXPECT_EQ(pool.demand(), 0U);
+  pool.ask(90);
+  d.close();
+  pool.join();
+  EXPECT_EQ(handled.load(), 100);
+}
+
+// The use manual demand exists for: a handler hands its event to something that finishes later,
+// which asks for one more. At most the initial demand is ever in flight.
+TEST(ConsumerPool, ManualDemandBoundsAsynchronousWork) {
+  constexpr int kEvents = 300;
+  constexpr int kInFlight = 3;
+  Dispatcher<int> d;
+  PoolOptions o;
+  o.consumers = 2;
+  o.demand = DemandMode::Manual;
+  std::mutex m;
+  std::vector<int> started;  // handed over, not yet completed
+  std::atomic<int> in_flight{0};
+  std::atomic<int> most{0};
+  ConsumerPool<int> pool(d, o, [&](int& e) {
+    const int now = in_flight.fetch_add(1) + 1;
+    int w = most.load();
+    while (now > w && !most.compare_exchange_weak(w, now)) {
+    }
+    const std::lock_guard lock(m);
+    started.push_back(e);
+  });
+  pool.ask(kInFlight);
+  std::thread completer([&] {
+    for (int done = 0; done < kEvents;) {
+      bool got = false;
+      {
+        const std::lock_guard lock(m);
+        if (!started.empty()) {
+          started.pop_back();
+          got = true;
+        }
+      }
+      if (!got) {
+        std::this_thread::yield();
+        continue;
+      }
+      in_flight.fetch_sub(1);
+      ++done;
+      pool.ask(1);  // completed: one more
+    }
+  });
+  for (int i = 0; i < kEvents; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  completer.join();
+  d.close();
+  pool.join();
+  EXPECT_LE(most.load(), kInFlight);
+  std::uint64_t handled = 0;
+  for (const ConsumerStats& s : pool.stats()) handled += s.handled;
+  EXPECT_EQ(handled, static_cast<std::uint64_t>(kEvents));
+}
+
+TEST(ConsumerPool, ManualPoolJoinsOnceDrainedAndItsDestructorDrainsTheRest) {
+  std::atomic<int> handled{0};
+  {
+    Dispatcher<int> d;
+    PoolOptions o;
+    o.consumers = 2;
+    o.demand = DemandMode::Manual;
+    ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+    pool.ask(5);
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+    d.close();
+    pool.join();  // drained with no demand left: the consumers notice and end
+    EXPECT_EQ(handled.load(), 5);
+  }
+  {
+    Dispatcher<int> d;
+    PoolOptions o;
+    o.demand = DemandMode::Manual;
+    ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  }  // never asked: the destructor lifts the limit and drains
+  EXPECT_EQ(handled.load(), 25);
+}
+
+TEST(ConsumerPool, AskNeedsManualDemand) {
+  Dispatcher<int> d;
+  ConsumerPool<int> pool(d, PoolOptions{}, [](int&) {});
+  EXPECT_THROW(pool.ask(1), std::logic_error);
+}
+
 TEST(ConsumerPool, HandlerErrorsAreCountedAndReported) {
   Dispatcher<int> d;
   PoolOptions o;
@@ -293,6 +399,10 @@ TEST(ConsumerPool, InvalidOptionsNameTheField) {
   o.min_demand = 10;
   EXPECT_NE(message_of(o).find("PoolOptions::min_demand must be in [0, max_demand - 1] = [0, 9]; "
                                "got 10"),
+            std::string::npos);
+  o = {};
+  o.demand = static_cast<DemandMode>(9);
+  EXPECT_NE(message_of(o).find("PoolOptions::demand must be Automatic or Manual"),
             std::string::npos);
   o = {};
   o.cpus = {4095};

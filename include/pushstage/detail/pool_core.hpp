@@ -15,6 +15,11 @@
 //           wait for an event returns, and before each chunk, and then sleeps on signal_ until
 //           resume() (see detail/signal.hpp: resume's store is its (N1)). Events it already
 //           holds stay held, unhandled; events not taken stay in the source.
+//   manual: DemandMode::Manual: before it takes events a consumer takes credits from credits_
+//           (CAS, relaxed: a count that publishes nothing), as many as it may take, and gives back
+//           what it did not use. ask(n) adds n (seq_cst, N1) and notifies signal_; a consumer
+//           without credits waits on signal_ (A3: credits_ > 0, seq_cst), in rounds of kRecheck
+//           so that it notices a drained source. The destructor sets unlimited_ (N1).
 //   finish: when the source is drained (pop_for returned nothing and drained() says so) and it
 //           holds nothing, the thread ends. The last thread to end after a drain calls
 //           on_drained (Stage: closes its sink). live_ counts running threads (F1).
@@ -94,8 +99,10 @@ class PoolCore {
   using BatchHandler = std::conditional_t<kPlain, std::function<void(std::span<T>)>,
                                           std::function<void(std::span<T>, Ctx&)>>;
 
-  // Resumes a paused pool, closes the source and waits for every consumer to finish.
+  // Resumes a paused pool (and lifts a manual pool's demand limit), closes the source and waits
+  // for every consumer to finish.
   ~PoolCore() {
+    unlimited_.store(true, std::memory_order_seq_cst);  // N1 of signal_, with resume's
     resume();
     source_.close();
     join();
@@ -116,6 +123,22 @@ class PoolCore {
   }
   [[nodiscard]] bool paused() const noexcept {
     return paused_.load(std::memory_order_relaxed) != 0;  // a snapshot for display
+  }
+
+  // DemandMode::Manual: lets the pool take n more events (GenStage's ask). Safe from any thread,
+  // handlers and their completions included. Throws std::logic_error for an Automatic pool.
+  void ask(std::size_t n) {
+    if (!manual_) {
+      throw std::logic_error("ConsumerPool::ask: needs PoolOptions::demand = DemandMode::Manual");
+    }
+    if (n == 0) return;
+    credits_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);  // N1
+    signal_.notify_all();
+  }
+  // DemandMode::Manual: demand granted by ask() and not yet used (a snapshot).
+  [[nodiscard]] std::size_t demand() const noexcept {
+    const std::int64_t c = credits_.load(std::memory_order_relaxed);  // a snapshot for display
+    return c > 0 ? static_cast<std::size_t>(c) : 0;
   }
 
   // Waits until the source is closed and drained and every handler call has returned (a paused
@@ -168,6 +191,7 @@ class PoolCore {
       : source_(std::move(source)),
         plan_(plan_pool(options)),
         max_demand_(options.max_demand),
+        manual_(options.demand == DemandMode::Manual),
         chunk_(options.max_demand - plan_.min_demand),
         callbacks_(std::move(callbacks)),
         on_error_(std::move(options.on_error)) {
@@ -254,7 +278,7 @@ class PoolCore {
   Exit consume(Worker& w, Ctx& ctx) {
     Dispatcher<T>& queue = source_.queue_for(w.index);
     typename Dispatcher<T>::Consumer c = queue.consumer();
-    if (max_demand_ == 1 && callbacks_.handler) {
+    if (max_demand_ == 1 && callbacks_.handler && !manual_) {
       // One event at a time: nothing held, nothing to top up.
       for (;;) {
         hold_while_paused();
@@ -276,22 +300,32 @@ class PoolCore {
       if (head == held.size()) {
         held.clear();
         head = 0;
+        const std::size_t allowed = take_credits(max_demand_, queue);
+        if (allowed == 0) return Exit::kDrained;
         std::optional<T> first = c.try_pop();
         if (!first) {
           first = wait_for_event(c, queue);
-          if (!first) return Exit::kDrained;
+          if (!first) {
+            give_back_credits(allowed);
+            return Exit::kDrained;
+          }
           hold_while_paused();  // paused while we waited: hold the event, take no more
         }
         held.push_back(std::move(*first));
         first.reset();
-        if (max_demand_ > 1) c.try_pop_bulk(std::back_inserter(held), max_demand_ - 1);
+        if (allowed > 1) c.try_pop_bulk(std::back_inserter(held), allowed - 1);
+        give_back_credits(allowed - held.size());
       } else if (held.size() - head <= plan_.min_demand) {
         // Top up to max_demand: move what is left to the front, then take more without waiting.
         spare.clear();
         for (std::size_t i = head; i < held.size(); ++i) spare.push_back(std::move(held[i]));
         held.swap(spare);
         head = 0;
-        c.try_pop_bulk(std::back_inserter(held), max_demand_ - held.size());
+        const std::size_t allowed = try_take_credits(max_demand_ - held.size());
+        if (allowed != 0) {
+          const std::size_t got = c.try_pop_bulk(std::back_inserter(held), allowed);
+          give_back_credits(allowed - got);
+        }
       }
       const std::size_t n = std::min(chunk_, held.size() - head);
       handle_chunk(w.state, ctx, std::span<T>(held.data() + head, n));
@@ -305,6 +339,38 @@ class PoolCore {
       return;
     signal_.wait_for([this] { return paused_.load(std::memory_order_seq_cst) == 0; },  // A3
                      std::chrono::nanoseconds::max());
+  }
+
+  // Manual demand: up to `want` credits, without waiting (0: none). Automatic: `want`.
+  std::size_t try_take_credits(std::size_t want) noexcept {
+    if (!manual_ || unlimited_.load(std::memory_order_relaxed)) return want;  // rechecked below
+    std::int64_t c = credits_.load(std::memory_order_relaxed);
+    while (c > 0) {
+      const std::int64_t take = std::min<std::int64_t>(c, static_cast<std::int64_t>(want));
+      // relaxed: credits are a count; they publish nothing.
+      if (credits_.compare_exchange_weak(c, c - take, std::memory_order_relaxed)) {
+        return static_cast<std::size_t>(take);
+      }
+    }
+    return 0;
+  }
+  // Like try_take_credits() but waits for at least one. 0: the source is drained.
+  std::size_t take_credits(std::size_t want, Dispatcher<T>& queue) noexcept {
+    for (;;) {
+      if (const std::size_t got = try_take_credits(want)) return got;
+      if (queue.drained()) return 0;
+      signal_.wait_for(
+          [this] {  // A3: pairs with ask()'s and the destructor's N1
+            return credits_.load(std::memory_order_seq_cst) > 0 ||
+                   unlimited_.load(std::memory_order_seq_cst);
+          },
+          kRecheck);
+    }
+  }
+  void give_back_credits(std::size_t n) noexcept {
+    if (!manual_ || n == 0) return;
+    credits_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);  // N1
+    signal_.notify_all();
   }
 
   // Waits for one event in rounds of kRecheck. nullopt: the queue is closed and drained.
@@ -354,6 +420,7 @@ class PoolCore {
   PoolSource<T> source_;
   const PoolPlan plan_;
   const std::size_t max_demand_;
+  const bool manual_;        // DemandMode::Manual
   const std::size_t chunk_;  // max_demand - min_demand
   const Callbacks callbacks_;
   const std::function<void(std::exception_ptr)> on_error_;
@@ -365,7 +432,9 @@ class PoolCore {
   std::atomic<std::size_t> active_{0};            // for size()
   std::atomic<bool> drained_{false};              // some thread saw its queue drained (F1)
   alignas(kCacheLine) std::atomic<std::uint32_t> paused_{0};  // read before each take and chunk
-  Signal signal_;                                             // pool requests: resume
+  std::atomic<std::int64_t> credits_{0};  // manual demand granted and not yet taken
+  std::atomic<bool> unlimited_{false};    // shutting down: manual demand no longer limits
+  Signal signal_;                         // pool requests: resume, ask
 };
 
 }  // namespace detail
