@@ -12,6 +12,8 @@ namespace {
 
 constexpr std::size_t kMaxConsumers = 65536;
 constexpr std::size_t kMaxDemand = 65536;
+constexpr unsigned kMaxAttempts = 100;
+constexpr double kMaxMultiplier = 100;
 
 std::string list(const std::vector<int>& cpus) {
   std::string out = "{";
@@ -37,6 +39,30 @@ PoolPlan plan_pool(const PoolOptions& options) {
   }
   if (options.demand != DemandMode::Automatic && options.demand != DemandMode::Manual) {
     throw std::invalid_argument("PoolOptions::demand must be Automatic or Manual");
+  }
+  const RetryPolicy& r = options.retry;
+  if (r.max_attempts < 1 || r.max_attempts > kMaxAttempts) {
+    throw std::invalid_argument("PoolOptions::retry.max_attempts must be in [1, " +
+                                std::to_string(kMaxAttempts) + "]; got " +
+                                std::to_string(r.max_attempts));
+  }
+  if (r.backoff.count() < 0) {
+    throw std::invalid_argument("PoolOptions::retry.backoff must be >= 0 ns; got " +
+                                std::to_string(r.backoff.count()) + " ns");
+  }
+  if (!(r.multiplier >= 1 && r.multiplier <= kMaxMultiplier)) {
+    throw std::invalid_argument("PoolOptions::retry.multiplier must be in [1, " +
+                                std::to_string(static_cast<int>(kMaxMultiplier)) + "]; got " +
+                                std::to_string(r.multiplier));
+  }
+  if (r.max_backoff < r.backoff) {
+    throw std::invalid_argument("PoolOptions::retry.max_backoff must be >= retry.backoff (" +
+                                std::to_string(r.backoff.count()) + " ns); got " +
+                                std::to_string(r.max_backoff.count()) + " ns");
+  }
+  if (options.deadline.count() < 0) {
+    throw std::invalid_argument("PoolOptions::deadline must be >= 0 ns (0: none); got " +
+                                std::to_string(options.deadline.count()) + " ns");
   }
   PoolPlan plan;
   if (options.min_demand == PoolOptions::kAutoMinDemand) {

@@ -13,9 +13,11 @@
 //            one producer that reach one consumer are handled in push order; none across consumers.
 // Close:     after source.close(), join() returns once every event pushed before close() has been
 //            handled exactly once. Destroying a pool without join() closes its source and joins.
-// Failure:   a handler that throws counts as failed (for a batch handler: every event of the
-//            chunk); on_error receives the exception and the consumer goes on. on_error must not
-//            throw (std::terminate if it does).
+// Failure:   a handler that throws is called again under PoolOptions::retry (same consumer, after
+//            a backoff); on_error receives every exception. An event that still fails, or that
+//            misses PoolOptions::deadline, counts as failed and goes to the dead-letter callback
+//            (for a batch handler: every event of the chunk). Neither callback may throw
+//            (std::terminate if one does).
 // Memory:    what the producer did before pushing e happens-before the handler's call for e.
 // Not guaranteed: which consumer gets an event; order across consumers.
 //
@@ -24,7 +26,6 @@
 
 #include <functional>
 #include <span>
-#include <type_traits>
 #include <utility>
 
 #include "pushstage/detail/pool_core.hpp"
@@ -42,18 +43,22 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
   using Handler = std::function<void(T&)>;
   // Called once per chunk (1 .. max_demand - min_demand events, in the order taken).
   using BatchHandler = std::function<void(std::span<T>)>;
+  // Receives each event that failed for good (it may move from it), on the consumer's thread.
+  using DeadLetter = std::function<void(T&, const Failure&)>;
 
   // Starts options.consumers threads draining `source`, which must outlive the pool.
   // Throws std::invalid_argument for invalid options or an empty handler, before starting any.
-  ConsumerPool(detail::PoolSource<T> source, PoolOptions options, Handler handler)
-      : Core(std::move(source), std::move(options), {std::move(handler), {}, {}, {}}) {}
+  ConsumerPool(detail::PoolSource<T> source, PoolOptions options, Handler handler,
+               DeadLetter dead_letter = {})
+      : Core(std::move(source), std::move(options),
+             {std::move(handler), {}, std::move(dead_letter), {}, {}}) {}
 
   // The same with a batch handler: any callable taking std::span<T> (and not T&).
-  template <class F>
-  requires(std::is_invocable_v<F&, std::span<T>> && !std::is_invocable_v<F&, T&>)
-      ConsumerPool(detail::PoolSource<T> source, PoolOptions options, F batch_handler)
+  template <detail::BatchCallable<T> F>
+  ConsumerPool(detail::PoolSource<T> source, PoolOptions options, F batch_handler,
+               DeadLetter dead_letter = {})
       : Core(std::move(source), std::move(options),
-             {{}, BatchHandler(std::move(batch_handler)), {}, {}}) {}
+             {{}, BatchHandler(std::move(batch_handler)), std::move(dead_letter), {}, {}}) {}
 };
 
 }  // namespace pushstage

@@ -18,6 +18,31 @@ enum class DemandMode {
               // finish asynchronously; it starts with none
 };
 
+// What a pool does when a handler throws: call it again, after a growing wait, up to max_attempts
+// calls in all. Retries happen on the same consumer, before it takes its next event, so the order
+// of one consumer's events is kept (and the consumer is busy while it waits).
+struct RetryPolicy {
+  // Handler calls per event (per chunk, for a batch handler), in [1, 100]; 1 means no retry.
+  unsigned max_attempts = 1;
+  // Wait before the second call, >= 0; each later wait is `multiplier` times the one before
+  // (multiplier in [1, 100]), at most max_backoff (>= backoff).
+  std::chrono::nanoseconds backoff = std::chrono::milliseconds(10);
+  double multiplier = 2;
+  std::chrono::nanoseconds max_backoff = std::chrono::seconds(1);
+};
+
+enum class FailureKind {
+  Threw,             // the handler threw on every attempt
+  DeadlineExceeded,  // PoolOptions::deadline passed before or during handling
+};
+
+// Why an event failed for good; given to the dead-letter callback with the event.
+struct Failure {
+  FailureKind kind = FailureKind::Threw;
+  std::exception_ptr error;  // the last exception thrown (null when none was)
+  unsigned attempts = 0;     // handler calls made for the event
+};
+
 struct PoolOptions {
   // Consumer threads, in [1, 65536]. Over a PartitionDispatcher or a BroadcastDispatcher: exactly
   // one per partition or subscriber.
@@ -38,14 +63,26 @@ struct PoolOptions {
   // Automatic, or Manual: events are taken only against ask(n) (never more than max_demand at a
   // time per consumer either).
   DemandMode demand = DemandMode::Automatic;
-  // Called on the consumer's thread each time the handler throws; the consumer goes on.
+  // Called on the consumer's thread each time the handler throws (retried or not); the consumer
+  // goes on. Must not throw (std::terminate if it does).
   std::function<void(std::exception_ptr)> on_error;
+  // A handler that throws is called again under this policy; an event that still fails goes to
+  // the dead-letter callback (the pool's last constructor argument).
+  RetryPolicy retry;
+  // Per-event deadline, >= 0 (0: none), counted from when a consumer takes the event from its
+  // source. Not yet handled by then: not handled at all. Handled (or retried) past it: failed,
+  // even if the handler returned. Either way the event goes to the dead-letter callback as
+  // FailureKind::DeadlineExceeded. A handler call is never interrupted. For a batch handler the
+  // chunk's oldest event sets the deadline of the whole chunk.
+  std::chrono::nanoseconds deadline{0};
 };
 
 struct ConsumerStats {
   int cpu = -1;                      // the CPU it is pinned to; -1 when not pinned
-  std::uint64_t handled = 0;         // events whose handler returned normally
-  std::uint64_t failed = 0;          // events whose handler threw
+  std::uint64_t handled = 0;         // events whose handler returned normally (in time)
+  std::uint64_t failed = 0;          // events that failed for good (went to the dead letter)
+  std::uint64_t retried = 0;         // handler calls repeated after a throw
+  std::uint64_t expired = 0;         // of the failed: those past PoolOptions::deadline
   std::chrono::nanoseconds busy{0};  // time spent inside the handler
 };
 

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "test_payloads.hpp"
@@ -18,6 +19,7 @@
 namespace pushstage {
 namespace {
 
+using namespace std::chrono_literals;
 using test::Counted;
 using test::MoveOnly;
 
@@ -342,6 +344,133 @@ TEST(ConsumerPool, HandlerErrorsAreCountedAndReported) {
   EXPECT_EQ(reported.load(), 100);
 }
 
+// Retries: a handler that throws is called again, on the same consumer, before anything else.
+TEST(ConsumerPool, RetriesAThrowingHandlerInOrder) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.retry.max_attempts = 3;
+  o.retry.backoff = std::chrono::microseconds(100);
+  std::atomic<int> errors{0};
+  o.on_error = [&](std::exception_ptr) { errors.fetch_add(1); };
+  std::vector<int> attempts(50, 0);
+  std::vector<int> done;
+  ConsumerPool<int> pool(d, o, [&](int& e) {
+    if (e % 5 == 0 && ++attempts[static_cast<std::size_t>(e)] < 3) throw std::runtime_error("x");
+    done.push_back(e);
+  });
+  pool.join();
+  ASSERT_EQ(done.size(), 50U);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(done[static_cast<std::size_t>(i)], i);
+  const ConsumerStats s = pool.stats()[0];
+  EXPECT_EQ(s.handled, 50U);
+  EXPECT_EQ(s.failed, 0U);
+  EXPECT_EQ(s.retried, 20U);  // 10 events, 2 retries each
+  EXPECT_EQ(errors.load(), 20);
+}
+
+TEST(ConsumerPool, EventsThatExhaustTheirRetriesGoToTheDeadLetter) {
+  Counted::reset();
+  {
+    Dispatcher<Counted> d;
+    for (std::uint64_t i = 0; i < 40; ++i) ASSERT_EQ(d.push(Counted(i)), PushResult::Pushed);
+    d.close();
+    PoolOptions o;
+    o.consumers = 2;
+    o.retry.max_attempts = 3;
+    o.retry.backoff = std::chrono::microseconds(10);
+    std::mutex m;
+    std::set<std::uint64_t> dead;
+    ConsumerPool<Counted> pool(
+        d, o,
+        [](Counted& e) {
+          if (e.value % 2 == 1) throw std::runtime_error("odd");
+        },
+        [&](Counted& e, const Failure& f) {
+          EXPECT_EQ(f.kind, FailureKind::Threw);
+          EXPECT_EQ(f.attempts, 3U);
+          EXPECT_TRUE(f.error != nullptr);
+          const std::lock_guard lock(m);
+          EXPECT_TRUE(dead.insert(e.value).second);
+        });
+    pool.join();
+    EXPECT_EQ(dead.size(), 20U);
+    for (const std::uint64_t v : dead) EXPECT_EQ(v % 2, 1U);
+    std::uint64_t handled = 0, failed = 0, retried = 0;
+    for (const ConsumerStats& s : pool.stats()) {
+      handled += s.handled;
+      failed += s.failed;
+      retried += s.retried;
+    }
+    EXPECT_EQ(handled, 20U);
+    EXPECT_EQ(failed, 20U);
+    EXPECT_EQ(retried, 40U);
+  }
+  EXPECT_EQ(Counted::live.load(), 0);
+  EXPECT_EQ(Counted::copies.load(), 0);
+}
+
+// Deadline: the first event is handled too slowly (failed although the handler returned); the
+// seven taken with it are past their deadline before their turn (failed without a call).
+TEST(ConsumerPool, EventsPastTheirDeadlineFail) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 8;
+  o.min_demand = 0;
+  o.deadline = std::chrono::milliseconds(10);
+  std::atomic<int> calls{0};
+  std::vector<std::pair<int, unsigned>> dead;
+  ConsumerPool<int> pool(
+      d, o,
+      [&](int&) {
+        calls.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      },
+      [&](int& e, const Failure& f) {
+        EXPECT_EQ(f.kind, FailureKind::DeadlineExceeded);
+        dead.emplace_back(e, f.attempts);
+      });
+  pool.join();
+  EXPECT_EQ(calls.load(), 1);
+  ASSERT_EQ(dead.size(), 8U);
+  EXPECT_EQ(dead[0], (std::pair<int, unsigned>{0, 1}));
+  for (int i = 1; i < 8; ++i) {
+    EXPECT_EQ(dead[static_cast<std::size_t>(i)], (std::pair<int, unsigned>{i, 0}));
+  }
+  const ConsumerStats s = pool.stats()[0];
+  EXPECT_EQ(s.handled, 0U);
+  EXPECT_EQ(s.failed, 8U);
+  EXPECT_EQ(s.expired, 8U);
+}
+
+TEST(ConsumerPool, ABatchHandlerIsRetriedAsAWhole) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 12; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 6;
+  o.min_demand = 0;
+  o.retry.max_attempts = 2;
+  o.retry.backoff = std::chrono::nanoseconds(0);
+  int calls = 0;
+  std::vector<int> seen;
+  ConsumerPool<int> pool(d, o, [&](std::span<int> events) {
+    if (++calls == 1) throw std::runtime_error("first call fails");
+    seen.insert(seen.end(), events.begin(), events.end());
+  });
+  pool.join();
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+  EXPECT_EQ(pool.stats()[0].retried, 1U);
+  EXPECT_EQ(pool.stats()[0].handled, 12U);
+}
+
 TEST(ConsumerPool, DestructorClosesAndDrains) {
   Counted::reset();
   std::atomic<std::uint64_t> handled{0};
@@ -404,6 +533,24 @@ TEST(ConsumerPool, InvalidOptionsNameTheField) {
   o.demand = static_cast<DemandMode>(9);
   EXPECT_NE(message_of(o).find("PoolOptions::demand must be Automatic or Manual"),
             std::string::npos);
+  o = {};
+  o.retry.max_attempts = 0;
+  EXPECT_NE(message_of(o).find("PoolOptions::retry.max_attempts must be in [1, 100]; got 0"),
+            std::string::npos);
+  o = {};
+  o.retry.backoff = -1ns;
+  EXPECT_NE(message_of(o).find("PoolOptions::retry.backoff must be >= 0 ns"), std::string::npos);
+  o = {};
+  o.retry.multiplier = 0.5;
+  EXPECT_NE(message_of(o).find("PoolOptions::retry.multiplier must be in [1, 100]"),
+            std::string::npos);
+  o = {};
+  o.retry.max_backoff = std::chrono::milliseconds(1);
+  EXPECT_NE(message_of(o).find("PoolOptions::retry.max_backoff must be >= retry.backoff"),
+            std::string::npos);
+  o = {};
+  o.deadline = -1ns;
+  EXPECT_NE(message_of(o).find("PoolOptions::deadline must be >= 0 ns"), std::string::npos);
   o = {};
   o.cpus = {4095};
   EXPECT_NE(message_of(o).find("PoolOptions::cpus: CPU 4095 is not one this process may use"),

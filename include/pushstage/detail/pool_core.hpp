@@ -9,7 +9,9 @@
 //   take:   wait for one event (try_pop, then pop_for in rounds of kRecheck, so that a consumer
 //           parked in the source still notices a retire request), then take up to max_demand - 1
 //           more without waiting. max_demand 1 takes one event per round and holds nothing.
-//   handle: in chunks of at most max_demand - min_demand events, in the order taken;
+//   handle: in chunks of at most max_demand - min_demand events, in the order taken; a throw is
+//           retried on the same thread after a sleep (RetryPolicy), so order is kept; an event
+//           that still fails or is past its deadline goes to the dead letter;
 //   top up: when what it holds falls to min_demand, take up to max_demand again, without waiting.
 //   pause:  pause() sets paused_; a consumer checks it (acquire) before it takes events, after a
 //           wait for an event returns, and before each chunk, and then sleeps on signal_ until
@@ -86,12 +88,19 @@ class PoolSource {
   std::vector<Dispatcher<T>*> queues_;
 };
 
+// A batch handler for events of type T (with per-consumer context Ctx..., if any): a callable
+// taking std::span<T> and not T&, so that overloads for one-event and batch handlers never clash.
+template <class F, class T, class... Ctx>
+concept BatchCallable =
+    std::is_invocable_v<F&, std::span<T>, Ctx&...> && !std::is_invocable_v<F&, T&, Ctx&...>;
+
 // Per-consumer context of a plain ConsumerPool: nothing.
 struct NoContext {};
 
 template <class T, class Ctx>
 class PoolCore {
   static constexpr bool kPlain = std::is_same_v<Ctx, NoContext>;
+  using Clock = std::chrono::steady_clock;
 
  public:
   using Handler =
@@ -170,6 +179,8 @@ class PoolCore {
       out[i].cpu = s.cpu.load(std::memory_order_relaxed);  // statistics: relaxed throughout
       out[i].handled = s.handled.load(std::memory_order_relaxed);
       out[i].failed = s.failed.load(std::memory_order_relaxed);
+      out[i].retried = s.retried.load(std::memory_order_relaxed);
+      out[i].expired = s.expired.load(std::memory_order_relaxed);
       out[i].busy = std::chrono::nanoseconds(s.busy_ns.load(std::memory_order_relaxed));
     }
     return out;
@@ -182,6 +193,7 @@ class PoolCore {
   struct Callbacks {
     Handler handler;
     BatchHandler batch_handler;
+    std::function<void(T&, const Failure&)> dead_letter;  // may be empty
     std::function<Ctx()> make_context;  // per consumer thread; unused for NoContext
     std::function<void()> on_drained;   // after the last consumer finished a drained source
   };
@@ -194,7 +206,10 @@ class PoolCore {
         manual_(options.demand == DemandMode::Manual),
         chunk_(options.max_demand - plan_.min_demand),
         callbacks_(std::move(callbacks)),
-        on_error_(std::move(options.on_error)) {
+        on_error_(std::move(options.on_error)),
+        retry_(options.retry),
+        deadline_(options.deadline),
+        has_deadline_(options.deadline.count() > 0) {
     if (!callbacks_.handler && !callbacks_.batch_handler) {
       throw std::invalid_argument("ConsumerPool: handler must not be empty");
     }
@@ -216,6 +231,8 @@ class PoolCore {
     std::atomic<int> cpu{-1};
     std::atomic<std::uint64_t> handled{0};
     std::atomic<std::uint64_t> failed{0};
+    std::atomic<std::uint64_t> retried{0};
+    std::atomic<std::uint64_t> expired{0};
     std::atomic<std::int64_t> busy_ns{0};
   };
   struct Worker {
@@ -228,7 +245,7 @@ class PoolCore {
   static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
-  static void add_busy(State& state, std::chrono::steady_clock::duration spent) noexcept {
+  static void add_busy(State& state, Clock::duration spent) noexcept {
     state.busy_ns.store(state.busy_ns.load(std::memory_order_relaxed) +
                             std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count(),
                         std::memory_order_relaxed);
@@ -288,17 +305,19 @@ class PoolCore {
           if (!e) return Exit::kDrained;
           hold_while_paused();  // paused while we waited: hold the event
         }
-        handle_one(w.state, ctx, *e);
+        handle_one(w.state, ctx, *e, taken_now());
       }
     }
     std::vector<T> held;
     std::vector<T> spare;
+    std::vector<Clock::time_point> taken;  // when each held event was taken (deadline only)
     held.reserve(max_demand_);
     std::size_t head = 0;  // held[0, head) are handled, held[head, size) wait
     for (;;) {
       hold_while_paused();
       if (head == held.size()) {
         held.clear();
+        taken.clear();
         head = 0;
         const std::size_t allowed = take_credits(max_demand_, queue);
         if (allowed == 0) return Exit::kDrained;
@@ -315,20 +334,31 @@ class PoolCore {
         first.reset();
         if (allowed > 1) c.try_pop_bulk(std::back_inserter(held), allowed - 1);
         give_back_credits(allowed - held.size());
+        if (has_deadline_) taken.assign(held.size(), Clock::now());
       } else if (held.size() - head <= plan_.min_demand) {
         // Top up to max_demand: move what is left to the front, then take more without waiting.
         spare.clear();
         for (std::size_t i = head; i < held.size(); ++i) spare.push_back(std::move(held[i]));
         held.swap(spare);
+        if (has_deadline_)
+          taken.erase(taken.begin(), taken.begin() + static_cast<std::ptrdiff_t>(head));
         head = 0;
         const std::size_t allowed = try_take_credits(max_demand_ - held.size());
         if (allowed != 0) {
           const std::size_t got = c.try_pop_bulk(std::back_inserter(held), allowed);
           give_back_credits(allowed - got);
+          if (has_deadline_) taken.resize(held.size(), Clock::now());
         }
       }
       const std::size_t n = std::min(chunk_, held.size() - head);
-      handle_chunk(w.state, ctx, std::span<T>(held.data() + head, n));
+      const std::span<T> chunk(held.data() + head, n);
+      if (callbacks_.batch_handler) {
+        handle_batch(w.state, ctx, chunk, has_deadline_ ? taken[head] : Clock::time_point{});
+      } else {
+        for (std::size_t i = 0; i < n; ++i) {
+          handle_one(w.state, ctx, chunk[i], has_deadline_ ? taken[head + i] : Clock::time_point{});
+        }
+      }
       head += n;
     }
   }
@@ -381,40 +411,106 @@ class PoolCore {
     }
   }
 
-  void handle_chunk(State& state, Ctx& ctx, std::span<T> events) noexcept {
-    if (!callbacks_.batch_handler) {
-      for (T& e : events) handle_one(state, ctx, e);
-      return;
-    }
-    const auto start = std::chrono::steady_clock::now();
-    try {
-      if constexpr (kPlain) {
-        callbacks_.batch_handler(events);
-      } else {
-        callbacks_.batch_handler(events, ctx);
-      }
-      bump(state.handled, events.size());
-    } catch (...) {
-      bump(state.failed, events.size());
-      if (on_error_) on_error_(std::current_exception());  // noexcept context: throw terminates
-    }
-    add_busy(state, std::chrono::steady_clock::now() - start);
+  // When a consumer takes an event: read only when there is a deadline.
+  Clock::time_point taken_now() const noexcept {
+    return has_deadline_ ? Clock::now() : Clock::time_point{};
+  }
+  bool past_deadline(Clock::time_point taken, Clock::time_point now) const noexcept {
+    return has_deadline_ && now - taken > deadline_;
   }
 
-  void handle_one(State& state, Ctx& ctx, T& event) noexcept {
-    const auto start = std::chrono::steady_clock::now();
-    try {
-      if constexpr (kPlain) {
-        callbacks_.handler(event);
-      } else {
-        callbacks_.handler(event, ctx);
+  // One event, with retries; `taken`: when the consumer took it (deadline only).
+  void handle_one(State& state, Ctx& ctx, T& event, Clock::time_point taken) noexcept {
+    for (unsigned attempt = 1;; ++attempt) {
+      const Clock::time_point start = Clock::now();
+      if (past_deadline(taken, start)) [[unlikely]] {
+        fail_one(state, event, {FailureKind::DeadlineExceeded, nullptr, attempt - 1});
+        return;
       }
-      bump(state.handled);
-    } catch (...) {
-      bump(state.failed);
-      if (on_error_) on_error_(std::current_exception());  // noexcept context: throw terminates
+      std::exception_ptr error;
+      try {
+        if constexpr (kPlain) {
+          callbacks_.handler(event);
+        } else {
+          callbacks_.handler(event, ctx);
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      const Clock::time_point end = Clock::now();
+      add_busy(state, end - start);
+      if (!error) [[likely]] {
+        if (past_deadline(taken, end)) [[unlikely]] {
+          fail_one(state, event, {FailureKind::DeadlineExceeded, nullptr, attempt});
+          return;
+        }
+        bump(state.handled);
+        return;
+      }
+      if (on_error_) on_error_(error);  // noexcept context: a throw terminates
+      const bool late = past_deadline(taken, end);
+      if (late || attempt >= retry_.max_attempts) {
+        fail_one(state, event,
+                 {late ? FailureKind::DeadlineExceeded : FailureKind::Threw, error, attempt});
+        return;
+      }
+      bump(state.retried);
+      std::this_thread::sleep_for(backoff(attempt));
     }
-    add_busy(state, std::chrono::steady_clock::now() - start);
+  }
+
+  // One chunk for the batch handler, with retries; `oldest`: when its oldest event was taken.
+  void handle_batch(State& state, Ctx& ctx, std::span<T> events,
+                    Clock::time_point oldest) noexcept {
+    for (unsigned attempt = 1;; ++attempt) {
+      const Clock::time_point start = Clock::now();
+      if (past_deadline(oldest, start)) [[unlikely]] {
+        fail_all(state, events, {FailureKind::DeadlineExceeded, nullptr, attempt - 1});
+        return;
+      }
+      std::exception_ptr error;
+      try {
+        if constexpr (kPlain) {
+          callbacks_.batch_handler(events);
+        } else {
+          callbacks_.batch_handler(events, ctx);
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      const Clock::time_point end = Clock::now();
+      add_busy(state, end - start);
+      const bool late = past_deadline(oldest, end);
+      if (!error && !late) {
+        bump(state.handled, events.size());
+        return;
+      }
+      if (error && on_error_) on_error_(error);  // noexcept context: a throw terminates
+      if (late || attempt >= retry_.max_attempts) {
+        fail_all(state, events,
+                 {late ? FailureKind::DeadlineExceeded : FailureKind::Threw, error, attempt});
+        return;
+      }
+      bump(state.retried);
+      std::this_thread::sleep_for(backoff(attempt));
+    }
+  }
+
+  void fail_one(State& state, T& event, const Failure& failure) noexcept {
+    bump(state.failed);
+    if (failure.kind == FailureKind::DeadlineExceeded) bump(state.expired);
+    if (callbacks_.dead_letter) callbacks_.dead_letter(event, failure);  // a throw terminates
+  }
+  void fail_all(State& state, std::span<T> events, const Failure& failure) noexcept {
+    for (T& e : events) fail_one(state, e, failure);
+  }
+
+  // The wait before attempt + 1: backoff * multiplier^(attempt - 1), at most max_backoff.
+  std::chrono::nanoseconds backoff(unsigned attempt) const noexcept {
+    double ns = static_cast<double>(retry_.backoff.count());
+    const auto cap = static_cast<double>(retry_.max_backoff.count());
+    for (unsigned i = 1; i < attempt && ns < cap; ++i) ns *= retry_.multiplier;
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(ns < cap ? ns : cap));
   }
 
   PoolSource<T> source_;
@@ -424,6 +520,9 @@ class PoolCore {
   const std::size_t chunk_;  // max_demand - min_demand
   const Callbacks callbacks_;
   const std::function<void(std::exception_ptr)> on_error_;
+  const RetryPolicy retry_;
+  const std::chrono::nanoseconds deadline_;
+  const bool has_deadline_;
 
   mutable std::mutex workers_mutex_;              // guards workers_ (not the workers' counters)
   std::vector<std::unique_ptr<Worker>> workers_;  // in start order; never shrinks
