@@ -7,9 +7,12 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace pushstage {
+
+class RateLimiter;  // pushstage/rate_limiter.hpp
 
 // Who asks for events: GenStage's subscription mode.
 enum class DemandMode {
@@ -75,6 +78,10 @@ struct PoolOptions {
   // FailureKind::DeadlineExceeded. A handler call is never interrupted. For a batch handler the
   // chunk's oldest event sets the deadline of the whole chunk.
   std::chrono::nanoseconds deadline{0};
+  // Broadway's rate limiting: every handler call takes its events' grants from this limiter
+  // first (a chunk may be split to fit a window). Share one limiter between pools to limit them
+  // together; change its rate while they run with set_rate(). Null: no limit.
+  std::shared_ptr<RateLimiter> rate_limit;
 };
 
 struct ConsumerStats {

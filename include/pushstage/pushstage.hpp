@@ -3,6 +3,7 @@
 //   ConsumerPool<T> pinned consumer threads that drain a Dispatcher and call a handler
 //   PoolOptions     a pool's demand (max_demand, min_demand), pinning, failure handling
 //   allowed_cpus(), pin_this_thread()
+//   RateLimiter     at most N events per interval across pools (Broadway's rate limiting)
 //   Histogram       latencies with fixed relative precision, merged across threads
 #pragma once
 
@@ -12,3 +13,4 @@
 #include "pushstage/dispatcher_options.hpp"
 #include "pushstage/histogram.hpp"
 #include "pushstage/pool_options.hpp"
+#include "pushstage/rate_limiter.hpp"

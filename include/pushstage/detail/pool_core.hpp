@@ -12,6 +12,8 @@
 //   handle: in chunks of at most max_demand - min_demand events, in the order taken; a throw is
 //           retried on the same thread after a sleep (RetryPolicy), so order is kept; an event
 //           that still fails or is past its deadline goes to the dead letter;
+//   rate:   with a RateLimiter, each handler call first takes its grants (a chunk shrinks to
+//           what the current window grants; the rest waits for the next round);
 //   top up: when what it holds falls to min_demand, take up to max_demand again, without waiting.
 //   pause:  pause() sets paused_; a consumer checks it (acquire) before it takes events, after a
 //           wait for an event returns, and before each chunk, and then sleeps on signal_ until
@@ -57,6 +59,7 @@
 #include "pushstage/detail/signal.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
+#include "pushstage/rate_limiter.hpp"
 
 namespace pushstage {
 namespace detail {
@@ -209,7 +212,8 @@ class PoolCore {
         on_error_(std::move(options.on_error)),
         retry_(options.retry),
         deadline_(options.deadline),
-        has_deadline_(options.deadline.count() > 0) {
+        has_deadline_(options.deadline.count() > 0),
+        rate_(std::move(options.rate_limit)) {
     if (!callbacks_.handler && !callbacks_.batch_handler) {
       throw std::invalid_argument("ConsumerPool: handler must not be empty");
     }
@@ -305,6 +309,7 @@ class PoolCore {
           if (!e) return Exit::kDrained;
           hold_while_paused();  // paused while we waited: hold the event
         }
+        if (rate_ != nullptr) rate_->acquire(1);
         handle_one(w.state, ctx, *e, taken_now());
       }
     }
@@ -350,7 +355,9 @@ class PoolCore {
           if (has_deadline_) taken.resize(held.size(), Clock::now());
         }
       }
-      const std::size_t n = std::min(chunk_, held.size() - head);
+      std::size_t n = std::min(chunk_, held.size() - head);
+      // Rate limited: handle only what the current window grants, then come back for the rest.
+      if (rate_ != nullptr) n = static_cast<std::size_t>(rate_->acquire_up_to(n));
       const std::span<T> chunk(held.data() + head, n);
       if (callbacks_.batch_handler) {
         handle_batch(w.state, ctx, chunk, has_deadline_ ? taken[head] : Clock::time_point{});
@@ -523,6 +530,7 @@ class PoolCore {
   const RetryPolicy retry_;
   const std::chrono::nanoseconds deadline_;
   const bool has_deadline_;
+  const std::shared_ptr<RateLimiter> rate_;  // may be null
 
   mutable std::mutex workers_mutex_;              // guards workers_ (not the workers' counters)
   std::vector<std::unique_ptr<Worker>> workers_;  // in start order; never shrinks
