@@ -91,6 +91,7 @@ struct ConsumerStats {
   std::uint64_t retried = 0;         // handler calls repeated after a throw
   std::uint64_t expired = 0;         // of the failed: those past PoolOptions::deadline
   std::chrono::nanoseconds busy{0};  // time spent inside the handler
+  bool active = true;                // false once it ended (retired by resize(), or drained)
 };
 
 }  // namespace pushstage

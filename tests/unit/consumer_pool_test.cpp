@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <latch>
 #include <mutex>
 #include <set>
 #include <span>
@@ -471,6 +472,57 @@ TEST(ConsumerPool, ABatchHandlerIsRetriedAsAWhole) {
   EXPECT_EQ(pool.stats()[0].handled, 12U);
 }
 
+// Three handlers meet at a latch: only three consumers running at once can pass it.
+TEST(ConsumerPool, ResizeUpStartsMoreConsumers) {
+  Dispatcher<int> d;
+  PoolOptions o;
+  o.consumers = 1;
+  std::latch together(3);
+  std::atomic<int> handled{0};
+  ConsumerPool<int> pool(d, o, [&](int& e) {
+    if (e < 3) together.arrive_and_wait();
+    handled.fetch_add(1);
+  });
+  pool.resize(3);
+  EXPECT_EQ(pool.size(), 3U);
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  pool.join();
+  EXPECT_EQ(handled.load(), 30);
+  EXPECT_EQ(pool.stats().size(), 3U);
+}
+
+TEST(ConsumerPool, ResizeDownRetiresConsumersWithoutLosingEvents) {
+  constexpr std::uint32_t kEvents = 20'000;
+  Dispatcher<std::uint32_t> d;
+  PoolOptions o;
+  o.consumers = 4;
+  o.max_demand = 8;  // retiring consumers hold events: they must handle them first
+  std::vector<std::atomic<std::uint8_t>> seen(kEvents);
+  ConsumerPool<std::uint32_t> pool(d, o, [&](std::uint32_t& e) { seen[e].fetch_add(1); });
+  std::thread producer([&] {
+    for (std::uint32_t i = 0; i < kEvents; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  });
+  pool.resize(1);
+  auto ended = [&] {
+    std::size_t n = 0;
+    for (const ConsumerStats& s : pool.stats()) n += s.active ? 0 : 1;
+    return n;
+  };
+  while (ended() != 3) std::this_thread::yield();  // idle ones notice within kRecheck
+  pool.resize(3);
+  pool.resize(2);
+  EXPECT_EQ(pool.size(), 2U);
+  producer.join();
+  d.close();
+  pool.join();
+  std::uint64_t handled = 0;
+  for (const ConsumerStats& s : pool.stats()) handled += s.handled;
+  EXPECT_EQ(handled, kEvents);
+  for (std::uint32_t i = 0; i < kEvents; ++i) ASSERT_EQ(seen[i].load(), 1) << "event " << i;
+  EXPECT_EQ(pool.stats().size(), 6U);  // 4, then 2 more started by resize(3)
+}
+
 TEST(ConsumerPool, DestructorClosesAndDrains) {
   Counted::reset();
   std::atomic<std::uint64_t> handled{0};
@@ -564,6 +616,16 @@ TEST(ConsumerPool, InvalidOptionsNameTheField) {
   EXPECT_NE(message_of(o).find("PoolOptions::cpus must be empty when pin is false"),
             std::string::npos);
   EXPECT_FALSE(d.closed());  // a rejected pool never started, so it did not close the source
+  {
+    ConsumerPool<int> pool(d, PoolOptions{}, [](int&) {});
+    try {
+      pool.resize(0);
+      ADD_FAILURE() << "resize(0) was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("ConsumerPool::resize: consumers must be in [1, 65536]"),
+                std::string::npos);
+    }
+  }
   try {
     ConsumerPool<int> pool(d, PoolOptions{}, nullptr);
     ADD_FAILURE() << "an empty handler was accepted";

@@ -24,6 +24,8 @@
 //           what it did not use. ask(n) adds n (seq_cst, N1) and notifies signal_; a consumer
 //           without credits waits on signal_ (A3: credits_ > 0, seq_cst), in rounds of kRecheck
 //           so that it notices a drained source. The destructor sets unlimited_ (N1).
+//   retire: resize() to fewer consumers sets the newest ones' retire flags (relaxed: read between
+//           events and between wait rounds); such a consumer ends once it holds nothing.
 //   finish: when the source is drained (pop_for returned nothing and drained() says so) and it
 //           holds nothing, the thread ends. The last thread to end after a drain calls
 //           on_drained (Stage: closes its sink). live_ counts running threads (F1).
@@ -86,6 +88,8 @@ class PoolSource {
   void close() const noexcept {
     for (Dispatcher<T>* q : queues_) q->close();
   }
+  // Consumers may come and go: false when each consumer owns a queue of its own.
+  [[nodiscard]] bool resizable() const noexcept { return queues_.size() == 1; }
 
  private:
   std::vector<Dispatcher<T>*> queues_;
@@ -169,8 +173,39 @@ class PoolCore {
     }
   }
 
+  // The consumers the pool runs: options.consumers, or the last resize().
   [[nodiscard]] std::size_t size() const noexcept {
-    return active_.load(std::memory_order_relaxed);  // a count for display only
+    return consumers_.load(std::memory_order_relaxed);  // a count for display only
+  }
+
+  // Runs n consumers from now on, n in [1, 65536]: starts new ones, or retires the most recently
+  // started. A retiring consumer first handles every event it holds, then takes no more and ends
+  // (within kRecheck if it was waiting for events; after resume() if paused). Nothing is lost.
+  // Throws std::invalid_argument for n out of range, or for a source with one consumer per
+  // partition or subscriber.
+  void resize(std::size_t n) {
+    if (!source_.resizable()) {
+      throw std::invalid_argument(
+          "ConsumerPool::resize: a pool over a PartitionDispatcher or a BroadcastDispatcher has "
+          "exactly one consumer per partition or subscriber");
+    }
+    if (n < 1 || n > kMaxConsumers) {
+      throw std::invalid_argument("ConsumerPool::resize: consumers must be in [1, " +
+                                  std::to_string(kMaxConsumers) + "]; got " + std::to_string(n));
+    }
+    const std::lock_guard lock(workers_mutex_);
+    std::vector<Worker*> serving;
+    for (const auto& w : workers_) {
+      if (!w->retire.load(std::memory_order_relaxed)) serving.push_back(w.get());  // ours to write
+    }
+    for (std::size_t i = serving.size(); i < n; ++i) start_worker_locked();
+    for (std::size_t i = n; i < serving.size(); ++i) {
+      // seq_cst: the N1 of signal_ for a consumer waiting for demand; elsewhere the consumer reads
+      // it relaxed, between events, and only needs to see it eventually.
+      serving[i]->retire.store(true, std::memory_order_seq_cst);
+    }
+    consumers_.store(n, std::memory_order_relaxed);
+    signal_.notify_all();  // consumers waiting for demand re-check their retire flag
   }
 
   // Per consumer, in start order. Recent values while the pool runs; exact after join().
@@ -185,6 +220,7 @@ class PoolCore {
       out[i].retried = s.retried.load(std::memory_order_relaxed);
       out[i].expired = s.expired.load(std::memory_order_relaxed);
       out[i].busy = std::chrono::nanoseconds(s.busy_ns.load(std::memory_order_relaxed));
+      out[i].active = !s.ended.load(std::memory_order_relaxed);
     }
     return out;
   }
@@ -192,6 +228,7 @@ class PoolCore {
  protected:
   // How long a consumer waits inside its source before it re-checks pool requests (retire).
   static constexpr std::chrono::milliseconds kRecheck{100};
+  static constexpr std::size_t kMaxConsumers = 65536;
 
   struct Callbacks {
     Handler handler;
@@ -217,6 +254,7 @@ class PoolCore {
     if (!callbacks_.handler && !callbacks_.batch_handler) {
       throw std::invalid_argument("ConsumerPool: handler must not be empty");
     }
+    consumers_.store(options.consumers, std::memory_order_relaxed);
     try {
       for (std::size_t i = 0; i < options.consumers; ++i) {
         const std::lock_guard lock(workers_mutex_);
@@ -238,13 +276,15 @@ class PoolCore {
     std::atomic<std::uint64_t> retried{0};
     std::atomic<std::uint64_t> expired{0};
     std::atomic<std::int64_t> busy_ns{0};
+    std::atomic<bool> ended{false};
   };
   struct Worker {
     State state;
     std::size_t index = 0;
+    std::atomic<bool> retire{false};  // set by resize(), read by the consumer between events
     std::thread thread;
   };
-  enum class Exit { kDrained };
+  enum class Exit { kDrained, kRetired };
 
   static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -261,12 +301,10 @@ class PoolCore {
     Worker& ref = *w;
     workers_.push_back(std::move(w));
     live_.fetch_add(1, std::memory_order_relaxed);  // ordered by the thread start
-    active_.fetch_add(1, std::memory_order_relaxed);
     try {
       ref.thread = std::thread([this, &ref] { run(ref); });
     } catch (...) {
       live_.fetch_sub(1, std::memory_order_relaxed);
-      active_.fetch_sub(1, std::memory_order_relaxed);
       workers_.pop_back();
       throw;
     }
@@ -279,16 +317,16 @@ class PoolCore {
     }
     if constexpr (kPlain) {
       NoContext ctx;
-      finish(consume(w, ctx));
+      finish(w, consume(w, ctx));
     } else {
       Ctx ctx = callbacks_.make_context();  // noexcept context: a throw terminates
-      finish(consume(w, ctx));
+      finish(w, consume(w, ctx));
     }
   }
 
   // (F1).
-  void finish(Exit exit) noexcept {
-    active_.fetch_sub(1, std::memory_order_relaxed);
+  void finish(Worker& w, Exit exit) noexcept {
+    w.state.ended.store(true, std::memory_order_relaxed);                         // statistics
     if (exit == Exit::kDrained) drained_.store(true, std::memory_order_relaxed);  // ordered by F1
     if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&                     // F1
         drained_.load(std::memory_order_acquire) && callbacks_.on_drained) {
@@ -303,10 +341,12 @@ class PoolCore {
       // One event at a time: nothing held, nothing to top up.
       for (;;) {
         hold_while_paused();
+        if (w.retire.load(std::memory_order_relaxed)) [[unlikely]]
+          return Exit::kRetired;
         std::optional<T> e = c.try_pop();
         if (!e) {
-          e = wait_for_event(c, queue);
-          if (!e) return Exit::kDrained;
+          e = wait_for_event(w, c, queue);
+          if (!e) return exit_reason(w);
           hold_while_paused();  // paused while we waited: hold the event
         }
         if (rate_ != nullptr) rate_->acquire(1);
@@ -324,14 +364,15 @@ class PoolCore {
         held.clear();
         taken.clear();
         head = 0;
-        const std::size_t allowed = take_credits(max_demand_, queue);
-        if (allowed == 0) return Exit::kDrained;
+        if (w.retire.load(std::memory_order_relaxed)) return Exit::kRetired;  // holds nothing
+        const std::size_t allowed = take_credits(w, max_demand_, queue);
+        if (allowed == 0) return exit_reason(w);
         std::optional<T> first = c.try_pop();
         if (!first) {
-          first = wait_for_event(c, queue);
+          first = wait_for_event(w, c, queue);
           if (!first) {
             give_back_credits(allowed);
-            return Exit::kDrained;
+            return exit_reason(w);
           }
           hold_while_paused();  // paused while we waited: hold the event, take no more
         }
@@ -391,15 +432,17 @@ class PoolCore {
     }
     return 0;
   }
-  // Like try_take_credits() but waits for at least one. 0: the source is drained.
-  std::size_t take_credits(std::size_t want, Dispatcher<T>& queue) noexcept {
+  // Like try_take_credits() but waits for at least one. 0: the source is drained, or the consumer
+  // is retiring.
+  std::size_t take_credits(Worker& w, std::size_t want, Dispatcher<T>& queue) noexcept {
     for (;;) {
       if (const std::size_t got = try_take_credits(want)) return got;
-      if (queue.drained()) return 0;
+      if (queue.drained() || w.retire.load(std::memory_order_relaxed)) return 0;
       signal_.wait_for(
-          [this] {  // A3: pairs with ask()'s and the destructor's N1
+          [this, &w] {  // A3: pairs with the N1 of ask(), resize() and the destructor
             return credits_.load(std::memory_order_seq_cst) > 0 ||
-                   unlimited_.load(std::memory_order_seq_cst);
+                   unlimited_.load(std::memory_order_seq_cst) ||
+                   w.retire.load(std::memory_order_seq_cst);
           },
           kRecheck);
     }
@@ -410,12 +453,17 @@ class PoolCore {
     signal_.notify_all();
   }
 
-  // Waits for one event in rounds of kRecheck. nullopt: the queue is closed and drained.
-  std::optional<T> wait_for_event(typename Dispatcher<T>::Consumer& c, Dispatcher<T>& queue) {
+  // Waits for one event in rounds of kRecheck. nullopt: the queue is closed and drained, or the
+  // consumer is retiring (exit_reason() tells which).
+  std::optional<T> wait_for_event(Worker& w, typename Dispatcher<T>::Consumer& c,
+                                  Dispatcher<T>& queue) {
     for (;;) {
       if (std::optional<T> e = c.pop_for(kRecheck)) return e;
-      if (queue.drained()) return std::nullopt;
+      if (queue.drained() || w.retire.load(std::memory_order_relaxed)) return std::nullopt;
     }
+  }
+  static Exit exit_reason(const Worker& w) noexcept {
+    return w.retire.load(std::memory_order_relaxed) ? Exit::kRetired : Exit::kDrained;
   }
 
   // When a consumer takes an event: read only when there is a deadline.
@@ -536,7 +584,7 @@ class PoolCore {
   std::vector<std::unique_ptr<Worker>> workers_;  // in start order; never shrinks
   std::mutex join_mutex_;                         // one join() at a time
   std::atomic<std::size_t> live_{0};              // running threads (F1)
-  std::atomic<std::size_t> active_{0};            // for size()
+  std::atomic<std::size_t> consumers_{0};         // for size()
   std::atomic<bool> drained_{false};              // some thread saw its queue drained (F1)
   alignas(kCacheLine) std::atomic<std::uint32_t> paused_{0};  // read before each take and chunk
   std::atomic<std::int64_t> credits_{0};  // manual demand granted and not yet taken
