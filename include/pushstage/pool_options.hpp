@@ -82,6 +82,9 @@ struct PoolOptions {
   // first (a chunk may be split to fit a window). Share one limiter between pools to limit them
   // together; change its rate while they run with set_rate(). Null: no limit.
   std::shared_ptr<RateLimiter> rate_limit;
+  // Stage only: close the sink once the source is drained and every consumer has ended. Set it to
+  // false when several stages feed one sink, and close the sink after joining all of them.
+  bool close_sink = true;
 };
 
 struct ConsumerStats {

@@ -1,10 +1,11 @@
 // pushstage/pushstage.hpp: the whole public API of pushstage.
 //   Dispatcher<T>   hands events from many producers to consumers that ask for them
 //   ConsumerPool<T> pinned consumer threads that drain a Dispatcher and call a handler
-//   PoolOptions     a pool's demand (max_demand, min_demand), pinning, failure handling
-//   allowed_cpus(), pin_this_thread()
-//   RateLimiter     at most N events per interval across pools (Broadway's rate limiting)
-//   Histogram       latencies with fixed relative precision, merged across threads
+//   Stage<In, Sink> a pool whose handler emits into a downstream sink (GenStage's
+//   producer_consumer) PoolOptions     a pool's demand (max_demand, min_demand), pinning, failure
+//   handling allowed_cpus(), pin_this_thread() RateLimiter     at most N events per interval across
+//   pools (Broadway's rate limiting) Histogram       latencies with fixed relative precision,
+//   merged across threads
 #pragma once
 
 #include "pushstage/consumer_pool.hpp"
@@ -14,3 +15,4 @@
 #include "pushstage/histogram.hpp"
 #include "pushstage/pool_options.hpp"
 #include "pushstage/rate_limiter.hpp"
+#include "pushstage/stage.hpp"
