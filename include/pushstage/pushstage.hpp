@@ -1,6 +1,7 @@
 // pushstage/pushstage.hpp: the whole public API of pushstage.
 //   Dispatcher<T>   hands events from many producers to consumers that ask for them
 //   ConsumerPool<T> pinned consumer threads that drain a Dispatcher and call a handler
+//   PartitionDispatcher<T>  a key's hash picks a partition; one consumer per partition
 //   Stage<In, Sink> a pool whose handler emits into a downstream sink (GenStage's
 //   producer_consumer) PoolOptions     a pool's demand (max_demand, min_demand), pinning, failure
 //   handling allowed_cpus(), pin_this_thread() RateLimiter     at most N events per interval across
@@ -13,6 +14,7 @@
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 #include "pushstage/histogram.hpp"
+#include "pushstage/partition_dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
 #include "pushstage/rate_limiter.hpp"
 #include "pushstage/stage.hpp"

@@ -31,6 +31,7 @@
 
 #include "pushstage/detail/pool_core.hpp"
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/partition_dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
 
 namespace pushstage {
@@ -101,5 +102,9 @@ template <class In, class Sink, class H>
 Stage(Dispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
 template <class In, class Sink, class H, class D>
 Stage(Dispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
+template <class In, class Sink, class H>
+Stage(PartitionDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
+template <class In, class Sink, class H, class D>
+Stage(PartitionDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
 
 }  // namespace pushstage

@@ -60,6 +60,7 @@
 #include "pushstage/detail/cache_line.hpp"
 #include "pushstage/detail/signal.hpp"
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/partition_dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
 #include "pushstage/rate_limiter.hpp"
 
@@ -75,11 +76,16 @@ PoolPlan plan_pool(const PoolOptions& options);
 // The CPU of each of options.consumers consumers (-1: not pinned). Validates like plan_pool().
 std::vector<int> plan_consumer_cpus(const PoolOptions& options);
 
-// The event source of a pool: one Dispatcher that every consumer shares.
+// The event source of a pool: one Dispatcher that every consumer shares, or one queue per
+// consumer (the partitions of a PartitionDispatcher).
 template <class T>
 class PoolSource {
  public:
   PoolSource(Dispatcher<T>& d) : queues_{&d} {}  // NOLINT(google-explicit-constructor)
+  PoolSource(PartitionDispatcher<T>& d)          // NOLINT(google-explicit-constructor)
+      : kind_("partition of the PartitionDispatcher") {
+    for (std::size_t i = 0; i < d.partitions(); ++i) queues_.push_back(&d.partition(i));
+  }
 
   // The queue consumer `index` takes from.
   [[nodiscard]] Dispatcher<T>& queue_for(std::size_t index) const noexcept {
@@ -89,10 +95,19 @@ class PoolSource {
     for (Dispatcher<T>* q : queues_) q->close();
   }
   // Consumers may come and go: false when each consumer owns a queue of its own.
-  [[nodiscard]] bool resizable() const noexcept { return queues_.size() == 1; }
+  [[nodiscard]] bool resizable() const noexcept { return kind_ == nullptr; }
+  // Throws std::invalid_argument unless `consumers` fits the source (one per owned queue).
+  void check_consumers(std::size_t consumers) const {
+    if (kind_ != nullptr && consumers != queues_.size()) {
+      throw std::invalid_argument("PoolOptions::consumers must be " +
+                                  std::to_string(queues_.size()) + ", one per " + kind_ + "; got " +
+                                  std::to_string(consumers));
+    }
+  }
 
  private:
   std::vector<Dispatcher<T>*> queues_;
+  const char* kind_ = nullptr;  // what each consumer owns one of; null: one shared queue
 };
 
 // A batch handler for events of type T (with per-consumer context Ctx..., if any): a callable
@@ -254,6 +269,7 @@ class PoolCore {
     if (!callbacks_.handler && !callbacks_.batch_handler) {
       throw std::invalid_argument("ConsumerPool: handler must not be empty");
     }
+    source_.check_consumers(options.consumers);
     consumers_.store(options.consumers, std::memory_order_relaxed);
     try {
       for (std::size_t i = 0; i < options.consumers; ++i) {
