@@ -1,7 +1,7 @@
 // pushstage/consumer_pool.hpp: N consumer threads, each pinned to a CPU, that drain a source and
 // call a handler for every event (or for every chunk of events). The source is a Dispatcher (the
-// consumers share it: GenStage's demand dispatch) or a PartitionDispatcher (one consumer per
-// partition).
+// consumers share it: GenStage's demand dispatch), a PartitionDispatcher (one consumer per
+// partition) or a BroadcastDispatcher (one consumer per subscriber).
 //
 // Threading: the constructor starts the threads; the other members are safe from any thread.
 //            The handler runs on the pool's threads, concurrently with itself.
@@ -30,6 +30,7 @@
 #include <span>
 #include <utility>
 
+#include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/detail/pool_core.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/partition_dispatcher.hpp"
@@ -49,8 +50,7 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
   // Receives each event that failed for good (it may move from it), on the consumer's thread.
   using DeadLetter = std::function<void(T&, const Failure&)>;
 
-  // Starts options.consumers threads draining `source` (a Dispatcher or a PartitionDispatcher),
-  // which must outlive the pool.
+  // Starts options.consumers threads draining `source` (see above), which must outlive the pool.
   // Throws std::invalid_argument for invalid options or an empty handler, before starting any.
   ConsumerPool(detail::PoolSource<T> source, PoolOptions options, Handler handler,
                DeadLetter dead_letter = {})

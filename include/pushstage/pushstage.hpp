@@ -2,6 +2,7 @@
 //   Dispatcher<T>   hands events from many producers to consumers that ask for them
 //   ConsumerPool<T> pinned consumer threads that drain a Dispatcher and call a handler
 //   PartitionDispatcher<T>  a key's hash picks a partition; one consumer per partition
+//   BroadcastDispatcher<T>  every subscriber gets every event (or what its selector accepts)
 //   Stage<In, Sink> a pool whose handler emits into a downstream sink (GenStage's
 //   producer_consumer) PoolOptions     a pool's demand (max_demand, min_demand), pinning, failure
 //   handling allowed_cpus(), pin_this_thread() RateLimiter     at most N events per interval across
@@ -9,6 +10,7 @@
 //   merged across threads
 #pragma once
 
+#include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/consumer_pool.hpp"
 #include "pushstage/cpus.hpp"
 #include "pushstage/dispatcher.hpp"

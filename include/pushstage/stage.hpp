@@ -29,6 +29,7 @@
 #include <span>
 #include <utility>
 
+#include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/detail/pool_core.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/partition_dispatcher.hpp"
@@ -102,6 +103,10 @@ template <class In, class Sink, class H>
 Stage(Dispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
 template <class In, class Sink, class H, class D>
 Stage(Dispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
+template <class In, class Sink, class H>
+Stage(BroadcastDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
+template <class In, class Sink, class H, class D>
+Stage(BroadcastDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
 template <class In, class Sink, class H>
 Stage(PartitionDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
 template <class In, class Sink, class H, class D>

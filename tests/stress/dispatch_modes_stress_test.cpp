@@ -6,9 +6,11 @@
 #include <atomic>
 #include <cstdint>
 #include <latch>
+#include <memory>
 #include <thread>
 #include <vector>
 
+#include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/consumer_pool.hpp"
 #include "pushstage/partition_dispatcher.hpp"
 
@@ -100,6 +102,89 @@ TEST(DispatchModesStress, PartitionKeepsKeyOrderAndDeliversOnce) {
   EXPECT_EQ(order.errors.load(), 0U);
   ledger.expect_each(1);
   EXPECT_EQ(d.stats().total().popped, std::uint64_t{per_key} * kProducers * kKeys);
+}
+
+// Every subscriber gets every event once, in each producer's order, with small buffers so that the
+// slowest subscriber keeps blocking the producers.
+TEST(DispatchModesStress, BroadcastDeliversEachEventToEverySubscriber) {
+  const std::uint32_t per_key = kEvents / (kProducers * kKeys * 4);
+  DispatcherOptions small;
+  small.capacity = 16;
+  BroadcastDispatcher<Event> b(3, small);
+  std::vector<std::unique_ptr<Ledger>> ledgers;
+  std::vector<std::unique_ptr<KeyOrder>> orders;
+  for (int i = 0; i < 3; ++i) {
+    ledgers.push_back(std::make_unique<Ledger>(per_key));
+    orders.push_back(std::make_unique<KeyOrder>());
+  }
+  std::vector<std::unique_ptr<ConsumerPool<Event>>> pools;
+  for (std::size_t i = 0; i < 3; ++i) {
+    PoolOptions o;
+    o.consumers = 1;
+    o.max_demand = i == 0 ? 1 : 8;
+    pools.push_back(std::make_unique<ConsumerPool<Event>>(b.subscriber(i), o, [&, i](Event& e) {
+      orders[i]->check(e);
+      ledgers[i]->record(e);
+    }));
+  }
+  produce(b, per_key);
+  b.close();
+  for (auto& p : pools) p->join();
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(orders[i]->errors.load(), 0U);
+    ledgers[i]->expect_each(1);
+  }
+}
+
+// close() while producers push: all or nothing. Each accepted push reached all three
+// subscribers; a refused one reached none.
+TEST(DispatchModesStress, BroadcastCloseIsAllOrNothing) {
+  for (int round = 0; round < 5; ++round) {
+    DispatcherOptions small;
+    small.capacity = 8;
+    BroadcastDispatcher<std::uint32_t> b(3, small);
+    std::vector<std::vector<std::atomic<std::uint8_t>>> seen(3);
+    const std::uint32_t cap = kEvents;
+    for (auto& v : seen) v = std::vector<std::atomic<std::uint8_t>>(cap);
+    PoolOptions o;
+    o.consumers = 3;
+    o.max_demand = 4;
+    std::atomic<std::size_t> next{0};
+    ConsumerPool<std::uint32_t> pool(b, o, [&](std::uint32_t& e) {
+      thread_local std::size_t me = next.fetch_add(1);
+      seen[me][e].fetch_add(1, std::memory_order_relaxed);
+    });
+    std::atomic<std::uint32_t> ticket{0};
+    std::atomic<std::uint64_t> accepted{0};
+    std::vector<std::thread> producers;
+    for (std::uint32_t p = 0; p < kProducers; ++p) {
+      producers.emplace_back([&] {
+        auto handle = b.producer();
+        for (;;) {
+          const std::uint32_t id = ticket.fetch_add(1);
+          if (id >= cap) break;
+          if (handle.push(id) != PushResult::Pushed) {
+            // Refused: reached nobody. Mark it so the check below expects zero copies.
+            for (auto& v : seen) v[id].fetch_add(100, std::memory_order_relaxed);
+            break;
+          }
+          accepted.fetch_add(1);
+        }
+      });
+    }
+    while (accepted.load() < cap / 8) std::this_thread::yield();
+    b.close();
+    for (auto& t : producers) t.join();
+    pool.join();
+    std::uint64_t delivered = 0;
+    for (std::uint32_t id = 0; id < cap; ++id) {
+      const std::uint8_t a = seen[0][id].load();
+      for (std::size_t s = 1; s < 3; ++s) ASSERT_EQ(seen[s][id].load(), a) << "event " << id;
+      ASSERT_TRUE(a == 0 || a == 1 || a == 100) << "event " << id << " seen " << int{a};
+      delivered += a == 1 ? 1 : 0;
+    }
+    EXPECT_EQ(delivered, accepted.load()) << "round " << round;
+  }
 }
 
 }  // namespace

@@ -56,6 +56,7 @@
 #include <utility>
 #include <vector>
 
+#include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/cpus.hpp"
 #include "pushstage/detail/cache_line.hpp"
 #include "pushstage/detail/signal.hpp"
@@ -77,7 +78,7 @@ PoolPlan plan_pool(const PoolOptions& options);
 std::vector<int> plan_consumer_cpus(const PoolOptions& options);
 
 // The event source of a pool: one Dispatcher that every consumer shares, or one queue per
-// consumer (the partitions of a PartitionDispatcher).
+// consumer (the partitions of a PartitionDispatcher, the subscribers of a BroadcastDispatcher).
 template <class T>
 class PoolSource {
  public:
@@ -86,12 +87,20 @@ class PoolSource {
       : kind_("partition of the PartitionDispatcher") {
     for (std::size_t i = 0; i < d.partitions(); ++i) queues_.push_back(&d.partition(i));
   }
+  PoolSource(BroadcastDispatcher<T>& d)  // NOLINT(google-explicit-constructor)
+      : kind_("subscriber of the BroadcastDispatcher"), broadcast_(&d) {
+    for (std::size_t i = 0; i < d.subscribers(); ++i) queues_.push_back(&d.subscriber(i));
+  }
 
   // The queue consumer `index` takes from.
   [[nodiscard]] Dispatcher<T>& queue_for(std::size_t index) const noexcept {
     return *queues_[queues_.size() == 1 ? 0 : index];
   }
   void close() const noexcept {
+    if (broadcast_ != nullptr) {
+      broadcast_->close();  // through its gate: all or nothing
+      return;
+    }
     for (Dispatcher<T>* q : queues_) q->close();
   }
   // Consumers may come and go: false when each consumer owns a queue of its own.
@@ -108,6 +117,7 @@ class PoolSource {
  private:
   std::vector<Dispatcher<T>*> queues_;
   const char* kind_ = nullptr;  // what each consumer owns one of; null: one shared queue
+  BroadcastDispatcher<T>* broadcast_ = nullptr;
 };
 
 // A batch handler for events of type T (with per-consumer context Ctx..., if any): a callable
