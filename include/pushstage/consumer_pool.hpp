@@ -1,7 +1,8 @@
 // pushstage/consumer_pool.hpp: N consumer threads, each pinned to a CPU, that drain a source and
 // call a handler for every event (or for every chunk of events). The source is a Dispatcher (the
 // consumers share it: GenStage's demand dispatch), a PartitionDispatcher (one consumer per
-// partition) or a BroadcastDispatcher (one consumer per subscriber).
+// partition), a BroadcastDispatcher (one consumer per subscriber) or a KeyedDispatcher (any
+// consumer takes any key that has nothing in flight; per-key order kept).
 //
 // Threading: the constructor starts the threads; the other members are safe from any thread.
 //            The handler runs on the pool's threads, concurrently with itself.
@@ -33,6 +34,7 @@
 #include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/detail/pool_core.hpp"
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/keyed_dispatcher.hpp"
 #include "pushstage/partition_dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
 

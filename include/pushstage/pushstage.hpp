@@ -3,6 +3,7 @@
 //   ConsumerPool<T> pinned consumer threads that drain a Dispatcher and call a handler
 //   PartitionDispatcher<T>  a key's hash picks a partition; one consumer per partition
 //   BroadcastDispatcher<T>  every subscriber gets every event (or what its selector accepts)
+//   KeyedDispatcher<T>      per-key order; any idle consumer takes a key with nothing in flight
 //   Stage<In, Sink> a pool whose handler emits into a downstream sink (GenStage's
 //   producer_consumer) PoolOptions     a pool's demand (max_demand, min_demand), pinning, failure
 //   handling allowed_cpus(), pin_this_thread() RateLimiter     at most N events per interval across
@@ -16,6 +17,7 @@
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 #include "pushstage/histogram.hpp"
+#include "pushstage/keyed_dispatcher.hpp"
 #include "pushstage/partition_dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
 #include "pushstage/rate_limiter.hpp"

@@ -32,6 +32,7 @@
 #include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/detail/pool_core.hpp"
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/keyed_dispatcher.hpp"
 #include "pushstage/partition_dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
 
@@ -107,6 +108,10 @@ template <class In, class Sink, class H>
 Stage(BroadcastDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
 template <class In, class Sink, class H, class D>
 Stage(BroadcastDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
+template <class In, class Sink, class H>
+Stage(KeyedDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
+template <class In, class Sink, class H, class D>
+Stage(KeyedDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
 template <class In, class Sink, class H>
 Stage(PartitionDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
 template <class In, class Sink, class H, class D>

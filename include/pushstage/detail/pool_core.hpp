@@ -61,6 +61,7 @@
 #include "pushstage/detail/cache_line.hpp"
 #include "pushstage/detail/signal.hpp"
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/keyed_dispatcher.hpp"
 #include "pushstage/partition_dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
 #include "pushstage/rate_limiter.hpp"
@@ -77,8 +78,9 @@ PoolPlan plan_pool(const PoolOptions& options);
 // The CPU of each of options.consumers consumers (-1: not pinned). Validates like plan_pool().
 std::vector<int> plan_consumer_cpus(const PoolOptions& options);
 
-// The event source of a pool: one Dispatcher that every consumer shares, or one queue per
-// consumer (the partitions of a PartitionDispatcher, the subscribers of a BroadcastDispatcher).
+// The event source of a pool: one Dispatcher that every consumer shares, one queue per consumer
+// (the partitions of a PartitionDispatcher, the subscribers of a BroadcastDispatcher), or the
+// ready slots of a KeyedDispatcher.
 template <class T>
 class PoolSource {
  public:
@@ -87,7 +89,8 @@ class PoolSource {
       : kind_("partition of the PartitionDispatcher") {
     for (std::size_t i = 0; i < d.partitions(); ++i) queues_.push_back(&d.partition(i));
   }
-  PoolSource(BroadcastDispatcher<T>& d)  // NOLINT(google-explicit-constructor)
+  PoolSource(KeyedDispatcher<T>& d) : keyed_(&d) {}  // NOLINT(google-explicit-constructor)
+  PoolSource(BroadcastDispatcher<T>& d)              // NOLINT(google-explicit-constructor)
       : kind_("subscriber of the BroadcastDispatcher"), broadcast_(&d) {
     for (std::size_t i = 0; i < d.subscribers(); ++i) queues_.push_back(&d.subscriber(i));
   }
@@ -96,7 +99,12 @@ class PoolSource {
   [[nodiscard]] Dispatcher<T>& queue_for(std::size_t index) const noexcept {
     return *queues_[queues_.size() == 1 ? 0 : index];
   }
+  [[nodiscard]] KeyedDispatcher<T>* keyed() const noexcept { return keyed_; }
   void close() const noexcept {
+    if (keyed_ != nullptr) {
+      keyed_->close();
+      return;
+    }
     if (broadcast_ != nullptr) {
       broadcast_->close();  // through its gate: all or nothing
       return;
@@ -118,6 +126,7 @@ class PoolSource {
   std::vector<Dispatcher<T>*> queues_;
   const char* kind_ = nullptr;  // what each consumer owns one of; null: one shared queue
   BroadcastDispatcher<T>* broadcast_ = nullptr;
+  KeyedDispatcher<T>* keyed_ = nullptr;
 };
 
 // A batch handler for events of type T (with per-consumer context Ctx..., if any): a callable
@@ -361,6 +370,7 @@ class PoolCore {
   }
 
   Exit consume(Worker& w, Ctx& ctx) {
+    if (KeyedDispatcher<T>* keyed = source_.keyed()) return consume_keyed(w, ctx, *keyed);
     Dispatcher<T>& queue = source_.queue_for(w.index);
     typename Dispatcher<T>::Consumer c = queue.consumer();
     if (max_demand_ == 1 && callbacks_.handler && !manual_) {
@@ -391,7 +401,8 @@ class PoolCore {
         taken.clear();
         head = 0;
         if (w.retire.load(std::memory_order_relaxed)) return Exit::kRetired;  // holds nothing
-        const std::size_t allowed = take_credits(w, max_demand_, queue);
+        const std::size_t allowed =
+            take_credits(w, max_demand_, [&queue] { return queue.drained(); });
         if (allowed == 0) return exit_reason(w);
         std::optional<T> first = c.try_pop();
         if (!first) {
@@ -422,18 +433,8 @@ class PoolCore {
           if (has_deadline_) taken.resize(held.size(), Clock::now());
         }
       }
-      std::size_t n = std::min(chunk_, held.size() - head);
-      // Rate limited: handle only what the current window grants, then come back for the rest.
-      if (rate_ != nullptr) n = static_cast<std::size_t>(rate_->acquire_up_to(n));
-      const std::span<T> chunk(held.data() + head, n);
-      if (callbacks_.batch_handler) {
-        handle_batch(w.state, ctx, chunk, has_deadline_ ? taken[head] : Clock::time_point{});
-      } else {
-        for (std::size_t i = 0; i < n; ++i) {
-          handle_one(w.state, ctx, chunk[i], has_deadline_ ? taken[head + i] : Clock::time_point{});
-        }
-      }
-      head += n;
+      head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
+                           has_deadline_ ? taken.data() + head : nullptr);
     }
   }
 
@@ -460,10 +461,11 @@ class PoolCore {
   }
   // Like try_take_credits() but waits for at least one. 0: the source is drained, or the consumer
   // is retiring.
-  std::size_t take_credits(Worker& w, std::size_t want, Dispatcher<T>& queue) noexcept {
+  template <class Drained>
+  std::size_t take_credits(Worker& w, std::size_t want, Drained&& drained) noexcept {
     for (;;) {
       if (const std::size_t got = try_take_credits(want)) return got;
-      if (queue.drained() || w.retire.load(std::memory_order_relaxed)) return 0;
+      if (drained() || w.retire.load(std::memory_order_relaxed)) return 0;
       signal_.wait_for(
           [this, &w] {  // A3: pairs with the N1 of ask(), resize() and the destructor
             return credits_.load(std::memory_order_seq_cst) > 0 ||
@@ -490,6 +492,53 @@ class PoolCore {
   }
   static Exit exit_reason(const Worker& w) noexcept {
     return w.retire.load(std::memory_order_relaxed) ? Exit::kRetired : Exit::kDrained;
+  }
+
+  // The keyed loop: take a ready slot's events (up to max_demand), handle them all in chunks,
+  // release the slot, repeat. A slot is never held across a wait for the next one.
+  Exit consume_keyed(Worker& w, Ctx& ctx, KeyedDispatcher<T>& keyed) {
+    typename KeyedDispatcher<T>::Consumer c = keyed.consumer();
+    using Take = typename KeyedDispatcher<T>::TakeResult;
+    std::vector<T> held;
+    std::vector<Clock::time_point> taken;
+    held.reserve(max_demand_);
+    for (;;) {
+      hold_while_paused();
+      if (w.retire.load(std::memory_order_relaxed)) return Exit::kRetired;
+      const std::size_t allowed =
+          take_credits(w, max_demand_, [&keyed] { return keyed.drained(); });
+      if (allowed == 0) return exit_reason(w);
+      held.clear();
+      const Take r = c.take(held, allowed, kRecheck);
+      give_back_credits(allowed - held.size());
+      if (r == Take::kDrained) return Exit::kDrained;
+      if (r == Take::kTimedOut) continue;
+      hold_while_paused();  // paused while we waited: hold the slot and its events
+      if (has_deadline_) taken.assign(held.size(), Clock::now());
+      for (std::size_t head = 0; head < held.size();) {
+        head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
+                             has_deadline_ ? taken.data() + head : nullptr);
+      }
+      c.release();
+    }
+  }
+
+  // Handles the first chunk of `events` (at most max_demand - min_demand, and with a rate limit
+  // what the current window grants); returns how many it handled. `taken`: when each was taken
+  // (null without a deadline).
+  std::size_t handle_chunk(State& state, Ctx& ctx, std::span<T> events,
+                           const Clock::time_point* taken) noexcept {
+    std::size_t n = std::min(chunk_, events.size());
+    if (rate_ != nullptr) n = static_cast<std::size_t>(rate_->acquire_up_to(n));
+    const std::span<T> chunk = events.first(n);
+    if (callbacks_.batch_handler) {
+      handle_batch(state, ctx, chunk, taken != nullptr ? taken[0] : Clock::time_point{});
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        handle_one(state, ctx, chunk[i], taken != nullptr ? taken[i] : Clock::time_point{});
+      }
+    }
+    return n;
   }
 
   // When a consumer takes an event: read only when there is a deadline.
