@@ -63,9 +63,6 @@ void check_broadcast_options(std::size_t subscribers, const DispatcherOptions& o
 
 template <class T>
 class BroadcastDispatcher {
-  static_assert(std::is_copy_constructible_v<T>,
-                "BroadcastDispatcher<T> copies each event for every subscriber but the last");
-
  public:
   using value_type = T;
   // Whether a subscriber receives an event. An empty selector accepts everything.
@@ -177,6 +174,10 @@ class BroadcastDispatcher {
   // (G1) .. (G2) around the deliveries; `push_to(i, event)` pushes into subscriber i.
   template <class PushTo>
   PushResult deliver(T event, PushTo&& push_to) {
+    // Here rather than on the class: naming BroadcastDispatcher<T> (a pool's overloads do) must
+    // not fail for a move-only T that is never broadcast.
+    static_assert(std::is_copy_constructible_v<T>,
+                  "BroadcastDispatcher<T> copies each event for every subscriber but the last");
     if ((gate_.fetch_add(1, std::memory_order_seq_cst) & kClosed) != 0) {  // G1 pairs with G3
       leave();
       if (on_drop_) on_drop_(std::move(event), DropReason::Closed);
