@@ -11,6 +11,7 @@
 //   merged across threads
 #pragma once
 
+#include "pushstage/batcher.hpp"
 #include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/consumer_pool.hpp"
 #include "pushstage/cpus.hpp"
