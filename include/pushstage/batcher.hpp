@@ -180,15 +180,16 @@ class Batcher {
     auto flush = [&](const Key& key, BatchTrigger why) {
       auto it = open.find(key);
       if (it == open.end()) return;
+      // Counted before the push, so that a handler that ran for the batch sees it counted.
       const auto n = it->second.events.size();
-      Batch b{key, std::move(it->second.events), why};
-      open.erase(it);
-      (void)out.push(std::move(b));  // waits for room among the processors (backpressure)
       events_.store(events_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
       auto& counter = why == BatchTrigger::Full      ? full_
                       : why == BatchTrigger::Timeout ? timed_out_
                                                      : at_close_;
       counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      Batch b{key, std::move(it->second.events), why};
+      open.erase(it);
+      (void)out.push(std::move(b));  // waits for room among the processors (backpressure)
     };
     for (;;) {
       const Clock::time_point now = Clock::now();
