@@ -24,7 +24,6 @@ constexpr std::uint64_t kCapacityMax = 0x7FFF'FFFF;  // room_ keeps one bit for 
 
 Demand::Demand(const DispatcherOptions& options)
     : spin_(options.spin),
-      max_spinners_(0),
       wake_order_(options.wake_order),
       overflow_(options.overflow),
       bounded_(options.capacity != 0),

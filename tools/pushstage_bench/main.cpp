@@ -123,7 +123,7 @@ int run_main(int argc, char** argv) {
                  "sleep (like I/O; default for seed) | spin (calibrated instruction loop)");
   app.add_flag("--batch", cli.flags.batch,
                "buffer every event before the consumers start; report makespan / Graham bound");
-  app.add_flag("--no-pin", cli.flags.no_pin, "do not pin consumer threads to CPUs");
+  app.add_flag("--no-pin", cli.flags.no_pin, "do not pin consumer (and producer) threads to CPUs");
   app.add_option("--reps", reps, "repetitions per implementation, interleaved, in [1, 100]");
   app.add_option("--seed", seed, "seed of the arrival and work plan (repetition r adds r)");
   app.add_option("--idle-window", idle_window, "idle scenario: how long CPU use is measured");

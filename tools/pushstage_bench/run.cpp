@@ -472,6 +472,13 @@ template <class Backend>
 void produce(Backend& backend, Harness& h, std::uint32_t producer, std::int64_t t0, bool paced,
              std::latch& ready, std::atomic<std::int64_t>& cpu_out) {
   low_timer_slack();
+  // Pinned runs pin producers too, on the CPUs after the consumers' (round-robin): every
+  // implementation then sees the same placement, and one producer with one consumer hands off
+  // across cores instead of wherever the scheduler happens to put the producer.
+  if (h.config.pin) {
+    static const std::vector<int> cpus = allowed_cpus();
+    pin_this_thread(cpus[(h.config.consumers + producer) % cpus.size()]);
+  }
   auto handle = backend.producer();
   ready.count_down();
   Pacer pacer;

@@ -36,7 +36,7 @@
 //        park ticket in its slot (seq_cst), so wakers can claim only counted consumers.
 //   (W2) read final_ (seq_cst), then buffered = popped (acquire) ... pushed (seq_cst).
 //        buffered > 0:           cancel the registration and try again (maybe an event).
-//        final_ and none left:   drained; cancel, wake every parked consumer, return nothing.
+//        final_ and none left:   drained; cancel the registration and return nothing.
 //        otherwise:              sleep on the slot's own futex word until a waker sets it.
 //   (S1) a spinning (or woken) consumer that found an event or gives up: demand_ -= spinning 1,
 //        seq_cst. If it was the last spinner and consumers are parked, (S2) re-read buffered
@@ -60,7 +60,6 @@
 //   (K4) final_ = true, seq_cst: counts are final from here on.
 //   (K5) read demand_ (seq_cst) and wake every parked consumer. Pairs with (W1)/(W2): a consumer
 //        that registers after (K4) sees final_ at (W2).
-//   The consumer that finds the dispatcher drained also wakes everyone parked.
 // Bounded buffer: room_ = | closed: 1 bit | free room: 31 bits |, a futex word.
 //   producer reserves room by CAS (never more than capacity buffered, exactly), then pushes;
 //   consumer: (R1) room_ += n, seq_cst; (R2) read blocked_ (seq_cst), FUTEX_WAKE room_ if > 0.
@@ -73,7 +72,11 @@
 // Progress: push, try_push and try_pop are lock-free; waking is lock-free (CAS on slot tickets)
 //   but costs a system call. A consumer parks only when the exact count says nothing is buffered.
 //   close() waits for pushes that are in progress (not for consumers).
-// Model: tools/model/wake.pml (Promela) models (P0)-(P4), (W1)-(W2), (S1)-(S2), (X1)-(X3), close.
+// Model: tools/model/wake.pml (Promela; checked by tools/model/check, a ctest labelled `model`)
+//   models (P0)-(P4), (W1)-(W2), (S1)-(S2), (X1)-(X3) and close with moodycamel's spurious
+//   dequeue failures, and checks exactly-once delivery, no consumer parked forever, nothing lost
+//   at close. Variants with the re-check removed, (P3) before (P2), the ticket before (W1), or
+//   close without (K3) each fail the check.
 #pragma once
 
 #include <atomic>
@@ -257,12 +260,12 @@ class Demand {
   bool try_begin_spin() noexcept;
   // (S1)+(S2).
   void stop_searching() noexcept;
-  // Drained: drop the spinner count if any and wake everyone parked.
+  // Drained: drop the spinner count, if any.
   void finish_drained(bool searching) noexcept;
   // Events buffered by the exact count (W2/S2); may over-count by events being popped.
-  std::int64_t buffered() const noexcept;
-  std::uint64_t popped_total() const noexcept;
-  std::uint64_t pushed_total() const noexcept;
+  [[nodiscard]] std::int64_t buffered() const noexcept;
+  [[nodiscard]] std::uint64_t popped_total() const noexcept;
+  [[nodiscard]] std::uint64_t pushed_total() const noexcept;
   // Wakes up to n parked consumers in wake_order_; returns how many.
   std::uint64_t wake(std::uint64_t n) noexcept;
   void wake_all() noexcept;
@@ -285,7 +288,7 @@ class Demand {
   std::atomic<std::uint32_t> blocked_{0};
   // Read-only after construction.
   alignas(kCacheLine) std::chrono::nanoseconds spin_;
-  std::uint32_t max_spinners_;
+  std::uint32_t max_spinners_ = 0;
   WakeOrder wake_order_;
   Overflow overflow_;
   bool bounded_;
