@@ -66,8 +66,7 @@
 #include "pushstage/pool_options.hpp"
 #include "pushstage/rate_limiter.hpp"
 
-namespace pushstage {
-namespace detail {
+namespace pushstage::detail {
 
 // What a pool's options resolve to (validated; std::invalid_argument names the field and range).
 struct PoolPlan {
@@ -637,7 +636,7 @@ class PoolCore {
 
   // The wait before attempt + 1: backoff * multiplier^(attempt - 1), at most max_backoff.
   std::chrono::nanoseconds backoff(unsigned attempt) const noexcept {
-    double ns = static_cast<double>(retry_.backoff.count());
+    auto ns = static_cast<double>(retry_.backoff.count());
     const auto cap = static_cast<double>(retry_.max_backoff.count());
     for (unsigned i = 1; i < attempt && ns < cap; ++i) ns *= retry_.multiplier;
     return std::chrono::nanoseconds(static_cast<std::int64_t>(ns < cap ? ns : cap));
@@ -667,5 +666,4 @@ class PoolCore {
   Signal signal_;                         // pool requests: resume, ask
 };
 
-}  // namespace detail
-}  // namespace pushstage
+}  // namespace pushstage::detail
