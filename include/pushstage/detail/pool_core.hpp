@@ -384,8 +384,9 @@ class PoolCore {
           if (!e) return exit_reason(w);
           hold_while_paused();  // paused while we waited: hold the event
         }
+        const Clock::time_point taken = taken_now();  // the deadline counts the rate limit's wait
         if (rate_ != nullptr) rate_->acquire(1);
-        handle_one(w.state, ctx, *e, taken_now());
+        handle_one(w.state, ctx, *e, taken);
       }
     }
     std::vector<T> held;
