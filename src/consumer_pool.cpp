@@ -1,15 +1,19 @@
-// consumer_pool.cpp: the non-template part of ConsumerPool: options validation and CPU plan.
-#include "pushstage/consumer_pool.hpp"
-
+// consumer_pool.cpp: the non-template part of ConsumerPool and Stage: options validation and the
+// CPU plan.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <utility>
+
+#include "pushstage/detail/pool_core.hpp"
 
 namespace pushstage::detail {
 namespace {
 
 constexpr std::size_t kMaxConsumers = 65536;
 constexpr std::size_t kMaxDemand = 65536;
+constexpr unsigned kMaxAttempts = 100;
+constexpr double kMaxMultiplier = 100;
 
 std::string list(const std::vector<int>& cpus) {
   std::string out = "{";
@@ -22,7 +26,7 @@ std::string list(const std::vector<int>& cpus) {
 
 }  // namespace
 
-std::vector<int> plan_consumer_cpus(const PoolOptions& options) {
+PoolPlan plan_pool(const PoolOptions& options) {
   if (options.consumers < 1 || options.consumers > kMaxConsumers) {
     throw std::invalid_argument("PoolOptions::consumers must be in [1, " +
                                 std::to_string(kMaxConsumers) + "]; got " +
@@ -33,7 +37,43 @@ std::vector<int> plan_consumer_cpus(const PoolOptions& options) {
                                 std::to_string(kMaxDemand) + "]; got " +
                                 std::to_string(options.max_demand));
   }
-  std::vector<int> plan(options.consumers, -1);
+  if (options.demand != DemandMode::Automatic && options.demand != DemandMode::Manual) {
+    throw std::invalid_argument("PoolOptions::demand must be Automatic or Manual");
+  }
+  const RetryPolicy& r = options.retry;
+  if (r.max_attempts < 1 || r.max_attempts > kMaxAttempts) {
+    throw std::invalid_argument("PoolOptions::retry.max_attempts must be in [1, " +
+                                std::to_string(kMaxAttempts) + "]; got " +
+                                std::to_string(r.max_attempts));
+  }
+  if (r.backoff.count() < 0) {
+    throw std::invalid_argument("PoolOptions::retry.backoff must be >= 0 ns; got " +
+                                std::to_string(r.backoff.count()) + " ns");
+  }
+  if (!(r.multiplier >= 1 && r.multiplier <= kMaxMultiplier)) {
+    throw std::invalid_argument("PoolOptions::retry.multiplier must be in [1, " +
+                                std::to_string(static_cast<int>(kMaxMultiplier)) + "]; got " +
+                                std::to_string(r.multiplier));
+  }
+  if (r.max_backoff < r.backoff) {
+    throw std::invalid_argument("PoolOptions::retry.max_backoff must be >= retry.backoff (" +
+                                std::to_string(r.backoff.count()) + " ns); got " +
+                                std::to_string(r.max_backoff.count()) + " ns");
+  }
+  if (options.deadline.count() < 0) {
+    throw std::invalid_argument("PoolOptions::deadline must be >= 0 ns (0: none); got " +
+                                std::to_string(options.deadline.count()) + " ns");
+  }
+  PoolPlan plan;
+  if (options.min_demand == PoolOptions::kAutoMinDemand) {
+    plan.min_demand = options.max_demand / 2;
+  } else if (options.min_demand >= options.max_demand) {
+    throw std::invalid_argument("PoolOptions::min_demand must be in [0, max_demand - 1] = [0, " +
+                                std::to_string(options.max_demand - 1) + "]; got " +
+                                std::to_string(options.min_demand));
+  } else {
+    plan.min_demand = options.min_demand;
+  }
   if (!options.pin) {
     if (!options.cpus.empty()) {
       throw std::invalid_argument("PoolOptions::cpus must be empty when pin is false; got " +
@@ -49,8 +89,16 @@ std::vector<int> plan_consumer_cpus(const PoolOptions& options) {
                                   " is not one this process may use; allowed: " + list(allowed));
     }
   }
-  for (std::size_t i = 0; i < plan.size(); ++i) plan[i] = use[i % use.size()];
+  plan.pin_cpus = std::move(use);
   return plan;
+}
+
+std::vector<int> plan_consumer_cpus(const PoolOptions& options) {
+  const PoolPlan plan = plan_pool(options);
+  std::vector<int> out(options.consumers, -1);
+  if (plan.pin_cpus.empty()) return out;
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = plan.pin_cpus[i % plan.pin_cpus.size()];
+  return out;
 }
 
 }  // namespace pushstage::detail

@@ -12,6 +12,12 @@
 //            light producer is not stuck behind a heavy one's backlog; tokenless pops favour the
 //            fullest producer and can starve a light one, so long-running consumers should use a
 //            handle (ConsumerPool does). There is no FIFO order across producers.
+// Drops:     nothing disappears unseen. With an on_drop callback, every event the dispatcher
+//            destroys without handing it to a consumer goes to on_drop first, on the thread that
+//            caused it: the DropOldest victim (inside the push that dropped it), the event of a
+//            push() refused as Rejected or Closed (once that push has ended), and events still
+//            buffered at destruction. try_push() and push_bulk() leave refused events with the
+//            caller instead. stats() counts drops (dropped) and refusals (rejected) either way.
 // Close:     close() is idempotent. Every push that returned Pushed or DroppedOldest, including
 //            those concurrent with close(), is popped: pop() returns nullopt only once the
 //            dispatcher is closed and every such event has been popped. Pushes that start after
@@ -30,6 +36,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <iterator>
 #include <new>
 #include <optional>
@@ -60,27 +67,35 @@ class Dispatcher {
 
  public:
   using value_type = T;
+  // Receives an event the dispatcher would otherwise destroy (see Drops above); it may move from
+  // it. Runs on the thread that caused the drop, must be short (a DropOldest push waits for it,
+  // and close() waits for that push) and must not throw (std::terminate if it does).
+  using DropHandler = std::function<void(T&& event, DropReason why)>;
   class Producer;
   class Consumer;
 
   // Throws std::invalid_argument for options out of range (the message names the field).
-  explicit Dispatcher(DispatcherOptions options = {})
-      : demand_(options), queue_(initial_queue_capacity(options)) {}
-  // Destroys the events still buffered. No other thread may use the dispatcher any more.
-  ~Dispatcher() = default;
+  explicit Dispatcher(DispatcherOptions options = {}, DropHandler on_drop = {})
+      : demand_(options), queue_(initial_queue_capacity(options)), on_drop_(std::move(on_drop)) {}
+  // Destroys the events still buffered (after giving them to on_drop, if set). No other thread may
+  // use the dispatcher any more.
+  ~Dispatcher() {
+    if (on_drop_) drop_buffered();
+  }
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   // Buffers `event`, or hands it to a waiting consumer. Bounded and full: Block waits for room,
-  // Reject returns Rejected (the event is destroyed), DropOldest drops a buffered event instead.
-  // Returns Closed after close(). Throws std::bad_alloc if the queue cannot grow.
+  // Reject returns Rejected (the event goes to on_drop, else is destroyed), DropOldest drops a
+  // buffered event instead (to on_drop). Returns Closed after close() (the event goes to on_drop,
+  // else is destroyed). Throws std::bad_alloc if the queue cannot grow.
   PushResult push(T event) {
     SlotLease lease(demand_);
-    return push_one(lease.slot, nullptr, event, true);
+    return refused(push_one(lease.slot, nullptr, event, true), event);
   }
 
   // Like push() but never waits: when full under Block it returns Rejected. The event is moved
-  // from only when the result is Pushed or DroppedOldest.
+  // from only when the result is Pushed or DroppedOldest; otherwise it stays with the caller.
   [[nodiscard]] PushResult try_push(T& event) {
     SlotLease lease(demand_);
     return push_one(lease.slot, nullptr, event, false);
@@ -113,6 +128,9 @@ class Dispatcher {
   // second concurrent call may return before the first has finished.
   void close() noexcept { demand_.close(); }
   [[nodiscard]] bool closed() const noexcept { return demand_.closed(); }
+  // Closed, and every accepted event has been popped or dropped: pop() returns nullopt from now
+  // on. Never waits; false may be stale (a drain in progress), true is final.
+  [[nodiscard]] bool drained() const noexcept { return demand_.drained(); }
 
   [[nodiscard]] DispatcherStats stats() const noexcept { return demand_.stats(); }
 
@@ -134,7 +152,9 @@ class Dispatcher {
       if (slot_ != nullptr) d_->demand_.return_slot(*slot_);
     }
 
-    PushResult push(T event) { return d_->push_one(*slot_, &token_, event, true); }
+    PushResult push(T event) {
+      return d_->refused(d_->push_one(*slot_, &token_, event, true), event);
+    }
     [[nodiscard]] PushResult try_push(T& event) {
       return d_->push_one(*slot_, &token_, event, false);
     }
@@ -286,7 +306,37 @@ class Dispatcher {
     std::optional<T> victim;
     if (!queue_.try_dequeue(victim)) return false;
     demand_.note_dropped(1);
+    if (on_drop_) [[unlikely]]
+      drop(std::move(*victim), DropReason::Oldest);
     return true;
+  }
+
+  // push() ends with `result` for `event`: when refused (Closed or Rejected), the event goes to
+  // on_drop. One compare on the push path; the rest is out of line.
+  PushResult refused(PushResult result, T& event) noexcept {
+    static_assert((static_cast<int>(PushResult::Rejected) & 1) == 1 &&
+                  (static_cast<int>(PushResult::Closed) & 1) == 1 &&
+                  (static_cast<int>(PushResult::Pushed) & 1) == 0 &&
+                  (static_cast<int>(PushResult::DroppedOldest) & 1) == 0);
+    if ((static_cast<int>(result) & 1) != 0) [[unlikely]] {  // Rejected or Closed
+      drop(std::move(event),
+           result == PushResult::Closed ? DropReason::Closed : DropReason::Rejected);
+    }
+    return result;
+  }
+  // Hands an event the dispatcher will not deliver to on_drop, if set; else leaves it to be
+  // destroyed by the caller. Out of line and cold: the push paths inline as they did without it.
+  [[gnu::cold, gnu::noinline]] void drop(T&& event, DropReason why) noexcept {
+    if (on_drop_) on_drop_(std::move(event), why);  // noexcept: a throw terminates
+  }
+  // At destruction: every event still buffered goes to on_drop. Single-threaded here, so the
+  // simplest dequeue will do.
+  [[gnu::cold, gnu::noinline]] void drop_buffered() noexcept {
+    std::optional<T> left;
+    while (queue_.try_dequeue_non_interleaved(left)) {
+      drop(std::move(*left), DropReason::Destroyed);
+      left.reset();
+    }
   }
 
   PushResult push_one(detail::ProducerSlot& slot, moodycamel::ProducerToken* token, T& event,
@@ -383,6 +433,7 @@ class Dispatcher {
 
   detail::Demand demand_;
   Queue queue_;
+  const DropHandler on_drop_;  // read-only after construction
 };
 
 }  // namespace pushstage

@@ -21,6 +21,15 @@ enum class WakeOrder {
   Lifo,  // the one parked last: keeps few threads hot, lower latency at low load
 };
 
+// Why a dispatcher gave an event to its on_drop callback instead of to a consumer.
+enum class DropReason {
+  Oldest,     // Overflow::DropOldest dropped this buffered event to make room for a newer one
+  Rejected,   // push() found the dispatcher full under Overflow::Reject
+  Closed,     // push() came after close()
+  Destroyed,  // still buffered when the dispatcher was destroyed
+};
+
+// Refusals (Rejected, Closed) have odd values: Dispatcher::push tests that bit (asserted there).
 enum class PushResult {
   Pushed,         // the event is buffered (or already handed to a consumer)
   Rejected,       // bounded, full, Overflow::Reject (or try_push under Overflow::Block)

@@ -28,6 +28,16 @@ grep -q 'makespan / Graham bound' "$dir/batch.txt"
 "$bin" --impl "$impls" --rate 0 --events 5000 --producers 2 --consumers 3 --max-demand 8 \
   --work const:0 --work-mode spin --reps 1 >/dev/null
 
+# pushstage's pipelines and dispatch modes through the same harness (a broadcast: every consumer
+# handles every event once), closed loop and batch (with the batch's slack, as above; the partition's
+# makespan is not held to Graham's bound: it is not work-conserving).
+modes=pushstage-pipeline2,pushstage-pipeline3,pushstage-partition,pushstage-keyed,pushstage-broadcast
+"$bin" --impl "$modes" --rate 0 --events 3000 --consumers 2 --max-demand 4 --work const:0 \
+  --work-mode spin --reps 1 >"$dir/modes.txt"
+[ "$(grep -c '^exactly once *ok *ok *ok *ok *ok' "$dir/modes.txt")" -eq 1 ]
+"$bin" --impl "$modes" --batch --events 200 --consumers 2 --work uniform:1ms:3ms \
+  --work-mode sleep --reps 1 >/dev/null
+
 # --trace: one line per handled event, each event exactly once per implementation.
 "$bin" --impl pushstage,mutex --events 50 --consumers 2 --work const:10us --rate 20000 \
   --work-mode spin --reps 1 --trace >"$dir/trace.txt"

@@ -5,10 +5,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <latch>
 #include <mutex>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "test_payloads.hpp"
@@ -16,6 +20,7 @@
 namespace pushstage {
 namespace {
 
+using namespace std::chrono_literals;
 using test::Counted;
 using test::MoveOnly;
 
@@ -106,6 +111,211 @@ TEST(ConsumerPool, MaxDemandTakesBatches) {
   for (std::uint64_t i = 0; i < 100; ++i) EXPECT_EQ(seen[i], i);  // one producer, one consumer
 }
 
+// GenStage's demand: take up to max_demand, handle chunks of max_demand - min_demand, top up when
+// what is held falls to min_demand. With a full source and one consumer the chunks are exact.
+TEST(ConsumerPool, MinDemandSetsTheChunkSize) {
+  Dispatcher<MoveOnly> d;
+  for (std::uint64_t i = 0; i < 100; ++i) ASSERT_EQ(d.push(MoveOnly(i)), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 10;
+  o.min_demand = 4;
+  std::vector<std::size_t> chunks;
+  std::vector<std::uint64_t> seen;
+  std::uint64_t most_held = 0;
+  ConsumerPool<MoveOnly> pool(d, o, [&](std::span<MoveOnly> events) {
+    chunks.push_back(events.size());
+    // Taken from the source but not yet handled: never more than max_demand.
+    most_held = std::max<std::uint64_t>(most_held, d.stats().popped - seen.size());
+    for (MoveOnly& e : events) seen.push_back(*e.value);
+  });
+  pool.join();
+  std::vector<std::size_t> want(16, 6);
+  want.push_back(4);
+  EXPECT_EQ(chunks, want);
+  ASSERT_EQ(seen.size(), 100U);
+  for (std::uint64_t i = 0; i < 100; ++i) EXPECT_EQ(seen[i], i);
+  EXPECT_EQ(most_held, 10U);
+  EXPECT_EQ(pool.stats()[0].handled, 100U);
+}
+
+TEST(ConsumerPool, DefaultMinDemandIsHalfOfMax) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 8;  // min_demand 4: chunks of 4
+  std::vector<std::size_t> chunks;
+  ConsumerPool<int> pool(d, o, [&](std::span<int> events) { chunks.push_back(events.size()); });
+  pool.join();
+  EXPECT_EQ(chunks, std::vector<std::size_t>(10, 4));
+}
+
+TEST(ConsumerPool, ABatchHandlerThatThrowsFailsItsChunk) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 10;
+  o.min_demand = 0;  // chunks of 10
+  std::atomic<int> errors{0};
+  o.on_error = [&](std::exception_ptr) { errors.fetch_add(1); };
+  ConsumerPool<int> pool(d, o, [](std::span<int> events) {
+    if (events.front() == 10) throw std::runtime_error("bad batch");
+  });
+  pool.join();
+  EXPECT_EQ(pool.stats()[0].handled, 20U);
+  EXPECT_EQ(pool.stats()[0].failed, 10U);
+  EXPECT_EQ(errors.load(), 1);
+}
+
+// Accumulate mode: while paused, events stay in the source (no handler runs); on resume they flow.
+TEST(ConsumerPool, PauseHoldsEventsInTheSourceUntilResume) {
+  for (const std::size_t max_demand : {std::size_t{1}, std::size_t{8}}) {
+    Dispatcher<int> d;
+    PoolOptions o;
+    o.consumers = 2;
+    o.max_demand = max_demand;
+    std::atomic<int> handled{0};
+    ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+    pool.pause();
+    EXPECT_TRUE(pool.paused());
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // give a wrong pool time to run
+    EXPECT_EQ(handled.load(), 0);
+    // At most one round per consumer (taken by a consumer already waiting) left the source.
+    EXPECT_GE(d.stats().buffered, 100U - 2 * max_demand);
+    pool.resume();
+    EXPECT_FALSE(pool.paused());
+    d.close();
+    pool.join();
+    EXPECT_EQ(handled.load(), 100);
+  }
+}
+
+TEST(ConsumerPool, DestroyingAPausedPoolDrainsIt) {
+  std::atomic<int> handled{0};
+  Dispatcher<int> d;
+  {
+    PoolOptions o;
+    o.consumers = 2;
+    ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+    pool.pause();
+    for (int i = 0; i < 50; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  }  // resumes, closes, drains
+  EXPECT_EQ(handled.load(), 50);
+  EXPECT_TRUE(d.drained());
+}
+
+// Manual demand: nothing is taken before ask(); then exactly what was asked for.
+TEST(ConsumerPool, ManualDemandTakesOnlyWhatWasAsked) {
+  Dispatcher<int> d;
+  PoolOptions o;
+  o.consumers = 2;
+  o.max_demand = 4;
+  o.demand = DemandMode::Manual;
+  std::atomic<int> handled{0};
+  ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(handled.load(), 0);
+  EXPECT_EQ(d.stats().buffered, 100U);
+  pool.ask(10);
+  while (handled.load() < 10) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(handled.load(), 10);
+  EXPECT_EQ(d.stats().buffered, 90U);
+  EXPECT_EQ(pool.demand(), 0U);
+  pool.ask(90);
+  d.close();
+  pool.join();
+  EXPECT_EQ(handled.load(), 100);
+}
+
+// The use manual demand exists for: a handler hands its event to something that finishes later,
+// which asks for one more. At most the initial demand is ever in flight.
+TEST(ConsumerPool, ManualDemandBoundsAsynchronousWork) {
+  constexpr int kEvents = 300;
+  constexpr int kInFlight = 3;
+  Dispatcher<int> d;
+  PoolOptions o;
+  o.consumers = 2;
+  o.demand = DemandMode::Manual;
+  std::mutex m;
+  std::vector<int> started;  // handed over, not yet completed
+  std::atomic<int> in_flight{0};
+  std::atomic<int> most{0};
+  ConsumerPool<int> pool(d, o, [&](int& e) {
+    const int now = in_flight.fetch_add(1) + 1;
+    int w = most.load();
+    while (now > w && !most.compare_exchange_weak(w, now)) {
+    }
+    const std::lock_guard lock(m);
+    started.push_back(e);
+  });
+  pool.ask(kInFlight);
+  std::thread completer([&] {
+    for (int done = 0; done < kEvents;) {
+      bool got = false;
+      {
+        const std::lock_guard lock(m);
+        if (!started.empty()) {
+          started.pop_back();
+          got = true;
+        }
+      }
+      if (!got) {
+        std::this_thread::yield();
+        continue;
+      }
+      in_flight.fetch_sub(1);
+      ++done;
+      pool.ask(1);  // completed: one more
+    }
+  });
+  for (int i = 0; i < kEvents; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  completer.join();
+  d.close();
+  pool.join();
+  EXPECT_LE(most.load(), kInFlight);
+  std::uint64_t handled = 0;
+  for (const ConsumerStats& s : pool.stats()) handled += s.handled;
+  EXPECT_EQ(handled, static_cast<std::uint64_t>(kEvents));
+}
+
+TEST(ConsumerPool, ManualPoolJoinsOnceDrainedAndItsDestructorDrainsTheRest) {
+  std::atomic<int> handled{0};
+  {
+    Dispatcher<int> d;
+    PoolOptions o;
+    o.consumers = 2;
+    o.demand = DemandMode::Manual;
+    ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+    pool.ask(5);
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+    d.close();
+    pool.join();  // drained with no demand left: the consumers notice and end
+    EXPECT_EQ(handled.load(), 5);
+  }
+  {
+    Dispatcher<int> d;
+    PoolOptions o;
+    o.demand = DemandMode::Manual;
+    ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  }  // never asked: the destructor lifts the limit and drains
+  EXPECT_EQ(handled.load(), 25);
+}
+
+TEST(ConsumerPool, AskNeedsManualDemand) {
+  Dispatcher<int> d;
+  ConsumerPool<int> pool(d, PoolOptions{}, [](int&) {});
+  EXPECT_THROW(pool.ask(1), std::logic_error);
+}
+
 TEST(ConsumerPool, HandlerErrorsAreCountedAndReported) {
   Dispatcher<int> d;
   PoolOptions o;
@@ -133,6 +343,184 @@ TEST(ConsumerPool, HandlerErrorsAreCountedAndReported) {
   EXPECT_EQ(failed, 100U);
   EXPECT_EQ(handled, 200U);
   EXPECT_EQ(reported.load(), 100);
+}
+
+// Retries: a handler that throws is called again, on the same consumer, before anything else.
+TEST(ConsumerPool, RetriesAThrowingHandlerInOrder) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.retry.max_attempts = 3;
+  o.retry.backoff = std::chrono::microseconds(100);
+  std::atomic<int> errors{0};
+  o.on_error = [&](std::exception_ptr) { errors.fetch_add(1); };
+  std::vector<int> attempts(50, 0);
+  std::vector<int> done;
+  ConsumerPool<int> pool(d, o, [&](int& e) {
+    if (e % 5 == 0 && ++attempts[static_cast<std::size_t>(e)] < 3) throw std::runtime_error("x");
+    done.push_back(e);
+  });
+  pool.join();
+  ASSERT_EQ(done.size(), 50U);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(done[static_cast<std::size_t>(i)], i);
+  const ConsumerStats s = pool.stats()[0];
+  EXPECT_EQ(s.handled, 50U);
+  EXPECT_EQ(s.failed, 0U);
+  EXPECT_EQ(s.retried, 20U);  // 10 events, 2 retries each
+  EXPECT_EQ(errors.load(), 20);
+}
+
+TEST(ConsumerPool, EventsThatExhaustTheirRetriesGoToTheDeadLetter) {
+  Counted::reset();
+  {
+    Dispatcher<Counted> d;
+    for (std::uint64_t i = 0; i < 40; ++i) ASSERT_EQ(d.push(Counted(i)), PushResult::Pushed);
+    d.close();
+    PoolOptions o;
+    o.consumers = 2;
+    o.retry.max_attempts = 3;
+    o.retry.backoff = std::chrono::microseconds(10);
+    std::mutex m;
+    std::set<std::uint64_t> dead;
+    ConsumerPool<Counted> pool(
+        d, o,
+        [](Counted& e) {
+          if (e.value % 2 == 1) throw std::runtime_error("odd");
+        },
+        [&](Counted& e, const Failure& f) {
+          EXPECT_EQ(f.kind, FailureKind::Threw);
+          EXPECT_EQ(f.attempts, 3U);
+          EXPECT_TRUE(f.error != nullptr);
+          const std::lock_guard lock(m);
+          EXPECT_TRUE(dead.insert(e.value).second);
+        });
+    pool.join();
+    EXPECT_EQ(dead.size(), 20U);
+    for (const std::uint64_t v : dead) EXPECT_EQ(v % 2, 1U);
+    std::uint64_t handled = 0, failed = 0, retried = 0;
+    for (const ConsumerStats& s : pool.stats()) {
+      handled += s.handled;
+      failed += s.failed;
+      retried += s.retried;
+    }
+    EXPECT_EQ(handled, 20U);
+    EXPECT_EQ(failed, 20U);
+    EXPECT_EQ(retried, 40U);
+  }
+  EXPECT_EQ(Counted::live.load(), 0);
+  EXPECT_EQ(Counted::copies.load(), 0);
+}
+
+// Deadline: the first event is handled too slowly (failed although the handler returned); the
+// seven taken with it are past their deadline before their turn (failed without a call).
+TEST(ConsumerPool, EventsPastTheirDeadlineFail) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 8;
+  o.min_demand = 0;
+  o.deadline = std::chrono::milliseconds(10);
+  std::atomic<int> calls{0};
+  std::vector<std::pair<int, unsigned>> dead;
+  ConsumerPool<int> pool(
+      d, o,
+      [&](int&) {
+        calls.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      },
+      [&](int& e, const Failure& f) {
+        EXPECT_EQ(f.kind, FailureKind::DeadlineExceeded);
+        dead.emplace_back(e, f.attempts);
+      });
+  pool.join();
+  EXPECT_EQ(calls.load(), 1);
+  ASSERT_EQ(dead.size(), 8U);
+  EXPECT_EQ(dead[0], (std::pair<int, unsigned>{0, 1}));
+  for (int i = 1; i < 8; ++i) {
+    EXPECT_EQ(dead[static_cast<std::size_t>(i)], (std::pair<int, unsigned>{i, 0}));
+  }
+  const ConsumerStats s = pool.stats()[0];
+  EXPECT_EQ(s.handled, 0U);
+  EXPECT_EQ(s.failed, 8U);
+  EXPECT_EQ(s.expired, 8U);
+}
+
+TEST(ConsumerPool, ABatchHandlerIsRetriedAsAWhole) {
+  Dispatcher<int> d;
+  for (int i = 0; i < 12; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  PoolOptions o;
+  o.consumers = 1;
+  o.max_demand = 6;
+  o.min_demand = 0;
+  o.retry.max_attempts = 2;
+  o.retry.backoff = std::chrono::nanoseconds(0);
+  int calls = 0;
+  std::vector<int> seen;
+  ConsumerPool<int> pool(d, o, [&](std::span<int> events) {
+    if (++calls == 1) throw std::runtime_error("first call fails");
+    seen.insert(seen.end(), events.begin(), events.end());
+  });
+  pool.join();
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+  EXPECT_EQ(pool.stats()[0].retried, 1U);
+  EXPECT_EQ(pool.stats()[0].handled, 12U);
+}
+
+// Three handlers meet at a latch: only three consumers running at once can pass it.
+TEST(ConsumerPool, ResizeUpStartsMoreConsumers) {
+  Dispatcher<int> d;
+  PoolOptions o;
+  o.consumers = 1;
+  std::latch together(3);
+  std::atomic<int> handled{0};
+  ConsumerPool<int> pool(d, o, [&](int& e) {
+    if (e < 3) together.arrive_and_wait();
+    handled.fetch_add(1);
+  });
+  pool.resize(3);
+  EXPECT_EQ(pool.size(), 3U);
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  pool.join();
+  EXPECT_EQ(handled.load(), 30);
+  EXPECT_EQ(pool.stats().size(), 3U);
+}
+
+TEST(ConsumerPool, ResizeDownRetiresConsumersWithoutLosingEvents) {
+  constexpr std::uint32_t kEvents = 20'000;
+  Dispatcher<std::uint32_t> d;
+  PoolOptions o;
+  o.consumers = 4;
+  o.max_demand = 8;  // retiring consumers hold events: they must handle them first
+  std::vector<std::atomic<std::uint8_t>> seen(kEvents);
+  ConsumerPool<std::uint32_t> pool(d, o, [&](std::uint32_t& e) { seen[e].fetch_add(1); });
+  std::thread producer([&] {
+    for (std::uint32_t i = 0; i < kEvents; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  });
+  pool.resize(1);
+  auto ended = [&] {
+    std::size_t n = 0;
+    for (const ConsumerStats& s : pool.stats()) n += s.active ? 0 : 1;
+    return n;
+  };
+  while (ended() != 3) std::this_thread::yield();  // idle ones notice within kRecheck
+  pool.resize(3);
+  pool.resize(2);
+  EXPECT_EQ(pool.size(), 2U);
+  producer.join();
+  d.close();
+  pool.join();
+  std::uint64_t handled = 0;
+  for (const ConsumerStats& s : pool.stats()) handled += s.handled;
+  EXPECT_EQ(handled, kEvents);
+  for (std::uint32_t i = 0; i < kEvents; ++i) ASSERT_EQ(seen[i].load(), 1) << "event " << i;
+  EXPECT_EQ(pool.stats().size(), 6U);  // 4, then 2 more started by resize(3)
 }
 
 TEST(ConsumerPool, DestructorClosesAndDrains) {
@@ -188,6 +576,34 @@ TEST(ConsumerPool, InvalidOptionsNameTheField) {
   EXPECT_NE(message_of(o).find("PoolOptions::max_demand must be in [1, 65536]; got 0"),
             std::string::npos);
   o = {};
+  o.max_demand = 10;
+  o.min_demand = 10;
+  EXPECT_NE(message_of(o).find("PoolOptions::min_demand must be in [0, max_demand - 1] = [0, 9]; "
+                               "got 10"),
+            std::string::npos);
+  o = {};
+  o.demand = static_cast<DemandMode>(9);
+  EXPECT_NE(message_of(o).find("PoolOptions::demand must be Automatic or Manual"),
+            std::string::npos);
+  o = {};
+  o.retry.max_attempts = 0;
+  EXPECT_NE(message_of(o).find("PoolOptions::retry.max_attempts must be in [1, 100]; got 0"),
+            std::string::npos);
+  o = {};
+  o.retry.backoff = -1ns;
+  EXPECT_NE(message_of(o).find("PoolOptions::retry.backoff must be >= 0 ns"), std::string::npos);
+  o = {};
+  o.retry.multiplier = 0.5;
+  EXPECT_NE(message_of(o).find("PoolOptions::retry.multiplier must be in [1, 100]"),
+            std::string::npos);
+  o = {};
+  o.retry.max_backoff = std::chrono::milliseconds(1);
+  EXPECT_NE(message_of(o).find("PoolOptions::retry.max_backoff must be >= retry.backoff"),
+            std::string::npos);
+  o = {};
+  o.deadline = -1ns;
+  EXPECT_NE(message_of(o).find("PoolOptions::deadline must be >= 0 ns"), std::string::npos);
+  o = {};
   o.cpus = {4095};
   EXPECT_NE(message_of(o).find("PoolOptions::cpus: CPU 4095 is not one this process may use"),
             std::string::npos);
@@ -200,6 +616,16 @@ TEST(ConsumerPool, InvalidOptionsNameTheField) {
   EXPECT_NE(message_of(o).find("PoolOptions::cpus must be empty when pin is false"),
             std::string::npos);
   EXPECT_FALSE(d.closed());  // a rejected pool never started, so it did not close the source
+  {
+    ConsumerPool<int> pool(d, PoolOptions{}, [](int&) {});
+    try {
+      pool.resize(0);
+      ADD_FAILURE() << "resize(0) was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("ConsumerPool::resize: consumers must be in [1, 65536]"),
+                std::string::npos);
+    }
+  }
   try {
     ConsumerPool<int> pool(d, PoolOptions{}, nullptr);
     ADD_FAILURE() << "an empty handler was accepted";

@@ -31,7 +31,7 @@ namespace {
 constexpr const char* kHelpFooter = R"(
 Scenarios (--scenario NAME; flags given with it replace the scenario's values in every case):
 %SCENARIOS%
-Implementations (--impl, comma-separated; default: all but moodycamel-notoken):
+Implementations (--impl, comma-separated; default: the scenario's, usually the first six):
 %IMPLS%
 What is measured, per event, with steady_clock: intended time (the seeded plan), enqueue time,
 handler start and end. dispatch = start - enqueue; response = start - intended (open loop only);
@@ -260,8 +260,8 @@ int run_main(int argc, char** argv) {
   std::string events, producers, weights, consumers, max_demand, rate, load, arrivals, work,
       work_mode, impl_list, reps, seed, idle_window;
   app.add_option("--scenario", cli.scenario,
-                 "seed | throughput | handoff | fairness | "
-                 "oversubscribed | idle (default seed)");
+                 "seed | throughput | handoff | fairness | oversubscribed | idle | pipeline | "
+                 "partition | broadcast (default seed)");
   app.add_option("--impl", impl_list, "implementations to run, comma-separated");
   app.add_option("--events", events, "events per run, >= 1");
   app.add_option("--producers", producers, "producer threads, >= 1");

@@ -29,10 +29,14 @@
 #include <vector>
 
 #include "peers.hpp"
+#include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/consumer_pool.hpp"
 #include "pushstage/cpus.hpp"
 #include "pushstage/detail/cache_line.hpp"
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/keyed_dispatcher.hpp"
+#include "pushstage/partition_dispatcher.hpp"
+#include "pushstage/stage.hpp"
 #include "results_json.hpp"
 
 namespace pushstage::bench {
@@ -57,6 +61,16 @@ constexpr ImplInfo kImpls[] = {
      "raw moodycamel ConcurrentQueue, consumers spin (burns a core each)"},
     {Impl::kBlockingNoToken, "moodycamel-notoken", "mc-notoken",
      "BlockingConcurrentQueue, consumers without ConsumerToken (can starve producers)"},
+    {Impl::kPipeline2, "pushstage-pipeline2", "ps-pipe2",
+     "pushstage 2-stage pipeline: Stage (pass-through) -> bounded Dispatcher -> ConsumerPool"},
+    {Impl::kPipeline3, "pushstage-pipeline3", "ps-pipe3",
+     "pushstage 3-stage pipeline: two pass-through Stages, then the ConsumerPool"},
+    {Impl::kPartition, "pushstage-partition", "ps-partition",
+     "pushstage PartitionDispatcher: one partition per consumer, chosen by event id"},
+    {Impl::kKeyed, "pushstage-keyed", "ps-keyed",
+     "pushstage KeyedDispatcher: 64 slots by event id, any idle consumer takes a ready slot"},
+    {Impl::kBroadcast, "pushstage-broadcast", "ps-broadcast",
+     "pushstage BroadcastDispatcher: every consumer handles every event (1024 per subscriber)"},
 };
 
 // ---- work ----
@@ -262,6 +276,8 @@ class PushstageBackend {
     for (const ConsumerStats& s : pool_->stats()) n += s.handled;
     return n;
   }
+  // Handler calls per event.
+  static std::size_t copies() { return 1; }
 
  private:
   static DispatcherOptions options(WakeOrder order) {
@@ -298,6 +314,7 @@ class PeerBackend {
   }
   // The loop is ours: no independent count to compare with.
   std::optional<std::uint64_t> pool_handled() const { return std::nullopt; }
+  static std::size_t copies() { return 1; }
 
  private:
   void run(std::size_t index) {
@@ -322,6 +339,105 @@ class PeerBackend {
   std::vector<int> cpus_;
   std::vector<std::thread> threads_;
 };
+
+// ---- pushstage's other shapes: pipelines and dispatch modes, the same harness handler ----
+
+// The consumer pool every shape ends in: the harness handler on config.consumers consumers.
+PoolOptions harness_pool_options(const Harness& h) {
+  PoolOptions po;
+  po.consumers = h.config.consumers;
+  po.pin = h.config.pin;
+  po.max_demand = h.config.max_demand;
+  return po;
+}
+std::function<void(std::uint32_t&)> harness_handler(Harness& h) {
+  return [&h](std::uint32_t& id) {
+    thread_local ConsumerLog* log = nullptr;
+    if (log == nullptr) log = &h.claim();
+    h.handle(*log, id);
+  };
+}
+std::uint64_t handled_by(const std::vector<ConsumerStats>& stats) {
+  std::uint64_t n = 0;
+  for (const ConsumerStats& s : stats) n += s.handled;
+  return n;
+}
+
+// head -> (stages - 1) pass-through Stages, one unpinned consumer each, bounded (1024, Block)
+// dispatchers in between -> the harness pool. Dispatch latency covers every hop.
+class PipelineBackend {
+ public:
+  using Producer = Dispatcher<std::uint32_t>::Producer;
+  PipelineBackend(Harness& h, int stages) : h_(h) {
+    DispatcherOptions bounded;
+    bounded.capacity = 1024;
+    for (int i = 1; i < stages; ++i) {
+      mids_.push_back(std::make_unique<Dispatcher<std::uint32_t>>(bounded));
+    }
+  }
+  void start_consumers() {
+    PoolOptions pass;
+    pass.consumers = 1;
+    pass.pin = false;
+    Dispatcher<std::uint32_t>* from = &head_;
+    for (auto& to : mids_) {
+      stages_.push_back(std::make_unique<Stage<std::uint32_t, Dispatcher<std::uint32_t>>>(
+          *from, *to, pass, [](std::uint32_t& id, Producer& out) { (void)out.push(id); }));
+      from = to.get();
+    }
+    pool_.emplace(*from, harness_pool_options(h_), harness_handler(h_));
+  }
+  Producer producer() { return head_.producer(); }
+  static void push(Producer& p, std::uint32_t id) { (void)p.push(id); }
+  void close_and_join() {
+    head_.close();  // each stage closes the next once drained
+    pool_->join();
+  }
+  std::optional<std::uint64_t> pool_handled() const { return handled_by(pool_->stats()); }
+  static std::size_t copies() { return 1; }
+
+ private:
+  Harness& h_;
+  Dispatcher<std::uint32_t> head_;
+  std::vector<std::unique_ptr<Dispatcher<std::uint32_t>>> mids_;
+  std::vector<std::unique_ptr<Stage<std::uint32_t, Dispatcher<std::uint32_t>>>> stages_;
+  std::optional<ConsumerPool<std::uint32_t>> pool_;
+};
+
+// Partitions, keyed slots or broadcast subscribers in front of the harness pool.
+template <class Source>
+class ModeBackend {
+ public:
+  using Producer = typename Source::Producer;
+  template <class... Args>
+  explicit ModeBackend(Harness& h, Args&&... args) : h_(h), source_(std::forward<Args>(args)...) {}
+  void start_consumers() { pool_.emplace(source_, harness_pool_options(h_), harness_handler(h_)); }
+  Producer producer() { return source_.producer(); }
+  static void push(Producer& p, std::uint32_t id) { (void)p.push(id); }
+  void close_and_join() {
+    source_.close();
+    pool_->join();
+  }
+  std::optional<std::uint64_t> pool_handled() const { return handled_by(pool_->stats()); }
+  std::size_t copies() const {
+    if constexpr (std::is_same_v<Source, BroadcastDispatcher<std::uint32_t>>) {
+      return h_.config.consumers;
+    } else {
+      return 1;
+    }
+  }
+  // A partition's backlog waits for its own consumer while another may idle: Graham's bound for
+  // work-conserving list scheduling does not apply to it.
+  static constexpr bool kWorkConserving =
+      !std::is_same_v<Source, PartitionDispatcher<std::uint32_t>>;
+
+ private:
+  Harness& h_;
+  Source source_;
+  std::optional<ConsumerPool<std::uint32_t>> pool_;
+};
+
+std::size_t by_id(const std::uint32_t& id) { return id; }
 
 // ---- progress ----
 
@@ -385,6 +501,7 @@ template <class Backend>
 Timeline drive(Backend& backend, Harness& h, std::string_view label) {
   const RunConfig& cfg = h.config;
   const Plan& plan = h.plan;
+  const std::uint64_t expected = plan.size() * backend.copies();  // handler calls
   const bool batch = cfg.kind == RunKind::kBatch;
   const bool paced = cfg.open_loop();
   const std::size_t producers = plan.per_producer.size();
@@ -426,7 +543,7 @@ Timeline drive(Backend& backend, Harness& h, std::string_view label) {
   for (;;) {
     const std::uint64_t done = h.handled();
     const std::int64_t now = now_ns();
-    if (done >= plan.size()) break;
+    if (done >= expected) break;
     if (done != last) {
       last = done;
       last_progress = now;
@@ -435,7 +552,7 @@ Timeline drive(Backend& backend, Harness& h, std::string_view label) {
       break;
     }
     if (now - last_print > 250'000'000) {
-      progress(label, done, plan.size(), tl.t0);
+      progress(label, done, expected, tl.t0);
       last_print = now;
     }
     sleep_ns(2'000'000);
@@ -465,8 +582,13 @@ std::string ms(std::int64_t ns) {
   return buf;
 }
 
+// copies: handler calls per event (the number of subscribers for a broadcast, else 1). With copies
+// > 1 each consumer must handle each event exactly once, dispatch latency counts every delivery,
+// and there is no ideal FIFO replay (excess stays empty). work_conserving: false skips the batch
+// check against Graham's bound (the makespan is still reported).
 RunResult analyse(const Harness& h, const Timeline& tl, std::string_view impl, std::size_t rep,
-                  std::optional<std::uint64_t> pool_handled) {
+                  std::optional<std::uint64_t> pool_handled, std::size_t copies,
+                  bool work_conserving) {
   const RunConfig& cfg = h.config;
   const Plan& plan = h.plan;
   const std::size_t n = plan.size();
@@ -501,21 +623,29 @@ RunResult analyse(const Harness& h, const Timeline& tl, std::string_view impl, s
   std::vector<pushstage::Histogram> response(consumers);
   r.consumer_events.assign(consumers, 0);
   r.consumer_busy_ns.assign(consumers, 0);
+  Deliveries deliveries;          // copies > 1: summed over consumers
+  std::int64_t last_end_all = 0;  // over every delivery
   for (std::size_t c = 0; c < consumers; ++c) {
     const ConsumerLog& log = h.logs[c];
     overflow += log.overflow;
     bogus += log.bogus;
     r.handled += log.n + log.overflow + log.bogus;
     r.consumer_events[c] = log.n;
+    if (copies > 1) handled_ids.clear();
     for (std::size_t k = 0; k < log.n; ++k) {
       const Record& rec = log.records[k];
       handled_ids.push_back(rec.id);
       r.consumer_busy_ns[c] += rec.end - rec.start;
-      if (seen[rec.id] != 0) continue;
-      seen[rec.id] = 1;
-      start[rec.id] = rec.start;
-      end[rec.id] = rec.end;
-      by[rec.id] = static_cast<std::uint32_t>(c);
+      last_end_all = std::max(last_end_all, rec.end);
+      const bool first = seen[rec.id] == 0;
+      if (first) {
+        seen[rec.id] = 1;
+        start[rec.id] = rec.start;
+        end[rec.id] = rec.end;
+        by[rec.id] = static_cast<std::uint32_t>(c);
+      } else if (copies == 1) {
+        continue;  // a duplicate: count_deliveries reports it
+      }
       dispatch[c].record(
           static_cast<std::uint64_t>(std::max<std::int64_t>(0, rec.start - h.enqueued[rec.id])));
       if (open_loop) {
@@ -523,22 +653,31 @@ RunResult analyse(const Harness& h, const Timeline& tl, std::string_view impl, s
             std::max<std::int64_t>(0, rec.start - (tl.t0 + plan.intended[rec.id]))));
       }
     }
+    if (copies > 1) {
+      // Each consumer (subscriber) handles each event exactly once.
+      const Deliveries d = count_deliveries(handled_ids, n);
+      if (d.missing != 0 && deliveries.missing == 0) deliveries.first_missing = d.first_missing;
+      deliveries.missing += d.missing;
+      deliveries.duplicated += d.duplicated;
+      deliveries.unknown += d.unknown;
+    }
   }
   for (std::size_t c = 0; c < consumers; ++c) {
     r.dispatch.merge(dispatch[c]);
     r.response.merge(response[c]);
   }
-  // Exactly once. Records that did not fit (overflow) can only be extra handlings; ids outside
-  // the plan were rejected before recording.
-  const Deliveries deliveries = count_deliveries(handled_ids, n);
+  // Exactly once (per consumer when copies > 1). Records that did not fit (overflow) can only be
+  // extra handlings; ids outside the plan were rejected before recording.
+  if (copies == 1) deliveries = count_deliveries(handled_ids, n);
   r.missing = deliveries.missing;
   r.duplicated = deliveries.duplicated + overflow;
   bogus += deliveries.unknown;
   std::string failure;
   if (r.missing != 0) {
-    failure += "lost " + std::to_string(r.missing) + " of " + std::to_string(n) +
-               " events (first: event " + std::to_string(deliveries.first_missing) +
-               " from producer " + std::to_string(plan.producer[deliveries.first_missing]) + ")";
+    failure += "lost " + std::to_string(r.missing) + " of " + std::to_string(n * copies) +
+               (copies > 1 ? " deliveries" : " events") + " (first: event " +
+               std::to_string(deliveries.first_missing) + " from producer " +
+               std::to_string(plan.producer[deliveries.first_missing]) + ")";
     if (tl.stalled) failure += " - no progress for the stall limit";
   }
   if (r.duplicated != 0) {
@@ -587,18 +726,21 @@ RunResult analyse(const Harness& h, const Timeline& tl, std::string_view impl, s
     }
   }
   if (!ids.empty()) {
+    if (copies > 1) last_end = std::max(last_end, last_end_all);  // the last copy handled
     r.span_ns = last_end - (batch ? tl.t0 : first_enqueue);
     r.throughput =
         r.span_ns > 0 ? static_cast<double>(ids.size()) * 1e9 / static_cast<double>(r.span_ns) : 0;
-    const std::vector<std::int64_t> ideal = ideal_fifo_starts(arrival, service, consumers);
-    for (std::size_t k = 0; k < ids.size(); ++k) {
-      const std::int64_t excess = (st[k] - tl.t0) - ideal[k];
-      if (excess < 0) ++r.excess_negative;
-      r.excess.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, excess)));
+    if (copies == 1) {  // the ideal FIFO schedule hands each event to one consumer
+      const std::vector<std::int64_t> ideal = ideal_fifo_starts(arrival, service, consumers);
+      for (std::size_t k = 0; k < ids.size(); ++k) {
+        const std::int64_t excess = (st[k] - tl.t0) - ideal[k];
+        if (excess < 0) ++r.excess_negative;
+        r.excess.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, excess)));
+      }
+      r.fifo_inversions = fifo_inversions(enq, st, prod);
     }
-    r.fifo_inversions = fifo_inversions(enq, st, prod);
   }
-  if (batch && !ids.empty()) {
+  if (batch && !ids.empty() && copies == 1 && work_conserving) {
     r.makespan_ns = last_end - tl.t0;
     r.graham_bound_ns = graham_bound(service, consumers);
     if (!within_graham_bound(static_cast<double>(r.makespan_ns), r.graham_bound_ns,
@@ -633,13 +775,25 @@ RunResult analyse(const Harness& h, const Timeline& tl, std::string_view impl, s
   return r;
 }
 
+// Graham's bound is checked for work-conserving dispatchers only (a Backend says otherwise with
+// kWorkConserving = false).
+template <class Backend>
+constexpr bool work_conserving() {
+  if constexpr (requires { Backend::kWorkConserving; }) {
+    return Backend::kWorkConserving;
+  } else {
+    return true;
+  }
+}
+
 template <class Backend, class... Args>
 RunResult run_with(const RunConfig& config, const Plan& plan, Impl impl, std::size_t rep,
                    std::string_view label, Args&&... args) {
   Harness h(config, plan);
   Backend backend(h, std::forward<Args>(args)...);
   const Timeline tl = drive(backend, h, label);
-  return analyse(h, tl, info(impl).name, rep, backend.pool_handled());
+  return analyse(h, tl, info(impl).name, rep, backend.pool_handled(), backend.copies(),
+                 work_conserving<Backend>());
 }
 
 void write_all(int fd, const std::string& s) {
@@ -693,6 +847,26 @@ RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl, std::si
       return run_with<PeerBackend<SpinningQueue>>(config, plan, impl, rep, progress_label);
     case Impl::kBlockingNoToken:
       return run_with<PeerBackend<BlockingQueueNoToken>>(config, plan, impl, rep, progress_label);
+    case Impl::kPipeline2:
+      return run_with<PipelineBackend>(config, plan, impl, rep, progress_label, 2);
+    case Impl::kPipeline3:
+      return run_with<PipelineBackend>(config, plan, impl, rep, progress_label, 3);
+    case Impl::kPartition:
+      return run_with<ModeBackend<PartitionDispatcher<std::uint32_t>>>(
+          config, plan, impl, rep, progress_label, config.consumers,
+          PartitionDispatcher<std::uint32_t>::Hash(by_id));
+    case Impl::kKeyed:
+      return run_with<ModeBackend<KeyedDispatcher<std::uint32_t>>>(
+          config, plan, impl, rep, progress_label, std::size_t{64},
+          KeyedDispatcher<std::uint32_t>::Hash(by_id));
+    case Impl::kBroadcast: {
+      // 1024 per subscriber; a batch buffers every event before the consumers start.
+      DispatcherOptions per_subscriber;
+      per_subscriber.capacity = std::max<std::size_t>(
+          1024, config.kind == RunKind::kBatch ? plan.size() : std::size_t{0});
+      return run_with<ModeBackend<BroadcastDispatcher<std::uint32_t>>>(
+          config, plan, impl, rep, progress_label, config.consumers, per_subscriber);
+    }
   }
   throw std::logic_error("unknown Impl");
 }

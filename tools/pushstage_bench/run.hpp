@@ -31,6 +31,11 @@ enum class Impl {
   kTbb,              // oneTBB concurrent_bounded_queue
   kSpin,             // raw moodycamel ConcurrentQueue, consumers spin
   kBlockingNoToken,  // BlockingConcurrentQueue, consumers without a ConsumerToken
+  kPipeline2,        // Dispatcher -> Stage (pass-through) -> Dispatcher -> ConsumerPool
+  kPipeline3,        // the same with two pass-through stages
+  kPartition,        // PartitionDispatcher, one partition per consumer (event id picks it)
+  kKeyed,            // KeyedDispatcher, 64 slots (event id picks the slot)
+  kBroadcast,        // BroadcastDispatcher: every consumer handles every event
 };
 
 struct ImplInfo {

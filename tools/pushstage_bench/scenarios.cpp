@@ -236,6 +236,72 @@ std::vector<std::string> idle_targets(const std::vector<CaseResult>& results, st
   return out;
 }
 
+// ---- pipeline, partition, broadcast: GenStage's shapes next to the core dispatcher ----
+
+// A closed-loop case (throughput, trivial work) and an open-loop one (latency at a fixed rate).
+std::vector<CaseDraft> shape_cases(std::vector<Impl> impls, std::size_t consumers) {
+  CaseDraft closed;
+  closed.name = "closed loop, trivial work";
+  closed.events = 200'000;
+  closed.producers = 1;
+  closed.consumers = consumers;
+  closed.rate = 0;
+  closed.work = "const:0";
+  closed.work_mode = WorkMode::kSpin;
+  closed.reps = 3;
+  closed.impls = impls;
+  CaseDraft open = closed;
+  open.name = "open loop 20k/s, 10us work";
+  open.events = 20'000;
+  open.rate = 20'000;
+  open.arrivals = Arrivals::kFixed;
+  open.work = "const:10us";
+  return {closed, open};
+}
+
+std::vector<CaseDraft> pipeline_cases(std::size_t /*cpus*/) {
+  return shape_cases({Impl::kPushstage, Impl::kPipeline2, Impl::kPipeline3}, 1);
+}
+
+std::vector<CaseDraft> partition_cases(std::size_t /*cpus*/) {
+  std::vector<CaseDraft> out = shape_cases({Impl::kPushstage, Impl::kPartition, Impl::kKeyed}, 2);
+  // Irregular work: a partition's backlog waits for its own consumer; the others may idle.
+  CaseDraft irregular;
+  irregular.name = "irregular work, 3 consumers";
+  irregular.events = 3000;
+  irregular.producers = 1;
+  irregular.consumers = 3;
+  irregular.work = "uniform:100us:300us";
+  irregular.work_mode = WorkMode::kSleep;
+  irregular.load = 0.7;
+  irregular.reps = 2;
+  irregular.impls = {Impl::kPushstage, Impl::kPartition, Impl::kKeyed};
+  out.push_back(irregular);
+  return out;
+}
+
+std::vector<CaseDraft> broadcast_cases(std::size_t /*cpus*/) {
+  return shape_cases({Impl::kPushstage, Impl::kBroadcast}, 2);
+}
+
+// Throughput and dispatch p50/p99 of each shape against the core dispatcher (no target).
+std::vector<std::string> shape_targets(const std::vector<CaseResult>& results, std::size_t) {
+  std::vector<std::string> out;
+  for (const CaseResult& c : results) {
+    const ImplSummary* core = find(c, Impl::kPushstage);
+    if (core == nullptr) continue;
+    for (const ImplSummary& s : c.impls) {
+      if (&s == core) continue;
+      out.push_back(c.spec.name + ": " + s.impl + " throughput " +
+                    fmt("%.0f%%", 100 * s.throughput / std::max(core->throughput, 1e-9)) +
+                    " of pushstage, dispatch p50 " + format_ns(p(s.dispatch, 50)) + " vs " +
+                    format_ns(p(core->dispatch, 50)) + ", p99 " + format_ns(p(s.dispatch, 99)) +
+                    " vs " + format_ns(p(core->dispatch, 99)) + " (no target)");
+    }
+  }
+  return out;
+}
+
 constexpr Scenario kScenarios[] = {
     {"seed",
      "3 consumers, 1 producer, uniform 500-1500us sleep work, Poisson at 80% load (default)",
@@ -249,6 +315,12 @@ constexpr Scenario kScenarios[] = {
      oversubscribed_cases, oversubscribed_targets},
     {"idle", "pools with nothing to do: CPU per consumer after the spin window", idle_cases,
      idle_targets},
+    {"pipeline", "2- and 3-stage pipelines (pass-through Stages) against the core dispatcher",
+     pipeline_cases, shape_targets},
+    {"partition", "PartitionDispatcher and KeyedDispatcher against the core dispatcher",
+     partition_cases, shape_targets},
+    {"broadcast", "BroadcastDispatcher (every consumer handles every event) against the core",
+     broadcast_cases, shape_targets},
 };
 
 std::string describe(const CaseSpec& s) {

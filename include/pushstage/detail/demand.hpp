@@ -220,6 +220,11 @@ class Demand {
   // (K1)..(K5). Idempotent; waits for pushes in progress to finish.
   void close() noexcept;
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  // Closed and every accepted event popped (or dropped). Reads what (W2) reads, in the same order,
+  // and writes nothing: false may be stale, true is final (counts are final after K4).
+  [[nodiscard]] bool drained() const noexcept {
+    return final_.load(std::memory_order_seq_cst) && buffered() <= 0;  // pairs with K4, P2
+  }
   [[nodiscard]] DispatcherStats stats() const noexcept;
 
  private:

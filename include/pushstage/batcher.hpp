@@ -1,0 +1,240 @@
+// pushstage/batcher.hpp: Broadway's batchers. Events pushed into a Batcher are grouped by batch
+// key into batches of batch_size, flushed when full or batch_timeout after their first event at
+// the latest; a batch handler runs on the batcher's own ConsumerPool (its processors). Push into
+// it from a handler, or make it the sink of a Stage.
+//
+// Threading: every member is safe from any thread. One thread of the batcher's own (not pinned)
+//            groups events; the processors (PoolOptions) call the handler, concurrently.
+// Progress:  the input is a Dispatcher (BatcherOptions::input; bounded by default), and a full
+//            batch waits for room among the processors' batches (2 per processor): slow
+//            processors push back through the grouping thread to the batcher's producers.
+// Ordering:  a batch holds its key's events in the order the grouping thread took them (per
+//            producer: push order); batches of one key are flushed in order; processors may
+//            handle them in any order (one processor: in order).
+// Close:     close() closes the input; the grouping thread takes everything left, flushes every
+//            partial batch (BatchTrigger::Close) and closes the processors' source; join() waits
+//            until every batch was handled. Nothing accepted is lost. The destructor closes and
+//            joins.
+// Memory:    what a producer did before push(e) happens-before the handler's call for e's batch.
+// Failure:   a handler that throws is retried under processors.retry; a batch that still fails
+//            goes to the dead-letter callback (see ConsumerPool). key_of must not throw
+//            (std::terminate if it does).
+// Not guaranteed: timeouts to better than the grouping thread's wake-up (microseconds to a few
+//            milliseconds on a loaded machine).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "pushstage/consumer_pool.hpp"
+#include "pushstage/dispatcher.hpp"
+#include "pushstage/pool_options.hpp"
+
+namespace pushstage {
+
+// Why a batch was flushed.
+enum class BatchTrigger {
+  Full,     // it reached batch_size
+  Timeout,  // batch_timeout passed since its first event
+  Close,    // the batcher was closed
+};
+
+struct BatcherOptions {
+  // Events per batch, in [1, 65536] (Broadway's default: 100).
+  std::size_t batch_size = 100;
+  // Most time from a batch's first event to its flush, in [1 us, 24 h] (Broadway's: 1 s).
+  std::chrono::nanoseconds batch_timeout = std::chrono::seconds(1);
+  // The batcher's input buffer. Default: 10 000 events under Overflow::Block (GenStage's default
+  // buffer_size), so that a slow batcher pushes back.
+  DispatcherOptions input = default_input();
+  // The processors that run the batch handler: consumers, pinning, retry, deadline, rate limit.
+  PoolOptions processors;
+
+  [[nodiscard]] static DispatcherOptions default_input() {
+    DispatcherOptions o;
+    o.capacity = 10'000;
+    return o;
+  }
+};
+
+struct BatcherStats {
+  std::uint64_t events = 0;     // events put into batches
+  std::uint64_t batches = 0;    // batches flushed (full + timed_out + at_close)
+  std::uint64_t full = 0;       // flushed by size
+  std::uint64_t timed_out = 0;  // flushed by batch_timeout
+  std::uint64_t at_close = 0;   // flushed by close()
+  DispatcherStats input;        // the input buffer
+  std::vector<ConsumerStats> processors;
+};
+
+namespace detail {
+// Throws std::invalid_argument naming the field unless batch_size and batch_timeout are in range.
+void check_batcher_options(const BatcherOptions& options);
+}  // namespace detail
+
+template <class T, class Key = int>
+class Batcher {
+ public:
+  using value_type = T;
+  struct Batch {
+    Key key{};
+    std::vector<T> events;
+    BatchTrigger trigger = BatchTrigger::Full;
+  };
+  using KeyOf = std::function<Key(const T&)>;
+  // Called once per batch, on a processor thread.
+  using Handler = std::function<void(Batch&)>;
+  // Receives each batch that failed for good.
+  using DeadLetter = std::function<void(Batch&, const Failure&)>;
+  using Producer = typename Dispatcher<T>::Producer;
+
+  // Every event in one key (Key{}). Throws std::invalid_argument for invalid options or an empty
+  // handler, before starting anything.
+  Batcher(BatcherOptions options, Handler handler, DeadLetter dead_letter = {})
+      : Batcher(std::move(options), KeyOf{}, std::move(handler), std::move(dead_letter)) {}
+  // Events grouped by key_of(event) (Key: hashable, equality-comparable, copyable).
+  Batcher(BatcherOptions options, KeyOf key_of, Handler handler, DeadLetter dead_letter = {})
+      : size_((detail::check_batcher_options(options), options.batch_size)),
+        timeout_(options.batch_timeout),
+        key_of_(std::move(key_of)),
+        input_(options.input),
+        batches_(batch_buffer(options.processors)),
+        processors_(batches_, options.processors, std::move(handler), std::move(dead_letter)) {
+    grouper_ = std::thread([this] { group(); });
+  }
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+  // Closes and joins.
+  ~Batcher() {
+    close();
+    join();
+  }
+
+  // Dispatcher::push() into the input (Closed after close()).
+  PushResult push(T event) { return input_.push(std::move(event)); }
+  [[nodiscard]] PushResult try_push(T& event) { return input_.try_push(event); }
+  [[nodiscard]] Producer producer() { return input_.producer(); }
+
+  // Closes the input: what is left is grouped and flushed, then the processors drain.
+  void close() noexcept { input_.close(); }
+  // Waits until the batcher is closed and every batch handled. Safe from several threads.
+  void join() {
+    {
+      const std::lock_guard lock(join_mutex_);
+      if (grouper_.joinable()) grouper_.join();
+    }
+    processors_.join();
+  }
+
+  // The processors' pool: pause(), resume(), resize(), stats().
+  [[nodiscard]] ConsumerPool<Batch>& processors() noexcept { return processors_; }
+
+  [[nodiscard]] BatcherStats stats() const {
+    BatcherStats s;
+    s.full = full_.load(std::memory_order_relaxed);  // statistics: relaxed throughout
+    s.timed_out = timed_out_.load(std::memory_order_relaxed);
+    s.at_close = at_close_.load(std::memory_order_relaxed);
+    s.batches = s.full + s.timed_out + s.at_close;
+    s.events = events_.load(std::memory_order_relaxed);
+    s.input = input_.stats();
+    s.processors = processors_.stats();
+    return s;
+  }
+
+ private:
+  struct Open {
+    std::vector<T> events;
+    std::uint64_t id = 0;  // tells a timer entry whether its batch is still the open one
+  };
+  struct Timer {
+    std::chrono::steady_clock::time_point due;
+    Key key;
+    std::uint64_t id;
+  };
+
+  static DispatcherOptions batch_buffer(const PoolOptions& processors) {
+    DispatcherOptions o;
+    o.capacity = 2 * (processors.consumers > 0 ? processors.consumers : 1);
+    return o;
+  }
+
+  // The grouping thread. Timers are due in creation order (one timeout for all), so a deque in
+  // that order finds the next due batch in O(1); a timer whose batch was flushed full is stale.
+  void group() noexcept {
+    using Clock = std::chrono::steady_clock;
+    typename Dispatcher<T>::Consumer in = input_.consumer();
+    typename Dispatcher<Batch>::Producer out = batches_.producer();
+    std::unordered_map<Key, Open> open;
+    std::deque<Timer> timers;
+    std::uint64_t next_id = 0;
+    auto flush = [&](const Key& key, BatchTrigger why) {
+      auto it = open.find(key);
+      if (it == open.end()) return;
+      // Counted before the push, so that a handler that ran for the batch sees it counted.
+      const auto n = it->second.events.size();
+      events_.store(events_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+      auto& counter = why == BatchTrigger::Full      ? full_
+                      : why == BatchTrigger::Timeout ? timed_out_
+                                                     : at_close_;
+      counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      Batch b{key, std::move(it->second.events), why};
+      open.erase(it);
+      (void)out.push(std::move(b));  // waits for room among the processors (backpressure)
+    };
+    for (;;) {
+      const Clock::time_point now = Clock::now();
+      while (!timers.empty() && timers.front().due <= now) {
+        const Timer t = timers.front();
+        timers.pop_front();
+        auto it = open.find(t.key);
+        if (it != open.end() && it->second.id == t.id) flush(t.key, BatchTrigger::Timeout);
+      }
+      std::optional<T> e = in.try_pop();
+      if (!e) e = timers.empty() ? in.pop() : in.pop_for(timers.front().due - now);
+      if (!e) {
+        if (input_.drained()) break;
+        continue;  // a timer is due
+      }
+      const Key key = key_of_ ? key_of_(*e) : Key{};
+      auto [it, fresh] = open.try_emplace(key);
+      if (fresh) {
+        it->second.id = ++next_id;
+        it->second.events.reserve(size_);
+        timers.push_back(Timer{Clock::now() + timeout_, key, it->second.id});
+      }
+      it->second.events.push_back(std::move(*e));
+      if (it->second.events.size() >= size_) flush(key, BatchTrigger::Full);
+    }
+    // Closed and drained: flush what is open, oldest first, then let the processors drain.
+    for (const Timer& t : timers) {
+      auto it = open.find(t.key);
+      if (it != open.end() && it->second.id == t.id) flush(t.key, BatchTrigger::Close);
+    }
+    batches_.close();
+  }
+
+  const std::size_t size_;
+  const std::chrono::nanoseconds timeout_;
+  const KeyOf key_of_;
+  Dispatcher<T> input_;
+  Dispatcher<Batch> batches_;
+  ConsumerPool<Batch> processors_;
+  std::atomic<std::uint64_t> events_{0};  // written by the grouping thread only
+  std::atomic<std::uint64_t> full_{0};
+  std::atomic<std::uint64_t> timed_out_{0};
+  std::atomic<std::uint64_t> at_close_{0};
+  std::mutex join_mutex_;
+  std::thread grouper_;  // started last, joined first
+};
+
+}  // namespace pushstage

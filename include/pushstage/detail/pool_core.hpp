@@ -1,0 +1,670 @@
+// pushstage/detail/pool_core.hpp: the consumer threads behind ConsumerPool and Stage: how they
+// take events from their source (demand), call the handler, and finish when the source drains.
+// ConsumerPool<T> is PoolCore<T, NoContext>; Stage<In, Sink> is PoolCore<In, Sink::Producer>,
+// whose handlers also get the consumer's own producer handle of the sink.
+//
+// Threading: the constructor starts the threads; the public members are safe from any thread.
+//
+// Each consumer thread, over its queue (the one Dispatcher, or its partition or subscriber):
+//   take:   wait for one event (try_pop, then pop_for in rounds of kRecheck, so that a consumer
+//           parked in the source still notices a retire request), then take up to max_demand - 1
+//           more without waiting. max_demand 1 takes one event per round and holds nothing.
+//   handle: in chunks of at most max_demand - min_demand events, in the order taken; a throw is
+//           retried on the same thread after a sleep (RetryPolicy), so order is kept; an event
+//           that still fails or is past its deadline goes to the dead letter;
+//   rate:   with a RateLimiter, each handler call first takes its grants (a chunk shrinks to
+//           what the current window grants; the rest waits for the next round);
+//   top up: when what it holds falls to min_demand, take up to max_demand again, without waiting.
+//   pause:  pause() sets paused_; a consumer checks it (acquire) before it takes events, after a
+//           wait for an event returns, and before each chunk, and then sleeps on signal_ until
+//           resume() (see detail/signal.hpp: resume's store is its (N1)). Events it already
+//           holds stay held, unhandled; events not taken stay in the source.
+//   manual: DemandMode::Manual: before it takes events a consumer takes credits from credits_
+//           (CAS, relaxed: a count that publishes nothing), as many as it may take, and gives back
+//           what it did not use. ask(n) adds n (seq_cst, N1) and notifies signal_; a consumer
+//           without credits waits on signal_ (A3: credits_ > 0, seq_cst), in rounds of kRecheck
+//           so that it notices a drained source. The destructor sets unlimited_ (N1).
+//   retire: resize() to fewer consumers sets the newest ones' retire flags (relaxed: read between
+//           events and between wait rounds); such a consumer ends once it holds nothing.
+//   finish: when the source is drained (pop_for returned nothing and drained() says so) and it
+//           holds nothing, the thread ends. The last thread to end after a drain calls
+//           on_drained (Stage: closes its sink). live_ counts running threads (F1).
+// Ordering and memory (the pool's own atomics; the source's are described in demand.hpp):
+//   (F1) a thread that ends: drained_ = true (if it saw the drain), then live_ -= 1 (acq_rel).
+//        The thread whose RMW takes live_ to 0 reads drained_ (acquire): every earlier ending
+//        thread's store is in the release sequence of live_, so it sees a drain if any thread saw
+//        one. Only that thread calls on_drained, after every handler call of every thread
+//        returned (their RMWs on live_ come after their last handler call).
+//   Counters in State are written by their own thread only and read relaxed (statistics).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "pushstage/broadcast_dispatcher.hpp"
+#include "pushstage/cpus.hpp"
+#include "pushstage/detail/cache_line.hpp"
+#include "pushstage/detail/signal.hpp"
+#include "pushstage/dispatcher.hpp"
+#include "pushstage/keyed_dispatcher.hpp"
+#include "pushstage/partition_dispatcher.hpp"
+#include "pushstage/pool_options.hpp"
+#include "pushstage/rate_limiter.hpp"
+
+namespace pushstage::detail {
+
+// What a pool's options resolve to (validated; std::invalid_argument names the field and range).
+struct PoolPlan {
+  std::vector<int> pin_cpus;  // used round-robin by consumer index; empty: not pinned
+  std::size_t min_demand = 0;
+};
+PoolPlan plan_pool(const PoolOptions& options);
+// The CPU of each of options.consumers consumers (-1: not pinned). Validates like plan_pool().
+std::vector<int> plan_consumer_cpus(const PoolOptions& options);
+
+// The event source of a pool: one Dispatcher that every consumer shares, one queue per consumer
+// (the partitions of a PartitionDispatcher, the subscribers of a BroadcastDispatcher), or the
+// ready slots of a KeyedDispatcher.
+template <class T>
+class PoolSource {
+ public:
+  PoolSource(Dispatcher<T>& d) : queues_{&d} {}  // NOLINT(google-explicit-constructor)
+  PoolSource(PartitionDispatcher<T>& d)          // NOLINT(google-explicit-constructor)
+      : kind_("partition of the PartitionDispatcher") {
+    for (std::size_t i = 0; i < d.partitions(); ++i) queues_.push_back(&d.partition(i));
+  }
+  PoolSource(KeyedDispatcher<T>& d) : keyed_(&d) {}  // NOLINT(google-explicit-constructor)
+  PoolSource(BroadcastDispatcher<T>& d)              // NOLINT(google-explicit-constructor)
+      : kind_("subscriber of the BroadcastDispatcher"), broadcast_(&d) {
+    for (std::size_t i = 0; i < d.subscribers(); ++i) queues_.push_back(&d.subscriber(i));
+  }
+
+  // The queue consumer `index` takes from.
+  [[nodiscard]] Dispatcher<T>& queue_for(std::size_t index) const noexcept {
+    return *queues_[queues_.size() == 1 ? 0 : index];
+  }
+  [[nodiscard]] KeyedDispatcher<T>* keyed() const noexcept { return keyed_; }
+  void close() const noexcept {
+    if (keyed_ != nullptr) {
+      keyed_->close();
+      return;
+    }
+    if (broadcast_ != nullptr) {
+      broadcast_->close();  // through its gate: all or nothing
+      return;
+    }
+    for (Dispatcher<T>* q : queues_) q->close();
+  }
+  // Consumers may come and go: false when each consumer owns a queue of its own.
+  [[nodiscard]] bool resizable() const noexcept { return kind_ == nullptr; }
+  // Throws std::invalid_argument unless `consumers` fits the source (one per owned queue).
+  void check_consumers(std::size_t consumers) const {
+    if (kind_ != nullptr && consumers != queues_.size()) {
+      throw std::invalid_argument("PoolOptions::consumers must be " +
+                                  std::to_string(queues_.size()) + ", one per " + kind_ + "; got " +
+                                  std::to_string(consumers));
+    }
+  }
+
+ private:
+  std::vector<Dispatcher<T>*> queues_;
+  const char* kind_ = nullptr;  // what each consumer owns one of; null: one shared queue
+  BroadcastDispatcher<T>* broadcast_ = nullptr;
+  KeyedDispatcher<T>* keyed_ = nullptr;
+};
+
+// A batch handler for events of type T (with per-consumer context Ctx..., if any): a callable
+// taking std::span<T> and not T&, so that overloads for one-event and batch handlers never clash.
+template <class F, class T, class... Ctx>
+concept BatchCallable =
+    std::is_invocable_v<F&, std::span<T>, Ctx&...> && !std::is_invocable_v<F&, T&, Ctx&...>;
+
+// Per-consumer context of a plain ConsumerPool: nothing.
+struct NoContext {};
+
+template <class T, class Ctx>
+class PoolCore {
+  static constexpr bool kPlain = std::is_same_v<Ctx, NoContext>;
+  using Clock = std::chrono::steady_clock;
+
+ public:
+  using Handler =
+      std::conditional_t<kPlain, std::function<void(T&)>, std::function<void(T&, Ctx&)>>;
+  using BatchHandler = std::conditional_t<kPlain, std::function<void(std::span<T>)>,
+                                          std::function<void(std::span<T>, Ctx&)>>;
+
+  // Resumes a paused pool (and lifts a manual pool's demand limit), closes the source and waits
+  // for every consumer to finish.
+  ~PoolCore() {
+    unlimited_.store(true, std::memory_order_seq_cst);  // N1 of signal_, with resume's
+    resume();
+    source_.close();
+    join();
+  }
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+
+  // GenStage's accumulate mode. After pause() returns, consumers take no more events from the
+  // source and start no new chunk until resume(); handler calls in progress finish. A consumer
+  // already waiting inside the source may still receive one event (max_demand 1) or one round of
+  // events, which it holds unhandled. Events not taken stay buffered in the source (so a bounded
+  // source pushes back on its producers). Idempotent; safe from any thread, handlers included.
+  void pause() noexcept { paused_.store(1, std::memory_order_seq_cst); }  // pairs with checks
+  // Lets paused consumers go on. Idempotent.
+  void resume() noexcept {
+    paused_.store(0, std::memory_order_seq_cst);  // N1 of signal_: pairs with wait_while_paused
+    signal_.notify_all();
+  }
+  [[nodiscard]] bool paused() const noexcept {
+    return paused_.load(std::memory_order_relaxed) != 0;  // a snapshot for display
+  }
+
+  // DemandMode::Manual: lets the pool take n more events (GenStage's ask). Safe from any thread,
+  // handlers and their completions included. Throws std::logic_error for an Automatic pool.
+  void ask(std::size_t n) {
+    if (!manual_) {
+      throw std::logic_error("ConsumerPool::ask: needs PoolOptions::demand = DemandMode::Manual");
+    }
+    if (n == 0) return;
+    credits_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);  // N1
+    signal_.notify_all();
+  }
+  // DemandMode::Manual: demand granted by ask() and not yet used (a snapshot).
+  [[nodiscard]] std::size_t demand() const noexcept {
+    const std::int64_t c = credits_.load(std::memory_order_relaxed);  // a snapshot for display
+    return c > 0 ? static_cast<std::size_t>(c) : 0;
+  }
+
+  // Waits until the source is closed and drained and every handler call has returned (a paused
+  // pool does not drain: join() waits for resume()). Does not close the source itself. Safe to
+  // call more than once and from several threads.
+  void join() {
+    const std::lock_guard lock(join_mutex_);
+    for (std::size_t i = 0;; ++i) {
+      std::thread* t = nullptr;
+      {
+        const std::lock_guard workers(workers_mutex_);
+        if (i >= workers_.size()) break;
+        t = &workers_[i]->thread;
+      }
+      if (t->joinable()) t->join();
+    }
+  }
+
+  // The consumers the pool runs: options.consumers, or the last resize().
+  [[nodiscard]] std::size_t size() const noexcept {
+    return consumers_.load(std::memory_order_relaxed);  // a count for display only
+  }
+
+  // Runs n consumers from now on, n in [1, 65536]: starts new ones, or retires the most recently
+  // started. A retiring consumer first handles every event it holds, then takes no more and ends
+  // (within kRecheck if it was waiting for events; after resume() if paused). Nothing is lost.
+  // Throws std::invalid_argument for n out of range, or for a source with one consumer per
+  // partition or subscriber.
+  void resize(std::size_t n) {
+    if (!source_.resizable()) {
+      throw std::invalid_argument(
+          "ConsumerPool::resize: a pool over a PartitionDispatcher or a BroadcastDispatcher has "
+          "exactly one consumer per partition or subscriber");
+    }
+    if (n < 1 || n > kMaxConsumers) {
+      throw std::invalid_argument("ConsumerPool::resize: consumers must be in [1, " +
+                                  std::to_string(kMaxConsumers) + "]; got " + std::to_string(n));
+    }
+    const std::lock_guard lock(workers_mutex_);
+    std::vector<Worker*> serving;
+    for (const auto& w : workers_) {
+      if (!w->retire.load(std::memory_order_relaxed)) serving.push_back(w.get());  // ours to write
+    }
+    for (std::size_t i = serving.size(); i < n; ++i) start_worker_locked();
+    for (std::size_t i = n; i < serving.size(); ++i) {
+      // seq_cst: the N1 of signal_ for a consumer waiting for demand; elsewhere the consumer reads
+      // it relaxed, between events, and only needs to see it eventually.
+      serving[i]->retire.store(true, std::memory_order_seq_cst);
+    }
+    consumers_.store(n, std::memory_order_relaxed);
+    signal_.notify_all();  // consumers waiting for demand re-check their retire flag
+  }
+
+  // Per consumer, in start order. Recent values while the pool runs; exact after join().
+  [[nodiscard]] std::vector<ConsumerStats> stats() const {
+    const std::lock_guard lock(workers_mutex_);
+    std::vector<ConsumerStats> out(workers_.size());
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      const State& s = workers_[i]->state;
+      out[i].cpu = s.cpu.load(std::memory_order_relaxed);  // statistics: relaxed throughout
+      out[i].handled = s.handled.load(std::memory_order_relaxed);
+      out[i].failed = s.failed.load(std::memory_order_relaxed);
+      out[i].retried = s.retried.load(std::memory_order_relaxed);
+      out[i].expired = s.expired.load(std::memory_order_relaxed);
+      out[i].busy = std::chrono::nanoseconds(s.busy_ns.load(std::memory_order_relaxed));
+      out[i].active = !s.ended.load(std::memory_order_relaxed);
+    }
+    return out;
+  }
+
+ protected:
+  // How long a consumer waits inside its source before it re-checks pool requests (retire).
+  static constexpr std::chrono::milliseconds kRecheck{100};
+  static constexpr std::size_t kMaxConsumers = 65536;
+
+  struct Callbacks {
+    Handler handler;
+    BatchHandler batch_handler;
+    std::function<void(T&, const Failure&)> dead_letter;  // may be empty
+    std::function<Ctx()> make_context;  // per consumer thread; unused for NoContext
+    std::function<void()> on_drained;   // after the last consumer finished a drained source
+  };
+
+  // Validates everything first (std::invalid_argument), then starts the threads.
+  PoolCore(PoolSource<T> source, PoolOptions options, Callbacks callbacks)
+      : source_(std::move(source)),
+        plan_(plan_pool(options)),
+        max_demand_(options.max_demand),
+        manual_(options.demand == DemandMode::Manual),
+        chunk_(options.max_demand - plan_.min_demand),
+        callbacks_(std::move(callbacks)),
+        on_error_(std::move(options.on_error)),
+        retry_(options.retry),
+        deadline_(options.deadline),
+        has_deadline_(options.deadline.count() > 0),
+        rate_(std::move(options.rate_limit)) {
+    if (!callbacks_.handler && !callbacks_.batch_handler) {
+      throw std::invalid_argument("ConsumerPool: handler must not be empty");
+    }
+    source_.check_consumers(options.consumers);
+    consumers_.store(options.consumers, std::memory_order_relaxed);
+    try {
+      for (std::size_t i = 0; i < options.consumers; ++i) {
+        const std::lock_guard lock(workers_mutex_);
+        start_worker_locked();
+      }
+    } catch (...) {
+      source_.close();  // the threads already started exit once the source drains
+      join();
+      throw;
+    }
+  }
+
+ private:
+  // One consumer's counters, written only by its thread, on its own cache lines.
+  struct alignas(kCacheLine) State {
+    std::atomic<int> cpu{-1};
+    std::atomic<std::uint64_t> handled{0};
+    std::atomic<std::uint64_t> failed{0};
+    std::atomic<std::uint64_t> retried{0};
+    std::atomic<std::uint64_t> expired{0};
+    std::atomic<std::int64_t> busy_ns{0};
+    std::atomic<bool> ended{false};
+  };
+  struct Worker {
+    State state;
+    std::size_t index = 0;
+    std::atomic<bool> retire{false};  // set by resize(), read by the consumer between events
+    std::thread thread;
+  };
+  enum class Exit { kDrained, kRetired };
+
+  static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  static void add_busy(State& state, Clock::duration spent) noexcept {
+    state.busy_ns.store(state.busy_ns.load(std::memory_order_relaxed) +
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count(),
+                        std::memory_order_relaxed);
+  }
+
+  void start_worker_locked() {
+    auto w = std::make_unique<Worker>();
+    w->index = workers_.size();
+    Worker& ref = *w;
+    workers_.push_back(std::move(w));
+    live_.fetch_add(1, std::memory_order_relaxed);  // ordered by the thread start
+    try {
+      ref.thread = std::thread([this, &ref] { run(ref); });
+    } catch (...) {
+      live_.fetch_sub(1, std::memory_order_relaxed);
+      workers_.pop_back();
+      throw;
+    }
+  }
+
+  void run(Worker& w) noexcept {
+    if (!plan_.pin_cpus.empty()) {
+      const int cpu = plan_.pin_cpus[w.index % plan_.pin_cpus.size()];
+      if (pin_this_thread(cpu)) w.state.cpu.store(cpu, std::memory_order_relaxed);
+    }
+    if constexpr (kPlain) {
+      NoContext ctx;
+      finish(w, consume(w, ctx));
+    } else {
+      Ctx ctx = callbacks_.make_context();  // noexcept context: a throw terminates
+      finish(w, consume(w, ctx));
+    }
+  }
+
+  // (F1).
+  void finish(Worker& w, Exit exit) noexcept {
+    w.state.ended.store(true, std::memory_order_relaxed);                         // statistics
+    if (exit == Exit::kDrained) drained_.store(true, std::memory_order_relaxed);  // ordered by F1
+    if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&                     // F1
+        drained_.load(std::memory_order_acquire) && callbacks_.on_drained) {
+      callbacks_.on_drained();
+    }
+  }
+
+  Exit consume(Worker& w, Ctx& ctx) {
+    if (KeyedDispatcher<T>* keyed = source_.keyed()) return consume_keyed(w, ctx, *keyed);
+    Dispatcher<T>& queue = source_.queue_for(w.index);
+    typename Dispatcher<T>::Consumer c = queue.consumer();
+    if (max_demand_ == 1 && callbacks_.handler && !manual_) {
+      // One event at a time: nothing held, nothing to top up.
+      for (;;) {
+        hold_while_paused();
+        if (w.retire.load(std::memory_order_relaxed)) [[unlikely]]
+          return Exit::kRetired;
+        std::optional<T> e = c.try_pop();
+        if (!e) {
+          e = wait_for_event(w, c, queue);
+          if (!e) return exit_reason(w);
+          hold_while_paused();  // paused while we waited: hold the event
+        }
+        const Clock::time_point taken = taken_now();  // the deadline counts the rate limit's wait
+        if (rate_ != nullptr) rate_->acquire(1);
+        handle_one(w.state, ctx, *e, taken);
+      }
+    }
+    std::vector<T> held;
+    std::vector<T> spare;
+    std::vector<Clock::time_point> taken;  // when each held event was taken (deadline only)
+    held.reserve(max_demand_);
+    std::size_t head = 0;  // held[0, head) are handled, held[head, size) wait
+    for (;;) {
+      hold_while_paused();
+      if (head == held.size()) {
+        held.clear();
+        taken.clear();
+        head = 0;
+        if (w.retire.load(std::memory_order_relaxed)) return Exit::kRetired;  // holds nothing
+        const std::size_t allowed =
+            take_credits(w, max_demand_, [&queue] { return queue.drained(); });
+        if (allowed == 0) return exit_reason(w);
+        std::optional<T> first = c.try_pop();
+        if (!first) {
+          first = wait_for_event(w, c, queue);
+          if (!first) {
+            give_back_credits(allowed);
+            return exit_reason(w);
+          }
+          hold_while_paused();  // paused while we waited: hold the event, take no more
+        }
+        held.push_back(std::move(*first));
+        first.reset();
+        if (allowed > 1) c.try_pop_bulk(std::back_inserter(held), allowed - 1);
+        give_back_credits(allowed - held.size());
+        if (has_deadline_) taken.assign(held.size(), Clock::now());
+      } else if (held.size() - head <= plan_.min_demand) {
+        // Top up to max_demand: move what is left to the front, then take more without waiting.
+        spare.clear();
+        for (std::size_t i = head; i < held.size(); ++i) spare.push_back(std::move(held[i]));
+        held.swap(spare);
+        if (has_deadline_)
+          taken.erase(taken.begin(), taken.begin() + static_cast<std::ptrdiff_t>(head));
+        head = 0;
+        const std::size_t allowed = try_take_credits(max_demand_ - held.size());
+        if (allowed != 0) {
+          const std::size_t got = c.try_pop_bulk(std::back_inserter(held), allowed);
+          give_back_credits(allowed - got);
+          if (has_deadline_) taken.resize(held.size(), Clock::now());
+        }
+      }
+      head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
+                           has_deadline_ ? taken.data() + head : nullptr);
+    }
+  }
+
+  void hold_while_paused() noexcept {
+    // acquire: a pause() that happens-before the push of the event we just took is seen here.
+    if (paused_.load(std::memory_order_acquire) == 0) [[likely]]
+      return;
+    signal_.wait_for([this] { return paused_.load(std::memory_order_seq_cst) == 0; },  // A3
+                     std::chrono::nanoseconds::max());
+  }
+
+  // Manual demand: up to `want` credits, without waiting (0: none). Automatic: `want`.
+  std::size_t try_take_credits(std::size_t want) noexcept {
+    if (!manual_ || unlimited_.load(std::memory_order_relaxed)) return want;  // rechecked below
+    std::int64_t c = credits_.load(std::memory_order_relaxed);
+    while (c > 0) {
+      const std::int64_t take = std::min<std::int64_t>(c, static_cast<std::int64_t>(want));
+      // relaxed: credits are a count; they publish nothing.
+      if (credits_.compare_exchange_weak(c, c - take, std::memory_order_relaxed)) {
+        return static_cast<std::size_t>(take);
+      }
+    }
+    return 0;
+  }
+  // Like try_take_credits() but waits for at least one. 0: the source is drained, or the consumer
+  // is retiring.
+  template <class Drained>
+  std::size_t take_credits(Worker& w, std::size_t want, Drained&& drained) noexcept {
+    for (;;) {
+      if (const std::size_t got = try_take_credits(want)) return got;
+      if (drained() || w.retire.load(std::memory_order_relaxed)) return 0;
+      signal_.wait_for(
+          [this, &w] {  // A3: pairs with the N1 of ask(), resize() and the destructor
+            return credits_.load(std::memory_order_seq_cst) > 0 ||
+                   unlimited_.load(std::memory_order_seq_cst) ||
+                   w.retire.load(std::memory_order_seq_cst);
+          },
+          kRecheck);
+    }
+  }
+  void give_back_credits(std::size_t n) noexcept {
+    if (!manual_ || n == 0) return;
+    credits_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);  // N1
+    signal_.notify_all();
+  }
+
+  // Waits for one event in rounds of kRecheck. nullopt: the queue is closed and drained, or the
+  // consumer is retiring (exit_reason() tells which).
+  std::optional<T> wait_for_event(Worker& w, typename Dispatcher<T>::Consumer& c,
+                                  Dispatcher<T>& queue) {
+    for (;;) {
+      if (std::optional<T> e = c.pop_for(kRecheck)) return e;
+      if (queue.drained() || w.retire.load(std::memory_order_relaxed)) return std::nullopt;
+    }
+  }
+  static Exit exit_reason(const Worker& w) noexcept {
+    return w.retire.load(std::memory_order_relaxed) ? Exit::kRetired : Exit::kDrained;
+  }
+
+  // The keyed loop: take a ready slot's events (up to max_demand), handle them all in chunks,
+  // release the slot, repeat. A slot is never held across a wait for the next one.
+  Exit consume_keyed(Worker& w, Ctx& ctx, KeyedDispatcher<T>& keyed) {
+    typename KeyedDispatcher<T>::Consumer c = keyed.consumer();
+    using Take = typename KeyedDispatcher<T>::TakeResult;
+    std::vector<T> held;
+    std::vector<Clock::time_point> taken;
+    held.reserve(max_demand_);
+    for (;;) {
+      hold_while_paused();
+      if (w.retire.load(std::memory_order_relaxed)) return Exit::kRetired;
+      const std::size_t allowed =
+          take_credits(w, max_demand_, [&keyed] { return keyed.drained(); });
+      if (allowed == 0) return exit_reason(w);
+      held.clear();
+      const Take r = c.take(held, allowed, kRecheck);
+      give_back_credits(allowed - held.size());
+      if (r == Take::kDrained) return Exit::kDrained;
+      if (r == Take::kTimedOut) continue;
+      hold_while_paused();  // paused while we waited: hold the slot and its events
+      if (has_deadline_) taken.assign(held.size(), Clock::now());
+      for (std::size_t head = 0; head < held.size();) {
+        head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
+                             has_deadline_ ? taken.data() + head : nullptr);
+      }
+      c.release();
+    }
+  }
+
+  // Handles the first chunk of `events` (at most max_demand - min_demand, and with a rate limit
+  // what the current window grants); returns how many it handled. `taken`: when each was taken
+  // (null without a deadline).
+  std::size_t handle_chunk(State& state, Ctx& ctx, std::span<T> events,
+                           const Clock::time_point* taken) noexcept {
+    std::size_t n = std::min(chunk_, events.size());
+    if (rate_ != nullptr) n = static_cast<std::size_t>(rate_->acquire_up_to(n));
+    const std::span<T> chunk = events.first(n);
+    if (callbacks_.batch_handler) {
+      handle_batch(state, ctx, chunk, taken != nullptr ? taken[0] : Clock::time_point{});
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        handle_one(state, ctx, chunk[i], taken != nullptr ? taken[i] : Clock::time_point{});
+      }
+    }
+    return n;
+  }
+
+  // When a consumer takes an event: read only when there is a deadline.
+  Clock::time_point taken_now() const noexcept {
+    return has_deadline_ ? Clock::now() : Clock::time_point{};
+  }
+  bool past_deadline(Clock::time_point taken, Clock::time_point now) const noexcept {
+    return has_deadline_ && now - taken > deadline_;
+  }
+
+  // One event, with retries; `taken`: when the consumer took it (deadline only).
+  void handle_one(State& state, Ctx& ctx, T& event, Clock::time_point taken) noexcept {
+    for (unsigned attempt = 1;; ++attempt) {
+      const Clock::time_point start = Clock::now();
+      if (past_deadline(taken, start)) [[unlikely]] {
+        fail_one(state, event, {FailureKind::DeadlineExceeded, nullptr, attempt - 1});
+        return;
+      }
+      std::exception_ptr error;
+      try {
+        if constexpr (kPlain) {
+          callbacks_.handler(event);
+        } else {
+          callbacks_.handler(event, ctx);
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      const Clock::time_point end = Clock::now();
+      add_busy(state, end - start);
+      if (!error) [[likely]] {
+        if (past_deadline(taken, end)) [[unlikely]] {
+          fail_one(state, event, {FailureKind::DeadlineExceeded, nullptr, attempt});
+          return;
+        }
+        bump(state.handled);
+        return;
+      }
+      if (on_error_) on_error_(error);  // noexcept context: a throw terminates
+      const bool late = past_deadline(taken, end);
+      if (late || attempt >= retry_.max_attempts) {
+        fail_one(state, event,
+                 {late ? FailureKind::DeadlineExceeded : FailureKind::Threw, error, attempt});
+        return;
+      }
+      bump(state.retried);
+      std::this_thread::sleep_for(backoff(attempt));
+    }
+  }
+
+  // One chunk for the batch handler, with retries; `oldest`: when its oldest event was taken.
+  void handle_batch(State& state, Ctx& ctx, std::span<T> events,
+                    Clock::time_point oldest) noexcept {
+    for (unsigned attempt = 1;; ++attempt) {
+      const Clock::time_point start = Clock::now();
+      if (past_deadline(oldest, start)) [[unlikely]] {
+        fail_all(state, events, {FailureKind::DeadlineExceeded, nullptr, attempt - 1});
+        return;
+      }
+      std::exception_ptr error;
+      try {
+        if constexpr (kPlain) {
+          callbacks_.batch_handler(events);
+        } else {
+          callbacks_.batch_handler(events, ctx);
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      const Clock::time_point end = Clock::now();
+      add_busy(state, end - start);
+      const bool late = past_deadline(oldest, end);
+      if (!error && !late) {
+        bump(state.handled, events.size());
+        return;
+      }
+      if (error && on_error_) on_error_(error);  // noexcept context: a throw terminates
+      if (late || attempt >= retry_.max_attempts) {
+        fail_all(state, events,
+                 {late ? FailureKind::DeadlineExceeded : FailureKind::Threw, error, attempt});
+        return;
+      }
+      bump(state.retried);
+      std::this_thread::sleep_for(backoff(attempt));
+    }
+  }
+
+  void fail_one(State& state, T& event, const Failure& failure) noexcept {
+    bump(state.failed);
+    if (failure.kind == FailureKind::DeadlineExceeded) bump(state.expired);
+    if (callbacks_.dead_letter) callbacks_.dead_letter(event, failure);  // a throw terminates
+  }
+  void fail_all(State& state, std::span<T> events, const Failure& failure) noexcept {
+    for (T& e : events) fail_one(state, e, failure);
+  }
+
+  // The wait before attempt + 1: backoff * multiplier^(attempt - 1), at most max_backoff.
+  std::chrono::nanoseconds backoff(unsigned attempt) const noexcept {
+    auto ns = static_cast<double>(retry_.backoff.count());
+    const auto cap = static_cast<double>(retry_.max_backoff.count());
+    for (unsigned i = 1; i < attempt && ns < cap; ++i) ns *= retry_.multiplier;
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(ns < cap ? ns : cap));
+  }
+
+  PoolSource<T> source_;
+  const PoolPlan plan_;
+  const std::size_t max_demand_;
+  const bool manual_;        // DemandMode::Manual
+  const std::size_t chunk_;  // max_demand - min_demand
+  const Callbacks callbacks_;
+  const std::function<void(std::exception_ptr)> on_error_;
+  const RetryPolicy retry_;
+  const std::chrono::nanoseconds deadline_;
+  const bool has_deadline_;
+  const std::shared_ptr<RateLimiter> rate_;  // may be null
+
+  mutable std::mutex workers_mutex_;              // guards workers_ (not the workers' counters)
+  std::vector<std::unique_ptr<Worker>> workers_;  // in start order; never shrinks
+  std::mutex join_mutex_;                         // one join() at a time
+  std::atomic<std::size_t> live_{0};              // running threads (F1)
+  std::atomic<std::size_t> consumers_{0};         // for size()
+  std::atomic<bool> drained_{false};              // some thread saw its queue drained (F1)
+  alignas(kCacheLine) std::atomic<std::uint32_t> paused_{0};  // read before each take and chunk
+  std::atomic<std::int64_t> credits_{0};  // manual demand granted and not yet taken
+  std::atomic<bool> unlimited_{false};    // shutting down: manual demand no longer limits
+  Signal signal_;                         // pool requests: resume, ask
+};
+
+}  // namespace pushstage::detail

@@ -1,0 +1,120 @@
+// pushstage/stage.hpp: GenStage's producer_consumer: a pool whose handler emits zero or more
+// events into a downstream sink (a Dispatcher, or any of the other dispatchers or a Batcher).
+// Chain stages to build a pipeline: head Dispatcher -> Stage -> Dispatcher -> ... -> ConsumerPool.
+//
+// Threading: like ConsumerPool: the constructor starts the threads; members are safe from any
+//            thread. Each consumer emits through its own producer handle of the sink (the handler's
+//            second argument), so emitting takes the sink's fastest push path.
+// Backpressure: emitting is the sink's push: into a bounded sink under Overflow::Block it waits
+//            for room, so a slow downstream stage slows this one, which stops taking events, which
+//            fills its own source and slows its producers: end to end, nothing is dropped. Under
+//            Reject or DropOldest the sink refuses or drops instead, counted in its stats and
+//            handed to its on_drop callback: nothing disappears unseen.
+// Close:     when the source is closed and drained and every consumer has ended (every handler
+//            call returned), the stage closes its sink (unless PoolOptions::close_sink is false,
+//            for several stages feeding one sink). Closing the head of a pipeline therefore
+//            drains each stage in order and then closes the next: nothing in flight is lost.
+//            Destroying a stage closes its source and joins, like ConsumerPool.
+// Ordering:  a consumer emits in the order it handles; with one consumer per stage the events of
+//            one producer keep their order through the whole pipeline.
+// Memory:    what a handler did before emitting e happens-before the downstream handler's call
+//            for e (the sink's push/pop guarantee).
+// Not guaranteed: order across consumers of a stage.
+//
+// How it works: pushstage/detail/pool_core.hpp (the consumers), the sink's own header (the push).
+#pragma once
+
+#include <concepts>
+#include <functional>
+#include <span>
+#include <utility>
+
+#include "pushstage/broadcast_dispatcher.hpp"
+#include "pushstage/detail/pool_core.hpp"
+#include "pushstage/dispatcher.hpp"
+#include "pushstage/keyed_dispatcher.hpp"
+#include "pushstage/partition_dispatcher.hpp"
+#include "pushstage/pool_options.hpp"
+
+namespace pushstage {
+
+// What a stage can emit into: something with producer handles and close().
+template <class S>
+concept StageSink = requires(S& sink) {
+  typename S::value_type;
+  typename S::Producer;
+  { sink.producer() } -> std::same_as<typename S::Producer>;
+  sink.close();
+};
+
+template <class In, StageSink Sink>
+class Stage : public detail::PoolCore<In, typename Sink::Producer> {
+  using Core = detail::PoolCore<In, typename Sink::Producer>;
+
+ public:
+  using Out = typename Sink::value_type;
+  // The consumer's producer handle of the sink: emit with push(Out) (or try_push, push_bulk).
+  using Emitter = typename Sink::Producer;
+  // Called once per event, on a consumer thread; emits zero or more events.
+  using Handler = std::function<void(In&, Emitter&)>;
+  // Called once per chunk (1 .. max_demand - min_demand events, in the order taken).
+  using BatchHandler = std::function<void(std::span<In>, Emitter&)>;
+  // Receives each event that failed for good (see ConsumerPool).
+  using DeadLetter = std::function<void(In&, const Failure&)>;
+
+  // Starts options.consumers threads that drain `source` and emit into `sink`; both must outlive
+  // the stage. Throws std::invalid_argument for invalid options or an empty handler.
+  Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, Handler handler,
+        DeadLetter dead_letter = {})
+      : Core(std::move(source), options,
+             {std::move(handler),
+              {},
+              std::move(dead_letter),
+              producer_of(sink),
+              closer_of(sink, options.close_sink)}),
+        sink_(sink) {}
+
+  // The same with a batch handler: any callable taking (std::span<In>, Emitter&).
+  template <detail::BatchCallable<In, Emitter> F>
+  Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, F batch_handler,
+        DeadLetter dead_letter = {})
+      : Core(std::move(source), options,
+             {{},
+              BatchHandler(std::move(batch_handler)),
+              std::move(dead_letter),
+              producer_of(sink),
+              closer_of(sink, options.close_sink)}),
+        sink_(sink) {}
+
+  [[nodiscard]] Sink& sink() const noexcept { return sink_; }
+
+ private:
+  static std::function<Emitter()> producer_of(Sink& sink) {
+    return [&sink] { return sink.producer(); };
+  }
+  static std::function<void()> closer_of(Sink& sink, bool close) {
+    if (!close) return {};
+    return [&sink] { sink.close(); };
+  }
+
+  Sink& sink_;
+};
+
+template <class In, class Sink, class H>
+Stage(Dispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
+template <class In, class Sink, class H, class D>
+Stage(Dispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
+template <class In, class Sink, class H>
+Stage(BroadcastDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
+template <class In, class Sink, class H, class D>
+Stage(BroadcastDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
+template <class In, class Sink, class H>
+Stage(KeyedDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
+template <class In, class Sink, class H, class D>
+Stage(KeyedDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
+template <class In, class Sink, class H>
+Stage(PartitionDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
+template <class In, class Sink, class H, class D>
+Stage(PartitionDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
+
+}  // namespace pushstage

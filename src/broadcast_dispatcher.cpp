@@ -1,0 +1,48 @@
+// broadcast_dispatcher.cpp: the non-template parts of BroadcastDispatcher: options validation
+// and the statistics.
+#include "pushstage/broadcast_dispatcher.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace pushstage {
+
+namespace detail {
+
+void check_broadcast_options(std::size_t subscribers, const DispatcherOptions& options,
+                             std::size_t selectors) {
+  constexpr std::size_t kMaxSubscribers = 1024;
+  if (subscribers < 1 || subscribers > kMaxSubscribers) {
+    throw std::invalid_argument("BroadcastDispatcher: subscribers must be in [1, " +
+                                std::to_string(kMaxSubscribers) + "]; got " +
+                                std::to_string(subscribers));
+  }
+  if (options.capacity == 0) {
+    throw std::invalid_argument(
+        "BroadcastDispatcher: options.capacity must be in [1, 2147483647] (a bounded buffer per "
+        "subscriber); got 0");
+  }
+  if (options.overflow != Overflow::Block) {
+    throw std::invalid_argument(
+        "BroadcastDispatcher: options.overflow must be Block (the slowest subscriber sets the "
+        "pace)");
+  }
+  if (selectors != 0 && selectors != subscribers) {
+    throw std::invalid_argument(
+        "BroadcastDispatcher: selectors must be empty or one per "
+        "subscriber (" +
+        std::to_string(subscribers) + "); got " + std::to_string(selectors));
+  }
+}
+
+}  // namespace detail
+
+std::size_t BroadcastStats::slowest() const noexcept {
+  std::size_t worst = 0;
+  for (std::size_t i = 1; i < subscribers.size(); ++i) {
+    if (subscribers[i].buffered > subscribers[worst].buffered) worst = i;
+  }
+  return worst;
+}
+
+}  // namespace pushstage

@@ -1,0 +1,54 @@
+// partition_dispatcher.cpp: the non-template parts of PartitionDispatcher: options validation
+// and the statistics over partitions.
+#include "pushstage/partition_dispatcher.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace pushstage {
+
+namespace detail {
+
+void check_partition_options(std::size_t partitions, bool has_hash) {
+  constexpr std::size_t kMaxPartitions = 65536;
+  if (partitions < 1 || partitions > kMaxPartitions) {
+    throw std::invalid_argument("PartitionDispatcher: partitions must be in [1, " +
+                                std::to_string(kMaxPartitions) + "]; got " +
+                                std::to_string(partitions));
+  }
+  if (!has_hash) throw std::invalid_argument("PartitionDispatcher: hash must not be empty");
+}
+
+}  // namespace detail
+
+DispatcherStats PartitionStats::total() const noexcept {
+  DispatcherStats t;
+  for (const DispatcherStats& p : partitions) {
+    t.pushed += p.pushed;
+    t.popped += p.popped;
+    t.rejected += p.rejected;
+    t.dropped += p.dropped;
+    t.buffered += p.buffered;
+    t.parked += p.parked;
+    t.spinning += p.spinning;
+  }
+  return t;
+}
+
+std::size_t PartitionStats::hottest() const noexcept {
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < partitions.size(); ++i) {
+    if (partitions[i].pushed > partitions[best].pushed) best = i;
+  }
+  return best;
+}
+
+double PartitionStats::skew() const noexcept {
+  if (partitions.empty()) return 1;
+  const std::uint64_t total_pushed = total().pushed;
+  if (total_pushed == 0) return 1;
+  const double mean = static_cast<double>(total_pushed) / static_cast<double>(partitions.size());
+  return static_cast<double>(partitions[hottest()].pushed) / mean;
+}
+
+}  // namespace pushstage

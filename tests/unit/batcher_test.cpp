@@ -1,0 +1,184 @@
+// batcher_test.cpp: Batcher: batches by size, by timeout, by key, at close; its processors pool;
+// failures; as the sink of a Stage.
+#include "pushstage/batcher.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pushstage/stage.hpp"
+#include "test_payloads.hpp"
+
+namespace pushstage {
+namespace {
+
+using namespace std::chrono_literals;
+using test::MoveOnly;
+
+BatcherOptions options(std::size_t size, std::chrono::nanoseconds timeout) {
+  BatcherOptions o;
+  o.batch_size = size;
+  o.batch_timeout = timeout;
+  o.processors.consumers = 1;
+  return o;
+}
+
+TEST(Batcher, FullBatchesFlushBySizeInOrder) {
+  std::vector<std::vector<std::uint64_t>> batches;
+  Batcher<MoveOnly> b(options(10, 1h), [&](Batcher<MoveOnly>::Batch& batch) {
+    EXPECT_EQ(batch.trigger, BatchTrigger::Full);
+    std::vector<std::uint64_t> values;
+    for (MoveOnly& e : batch.events) values.push_back(*e.value);
+    batches.push_back(values);
+  });
+  for (std::uint64_t i = 0; i < 100; ++i) ASSERT_EQ(b.push(MoveOnly(i)), PushResult::Pushed);
+  b.close();
+  b.join();
+  ASSERT_EQ(batches.size(), 10U);
+  for (std::size_t k = 0; k < 10; ++k) {
+    ASSERT_EQ(batches[k].size(), 10U);
+    for (std::size_t i = 0; i < 10; ++i) EXPECT_EQ(batches[k][i], 10 * k + i);
+  }
+  const BatcherStats s = b.stats();
+  EXPECT_EQ(s.full, 10U);
+  EXPECT_EQ(s.batches, 10U);
+  EXPECT_EQ(s.events, 100U);
+}
+
+TEST(Batcher, APartialBatchFlushesAfterTheTimeout) {
+  std::atomic<int> handled{0};
+  std::atomic<int> trigger{-1};
+  Batcher<int> b(options(100, 20ms), [&](Batcher<int>::Batch& batch) {
+    trigger.store(static_cast<int>(batch.trigger));
+    handled.fetch_add(static_cast<int>(batch.events.size()));
+  });
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
+  while (handled.load() < 5) std::this_thread::yield();  // not closed: only the timeout flushes
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+  EXPECT_EQ(trigger.load(), static_cast<int>(BatchTrigger::Timeout));
+  EXPECT_EQ(b.stats().timed_out, 1U);
+}
+
+TEST(Batcher, GroupsByKeyAndFlushesPartialBatchesAtClose) {
+  std::mutex m;
+  std::map<std::string, std::vector<int>> got;
+  std::vector<BatchTrigger> triggers;
+  Batcher<int, std::string> b(
+      options(4, 1h), [](const int& e) { return e % 3 == 0 ? std::string("fizz") : "other"; },
+      [&](Batcher<int, std::string>::Batch& batch) {
+        const std::lock_guard lock(m);
+        for (int e : batch.events) got[batch.key].push_back(e);
+        triggers.push_back(batch.trigger);
+      });
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
+  b.close();
+  b.join();
+  EXPECT_EQ(got["fizz"], (std::vector<int>{0, 3, 6, 9}));
+  EXPECT_EQ(got["other"], (std::vector<int>{1, 2, 4, 5, 7, 8}));
+  const BatcherStats s = b.stats();
+  EXPECT_EQ(s.full, 2U);      // fizz x4, other x4
+  EXPECT_EQ(s.at_close, 1U);  // other: 7, 8
+  EXPECT_EQ(s.events, 10U);
+  EXPECT_EQ(b.push(1), PushResult::Closed);
+}
+
+TEST(Batcher, FailedBatchesAreRetriedThenDeadLettered) {
+  BatcherOptions o = options(5, 1h);
+  o.processors.retry.max_attempts = 2;
+  o.processors.retry.backoff = 0ns;
+  std::atomic<int> calls{0};
+  std::vector<int> dead;
+  {
+    Batcher<int> b(
+        o,
+        [&](Batcher<int>::Batch& batch) {
+          calls.fetch_add(1);
+          if (batch.events.front() >= 5) throw std::runtime_error("second batch always fails");
+        },
+        [&](Batcher<int>::Batch& batch, const Failure& f) {
+          EXPECT_EQ(f.attempts, 2U);
+          dead.insert(dead.end(), batch.events.begin(), batch.events.end());
+        });
+    for (int i = 0; i < 10; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
+  }  // the destructor closes and joins
+  EXPECT_EQ(calls.load(), 3);
+  EXPECT_EQ(dead, (std::vector<int>{5, 6, 7, 8, 9}));
+}
+
+// Paused processors: the batcher's buffers fill and its producers wait; nothing is lost.
+TEST(Batcher, SlowProcessorsPushBack) {
+  BatcherOptions o = options(2, 1h);
+  o.input.capacity = 4;
+  std::atomic<int> handled{0};
+  Batcher<int> b(o, [&](Batcher<int>::Batch& batch) {
+    handled.fetch_add(static_cast<int>(batch.events.size()));
+  });
+  b.processors().pause();
+  std::atomic<int> pushed{0};
+  std::thread producer([&] {
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_EQ(b.push(i), PushResult::Pushed);
+      pushed.fetch_add(1);
+    }
+  });
+  while (b.stats().input.buffered < 4) std::this_thread::yield();
+  std::this_thread::sleep_for(20ms);
+  // input 4 + 2 batches buffered for the processor + one held by it + one open + one flushing
+  EXPECT_LE(pushed.load(), 4 + 2 * 2 + 2 + 2 + 2);
+  EXPECT_EQ(handled.load(), 0);
+  b.processors().resume();
+  producer.join();
+  b.close();
+  b.join();
+  EXPECT_EQ(handled.load(), 100);
+}
+
+TEST(Batcher, IsTheSinkOfAStage) {
+  Dispatcher<int> head;
+  std::atomic<int> sum{0};
+  Batcher<int> batcher(options(8, 1h), [&](Batcher<int>::Batch& batch) {
+    for (int e : batch.events) sum.fetch_add(e);
+  });
+  PoolOptions o;
+  o.consumers = 2;
+  Stage square(head, batcher, o,
+               [](int& e, Batcher<int>::Producer& out) { (void)out.push(e * e); });
+  for (int i = 1; i <= 20; ++i) ASSERT_EQ(head.push(i), PushResult::Pushed);
+  head.close();
+  square.join();  // the stage closed the batcher when it drained
+  batcher.join();
+  EXPECT_EQ(sum.load(), 2870);  // 1^2 + ... + 20^2
+}
+
+TEST(Batcher, InvalidOptionsNameTheField) {
+  auto message_of = [](const BatcherOptions& o) -> std::string {
+    try {
+      Batcher<int> b(o, [](Batcher<int>::Batch&) {});
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  BatcherOptions o;
+  o.batch_size = 0;
+  EXPECT_NE(message_of(o).find("BatcherOptions::batch_size must be in [1, 65536]; got 0"),
+            std::string::npos);
+  o = {};
+  o.batch_timeout = 0ns;
+  EXPECT_NE(message_of(o).find("BatcherOptions::batch_timeout must be in [1 us, 24 h]"),
+            std::string::npos);
+  o = {};
+  o.processors.consumers = 0;
+  EXPECT_NE(message_of(o).find("PoolOptions::consumers"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pushstage

@@ -1,0 +1,156 @@
+// partition_dispatcher_test.cpp: PartitionDispatcher alone, under a ConsumerPool, behind a Stage.
+#include "pushstage/partition_dispatcher.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pushstage/consumer_pool.hpp"
+#include "pushstage/stage.hpp"
+#include "test_payloads.hpp"
+
+namespace pushstage {
+namespace {
+
+struct Keyed {
+  std::uint32_t key;
+  std::uint32_t seq;
+};
+
+PartitionDispatcher<Keyed>::Hash by_key() {
+  return [](const Keyed& e) { return std::size_t{e.key}; };
+}
+
+TEST(PartitionDispatcher, RoutesEachKeyToOnePartitionInOrder) {
+  PartitionDispatcher<Keyed> d(4, by_key());
+  EXPECT_EQ(d.partitions(), 4U);
+  auto producer = d.producer();
+  for (std::uint32_t s = 0; s < 10; ++s) {
+    for (std::uint32_t k = 0; k < 8; ++k) ASSERT_EQ(producer.push(Keyed{k, s}), PushResult::Pushed);
+  }
+  for (std::size_t p = 0; p < 4; ++p) {
+    std::map<std::uint32_t, std::uint32_t> next;
+    while (auto e = d.partition(p).try_pop()) {
+      EXPECT_EQ(e->key % 4, p);
+      EXPECT_EQ(e->seq, next[e->key]++);
+    }
+    EXPECT_EQ(next.size(), 2U);  // keys p and p + 4
+  }
+}
+
+// One consumer per partition: each key is handled by one thread, in push order.
+TEST(PartitionDispatcher, APoolHasOneConsumerPerPartitionAndKeepsKeyOrder) {
+  constexpr std::uint32_t kKeys = 16;
+  constexpr std::uint32_t kPerKey = 500;
+  PartitionDispatcher<Keyed> d(3, by_key());
+  PoolOptions o;
+  o.consumers = 3;
+  o.max_demand = 4;
+  std::mutex m;
+  std::map<std::uint32_t, std::thread::id> owner;
+  std::vector<std::uint32_t> next(kKeys, 0);
+  std::atomic<std::uint64_t> order_errors{0};
+  ConsumerPool<Keyed> pool(d, o, [&](Keyed& e) {
+    const std::lock_guard lock(m);
+    auto [it, fresh] = owner.emplace(e.key, std::this_thread::get_id());
+    if (!fresh && it->second != std::this_thread::get_id()) order_errors.fetch_add(1);
+    if (e.seq != next[e.key]++) order_errors.fetch_add(1);
+  });
+  std::thread producer([&] {
+    auto p = d.producer();
+    for (std::uint32_t s = 0; s < kPerKey; ++s) {
+      for (std::uint32_t k = 0; k < kKeys; ++k) ASSERT_EQ(p.push(Keyed{k, s}), PushResult::Pushed);
+    }
+  });
+  producer.join();
+  d.close();
+  pool.join();
+  EXPECT_EQ(order_errors.load(), 0U);
+  for (std::uint32_t k = 0; k < kKeys; ++k) EXPECT_EQ(next[k], kPerKey);
+  EXPECT_TRUE(d.drained());
+  EXPECT_EQ(d.stats().total().popped, kKeys * kPerKey);
+}
+
+TEST(PartitionDispatcher, StatsShowAHotPartition) {
+  PartitionDispatcher<Keyed> d(4, by_key());
+  for (std::uint32_t i = 0; i < 90; ++i) ASSERT_EQ(d.push(Keyed{2, i}), PushResult::Pushed);
+  for (std::uint32_t k = 0; k < 10; ++k) ASSERT_EQ(d.push(Keyed{k, 0}), PushResult::Pushed);
+  const PartitionStats s = d.stats();
+  ASSERT_EQ(s.partitions.size(), 4U);
+  EXPECT_EQ(s.hottest(), 2U);
+  EXPECT_EQ(s.partitions[2].pushed, 92U);  // 90 + keys 2 and 6
+  EXPECT_EQ(s.total().pushed, 100U);
+  EXPECT_DOUBLE_EQ(s.skew(), 92.0 / 25.0);
+  EXPECT_DOUBLE_EQ(PartitionStats{}.skew(), 1.0);
+}
+
+TEST(PartitionDispatcher, BoundedPartitionsDropIntoOnDrop) {
+  DispatcherOptions o;
+  o.capacity = 2;
+  o.overflow = Overflow::Reject;
+  std::atomic<int> rejected{0};
+  PartitionDispatcher<Keyed> d(2, by_key(), o, [&](Keyed&& e, DropReason why) {
+    if (why != DropReason::Rejected) return;  // Destroyed, at the end of the test
+    EXPECT_EQ(e.key, 1U);
+    rejected.fetch_add(1);
+  });
+  for (std::uint32_t i = 0; i < 5; ++i) (void)d.push(Keyed{1, i});  // partition 1 only
+  EXPECT_EQ(d.push(Keyed{0, 0}), PushResult::Pushed);               // partition 0 has room
+  EXPECT_EQ(rejected.load(), 3);
+  EXPECT_EQ(d.stats().partitions[1].rejected, 3U);
+}
+
+TEST(PartitionDispatcher, AStageCanEmitIntoPartitions) {
+  Dispatcher<std::uint32_t> head;
+  PartitionDispatcher<Keyed> parts(2, by_key());
+  PoolOptions one;
+  one.consumers = 1;
+  Stage split(head, parts, one, [](std::uint32_t& e, PartitionDispatcher<Keyed>::Producer& out) {
+    (void)out.push(Keyed{e % 2, e / 2});
+  });
+  PoolOptions two;
+  two.consumers = 2;
+  std::atomic<std::uint32_t> handled{0};
+  ConsumerPool<Keyed> pool(parts, two, [&](Keyed&) { handled.fetch_add(1); });
+  for (std::uint32_t i = 0; i < 100; ++i) ASSERT_EQ(head.push(i), PushResult::Pushed);
+  head.close();
+  pool.join();  // the stage closed every partition
+  EXPECT_EQ(handled.load(), 100U);
+  EXPECT_TRUE(parts.closed());
+}
+
+TEST(PartitionDispatcher, InvalidUseNamesTheOption) {
+  auto message_of = [](auto&& make) -> std::string {
+    try {
+      make();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message_of([] {
+              PartitionDispatcher<Keyed> d(0, by_key());
+            }).find("PartitionDispatcher: partitions must be in [1, 65536]; got 0"),
+            std::string::npos);
+  EXPECT_NE(message_of([] { PartitionDispatcher<Keyed> d(2, nullptr); }).find("hash"),
+            std::string::npos);
+  PartitionDispatcher<Keyed> d(3, by_key());
+  EXPECT_NE(message_of([&] { ConsumerPool<Keyed> pool(d, PoolOptions{}, [](Keyed&) {}); })
+                .find("PoolOptions::consumers must be 3, one per partition of the "
+                      "PartitionDispatcher; got 1"),
+            std::string::npos);
+  PoolOptions o;
+  o.consumers = 3;
+  ConsumerPool<Keyed> pool(d, o, [](Keyed&) {});
+  EXPECT_NE(message_of([&] { pool.resize(4); }).find("ConsumerPool::resize"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pushstage
