@@ -37,7 +37,7 @@ using namespace std::chrono_literals;
 
 constexpr std::uint32_t kEvents = 20'000 / PUSHSTAGE_TEST_SCALE;
 
-volatile std::uint32_t g_sink = 0;  // busy work the optimizer keeps
+thread_local volatile std::uint32_t g_sink = 0;  // busy work the optimizer keeps
 
 struct Event {
   std::uint32_t producer;

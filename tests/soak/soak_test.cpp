@@ -156,7 +156,7 @@ class Backbone {
   std::thread consumer_;
 };
 
-volatile std::uint32_t g_sink = 0;  // busy work the optimizer keeps
+thread_local volatile std::uint32_t g_sink = 0;  // busy work the optimizer keeps
 
 // Per consumer thread: the last seq it handled of each source in the current round.
 struct OrderLog {
