@@ -56,7 +56,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::uint64_t kDefaultRounds = 300;
+constexpr std::uint64_t kDefaultRounds = 1000;
 // Most events one producer thread pushes in one burst.
 constexpr std::uint32_t kBurstMax = 3000 / PUSHSTAGE_TEST_SCALE;
 constexpr std::size_t kBackboneCapacity = 256;
