@@ -59,13 +59,25 @@ TEST(BenchCore, ParsesEveryWorkDistribution) {
 }
 
 TEST(BenchCore, RejectsMalformedWorkWithTheFlagAndTheForms) {
-  for (const char* bad : {"", "const", "const:", "const:-5", "uniform:5", "uniform:9:1", "exp:0",
-                          "exp:1:2", "bimodal:", "bimodal:1:0.5", "bimodal:1:2:1.5", "pareto:5:1",
-                          "pareto:0:10", "pareto:1:2:3:4", "gauss:1", "const:1x"}) {
+  for (const char* bad :
+       {"", "const", "const:", "const:-5", "uniform:5", "uniform:9:1", "exp:0", "exp:1:2",
+        "bimodal:", "bimodal:1:0.5", "bimodal:1:2:1.5", "pareto:5:1", "pareto:0:10",
+        "pareto:1:2:3:4", "gauss:1", "const:1x", "bimodal:1000000s:1000000"}) {
     const std::string msg = error_of([&] { (void)parse_work("--work", bad); });
     EXPECT_EQ(msg.rfind("--work: ", 0), 0U) << bad << ": " << msg;
     EXPECT_NE(msg.find(std::string("'") + bad + "'"), std::string::npos) << msg;
   }
+}
+
+// Found by tests/fuzz/bench_cli_fuzz: a high mode beyond 2^63 ns sampled as INT64_MIN.
+TEST(BenchCore, BimodalHighModeMustFitADuration) {
+  EXPECT_NE(error_of([] {
+              (void)parse_work("--work", "bimodal:1000000s:1000000:1");
+            }).find("bimodal:BASE:FACTOR needs BASE x FACTOR <= 1e15 ns"),
+            std::string::npos);
+  const WorkDist w = parse_work("--work", "bimodal:1s:1000000:1");  // exactly 1e15 ns
+  std::mt19937_64 rng(1);
+  EXPECT_EQ(w.sample(rng), 1'000'000'000'000'000);
 }
 
 TEST(BenchCore, SampledWorkStaysInRangeAndMatchesItsMean) {

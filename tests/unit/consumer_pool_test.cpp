@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "pushstage/cpus.hpp"
 #include "test_payloads.hpp"
 
 namespace pushstage {
@@ -632,6 +633,56 @@ TEST(ConsumerPool, InvalidOptionsNameTheField) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("handler"), std::string::npos);
   }
+}
+
+// Each field's refusal, message in full, and the edges that are accepted. A refused pool starts
+// no thread, so its source stays open.
+TEST(ConsumerPool, EveryRejectedOptionSaysWhyInFull) {
+  Dispatcher<int> d;
+  auto message_of = [&](const PoolOptions& o) -> std::string {
+    try {
+      ConsumerPool<int> pool(d, o, [](int&) {});
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  std::string allowed = "{";
+  for (const int cpu : allowed_cpus()) {
+    allowed += (allowed.size() > 1 ? "," : "") + std::to_string(cpu);
+  }
+  allowed += "}";
+  PoolOptions o;
+  o.consumers = 0;
+  EXPECT_EQ(message_of(o), "PoolOptions::consumers must be in [1, 65536]; got 0");
+  o.consumers = 65537;
+  EXPECT_EQ(message_of(o), "PoolOptions::consumers must be in [1, 65536]; got 65537");
+  o = {};
+  o.max_demand = 0;
+  EXPECT_EQ(message_of(o), "PoolOptions::max_demand must be in [1, 65536]; got 0");
+  o.max_demand = 65537;
+  EXPECT_EQ(message_of(o), "PoolOptions::max_demand must be in [1, 65536]; got 65537");
+  o = {};
+  o.cpus = {allowed_cpus().front(), 4095};  // one good CPU does not excuse a bad one
+  EXPECT_EQ(message_of(o),
+            "PoolOptions::cpus: CPU 4095 is not one this process may use; allowed: " + allowed);
+  o = {};
+  o.pin = false;
+  o.cpus = {0, 1};
+  EXPECT_EQ(message_of(o), "PoolOptions::cpus must be empty when pin is false; got {0,1}");
+  try {
+    ConsumerPool<int> pool(d, PoolOptions{}, ConsumerPool<int>::Handler{});
+    ADD_FAILURE() << "an empty handler was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "ConsumerPool: handler must not be empty");
+  }
+  EXPECT_FALSE(d.closed());
+  // The edges that are accepted (this pool starts, then closes the source when destroyed).
+  o = {};
+  o.consumers = 1;
+  o.max_demand = 65536;
+  o.cpus = {allowed_cpus().back()};
+  EXPECT_EQ(message_of(o), "accepted");
 }
 
 }  // namespace

@@ -440,5 +440,65 @@ TEST(Dispatcher, InvalidOptionsNameTheField) {
   EXPECT_EQ(message_of(o), "");  // no spinning at all is allowed
 }
 
+// Each field's refusal, message in full (the field, its range, the value given), and the values
+// at the edges that are accepted.
+TEST(Dispatcher, EveryRejectedOptionSaysWhyInFull) {
+  auto message_of = [](const DispatcherOptions& o) -> std::string {
+    try {
+      Dispatcher<int> d(o);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  const std::string cpus = std::to_string(allowed_cpus().size());
+  DispatcherOptions o;
+  o.spin = -1ns;
+  EXPECT_EQ(message_of(o), "DispatcherOptions::spin must be >= 0 ns; got -1 ns");
+  o = {};
+  o.capacity = std::size_t{1} << 31;
+  EXPECT_EQ(message_of(o),
+            "DispatcherOptions::capacity must be in [0, 2147483647] (0 = unbounded); got "
+            "2147483648");
+  o.capacity = ~std::size_t{0};
+  EXPECT_EQ(message_of(o),
+            "DispatcherOptions::capacity must be in [0, 2147483647] (0 = unbounded); got "
+            "18446744073709551615");
+  o = {};
+  o.capacity = 8;
+  o.overflow = static_cast<Overflow>(3);
+  EXPECT_EQ(message_of(o), "DispatcherOptions::overflow must be Block, Reject or DropOldest");
+  for (const Overflow policy : {Overflow::Reject, Overflow::DropOldest}) {
+    o = {};
+    o.overflow = policy;
+    EXPECT_EQ(message_of(o),
+              "DispatcherOptions::overflow Reject and DropOldest need a bounded dispatcher: "
+              "capacity in [1, 2147483647]; got capacity 0 (unbounded)");
+  }
+  o = {};
+  o.wake_order = static_cast<WakeOrder>(2);
+  EXPECT_EQ(message_of(o), "DispatcherOptions::wake_order must be Fifo or Lifo");
+  o = {};
+  o.max_spinners = static_cast<unsigned>(allowed_cpus().size()) + 1;
+  EXPECT_EQ(message_of(o), "DispatcherOptions::max_spinners must be in [0, " + cpus +
+                               "] (the CPUs this process may use); got " +
+                               std::to_string(o.max_spinners));
+  o.max_spinners = DispatcherOptions::kAutoSpinners - 1;
+  EXPECT_EQ(message_of(o), "DispatcherOptions::max_spinners must be in [0, " + cpus +
+                               "] (the CPUs this process may use); got 4294967294");
+  // The edges that are accepted.
+  o = {};
+  o.capacity = 0x7FFF'FFFF;
+  o.overflow = Overflow::Reject;
+  o.spin = 0ns;
+  o.max_spinners = static_cast<unsigned>(allowed_cpus().size());
+  EXPECT_EQ(message_of(o), "accepted");
+  o = {};
+  o.capacity = 1;
+  o.overflow = Overflow::DropOldest;
+  o.wake_order = WakeOrder::Lifo;
+  EXPECT_EQ(message_of(o), "accepted");
+}
+
 }  // namespace
 }  // namespace pushstage

@@ -142,6 +142,9 @@ WorkDist parse_work(std::string_view flag, std::string_view text) {
         "bimodal:BASE:FACTOR:P_HIGH needs FACTOR in [1, 1e6] and P_HIGH in [0, 1]";
     w.b = args >= 2 ? num(2, 1, 1e6, kBimodal) : 10;
     w.c = args >= 3 ? num(3, 0, 1, kBimodal) : 0.1;
+    // The high mode must fit a duration like any other (parse_duration_ns's 1e15 ns): beyond
+    // 2^63 ns, sample() would turn it into a negative work time.
+    if (w.a * w.b > 1e15) usage(flag, "bimodal:BASE:FACTOR needs BASE x FACTOR <= 1e15 ns", text);
   } else if (kind == "pareto" && args >= 2 && args <= 3) {
     w.kind = WorkDist::Kind::kPareto;
     w.a = dur(1);
