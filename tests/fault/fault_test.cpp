@@ -527,6 +527,9 @@ TEST_P(DestroyedInFlight, PoolDestroyedWithoutJoinWhileProducersPush) {
     std::atomic<std::uint64_t> pushed{0};
     std::atomic<std::uint32_t> finished{0};
     std::vector<std::uint64_t> accepted_by(kProducers, 0);
+    // Outlives the producers: a thread may still be inside arrive_and_wait() (reading the latch)
+    // after the last arrival released it, so the latch must not die before they are joined.
+    std::latch start(kProducers + 1);
     std::vector<std::thread> producers;
     {
       PoolOptions o;
@@ -534,7 +537,6 @@ TEST_P(DestroyedInFlight, PoolDestroyedWithoutJoinWhileProducersPush) {
       o.pin = false;
       o.max_demand = 4;
       ConsumerPool<Tracked> pool(d, o, [&](Tracked& t) { ledger.handled(*t.event); });
-      std::latch start(kProducers + 1);
       for (std::uint32_t p = 0; p < kProducers; ++p) {
         producers.emplace_back([&, p] {
           std::optional<Dispatcher<Tracked>::Producer> handle;
