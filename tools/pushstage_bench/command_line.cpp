@@ -84,7 +84,7 @@ std::vector<Impl> parse_impls(const std::string& text) {
   return out;
 }
 
-std::vector<std::size_t> parse_processes(const std::string& text) {
+[[maybe_unused]] std::vector<std::size_t> parse_processes(const std::string& text) {
   std::vector<std::size_t> out;
   std::stringstream ss(text);
   std::string item;
@@ -116,6 +116,7 @@ BrokerCommand parse_broker(const CLI::App& app, const BrokerFlags& f) {
     }
   }
 #ifndef PUSHSTAGE_BENCH_NATS
+  (void)f;
   throw UsageError("--broker: this pushstage-bench was built without pushstage::nats (libnats)");
 #else
   BrokerCommand b;
