@@ -15,10 +15,13 @@
 //   rate:   with a RateLimiter, each handler call first takes its grants (a chunk shrinks to
 //           what the current window grants; the rest waits for the next round);
 //   top up: when what it holds falls to min_demand, take up to max_demand again, without waiting.
-//   pause:  pause() sets paused_; a consumer checks it (acquire) before it takes events, after a
-//           wait for an event returns, and before each chunk, and then sleeps on signal_ until
-//           resume() (see detail/signal.hpp: resume's store is its (N1)). Events it already
-//           holds stay held, unhandled; events not taken stay in the source.
+//   pause:  pause() sets paused_ (seq_cst); a consumer checks it (acquire) before it takes events
+//           and again after every take and before every chunk, so nothing it took after pause()
+//           reaches the handler; seeing it set, it sleeps on signal_ until resume() (see
+//           detail/signal.hpp: resume's store is its (N1)). Events it already holds stay held,
+//           unhandled; events not taken stay in the source. An event pushed after pause() returned
+//           is taken through the source's release/acquire pair, so the check after the take sees
+//           the pause (paused_ is read acquire after the pop's acquire).
 //   manual: DemandMode::Manual: before it takes events a consumer takes credits from credits_
 //           (CAS, relaxed: a count that publishes nothing), as many as it may take, and gives back
 //           what it did not use. ask(n) adds n (seq_cst, N1) and notifies signal_; a consumer
@@ -159,11 +162,18 @@ class PoolCore {
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  // GenStage's accumulate mode. After pause() returns, consumers take no more events from the
-  // source and start no new chunk until resume(); handler calls in progress finish. A consumer
-  // already waiting inside the source may still receive one event (max_demand 1) or one round of
-  // events, which it holds unhandled. Events not taken stay buffered in the source (so a bounded
-  // source pushes back on its producers). Idempotent; safe from any thread, handlers included.
+  // GenStage's accumulate mode. From the moment pause() returns until resume():
+  //  - no handler call starts for an event a consumer took after pause() returned (in particular
+  //    for any event pushed after pause() returned): each consumer checks for a pause after every
+  //    take and before every chunk (an event, with max_demand 1), and holds what it took,
+  //    unhandled;
+  //  - a chunk that had passed that check before pause() returned completes (its rate-limit wait,
+  //    handler calls and retries); it holds only events taken before pause() returned. Handler
+  //    calls in progress are never interrupted;
+  //  - a consumer that was taking events, or waiting inside the source, when pause() was called
+  //    may still take one round (up to max_demand events), which it holds unhandled. All other
+  //    events stay buffered in the source (so a bounded source pushes back on its producers).
+  // Idempotent; safe from any thread, handlers included.
   void pause() noexcept { paused_.store(1, std::memory_order_seq_cst); }  // pairs with checks
   // Lets paused consumers go on. Idempotent.
   void resume() noexcept {
@@ -382,8 +392,8 @@ class PoolCore {
         if (!e) {
           e = wait_for_event(w, c, queue);
           if (!e) return exit_reason(w);
-          hold_while_paused();  // paused while we waited: hold the event
         }
+        hold_while_paused();                          // paused before we took it: hold the event
         const Clock::time_point taken = taken_now();  // the deadline counts the rate limit's wait
         if (rate_ != nullptr) rate_->acquire(1);
         handle_one(w.state, ctx, *e, taken);
@@ -433,6 +443,7 @@ class PoolCore {
           if (has_deadline_) taken.resize(held.size(), Clock::now());
         }
       }
+      hold_while_paused();  // paused before a take above (try_pop, top-up): hold the events
       head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
                            has_deadline_ ? taken.data() + head : nullptr);
     }
@@ -513,9 +524,9 @@ class PoolCore {
       give_back_credits(allowed - held.size());
       if (r == Take::kDrained) return Exit::kDrained;
       if (r == Take::kTimedOut) continue;
-      hold_while_paused();  // paused while we waited: hold the slot and its events
       if (has_deadline_) taken.assign(held.size(), Clock::now());
       for (std::size_t head = 0; head < held.size();) {
+        hold_while_paused();  // paused before the take or this chunk: hold the slot and its events
         head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
                              has_deadline_ ? taken.data() + head : nullptr);
       }
