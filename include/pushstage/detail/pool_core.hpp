@@ -154,8 +154,7 @@ class PoolCore {
   // Resumes a paused pool (and lifts a manual pool's demand limit), closes the source and waits
   // for every consumer to finish.
   ~PoolCore() {
-    unlimited_.store(true, std::memory_order_seq_cst);  // N1 of signal_, with resume's
-    resume();
+    shutdown();
     source_.close();
     join();
   }
@@ -281,7 +280,9 @@ class PoolCore {
     std::function<void()> on_drained;   // after the last consumer finished a drained source
   };
 
-  // Validates everything first (std::invalid_argument), then starts the threads.
+  // Validates everything first (std::invalid_argument), then starts the threads. If starting one
+  // fails (std::system_error), closes the source, lets the threads already started drain it
+  // (resumed, without a manual demand limit), joins them and rethrows.
   PoolCore(PoolSource<T> source, PoolOptions options, Callbacks callbacks)
       : source_(std::move(source)),
         plan_(plan_pool(options)),
@@ -305,10 +306,18 @@ class PoolCore {
         start_worker_locked();
       }
     } catch (...) {
+      shutdown();       // else a manual pool's threads would wait for demand and join() forever
       source_.close();  // the threads already started exit once the source drains
       join();
       throw;
     }
+  }
+
+  // Before a final close and join: resumes a paused pool and lifts a manual pool's demand limit
+  // for good, so that the consumers take every event until the source drains.
+  void shutdown() noexcept {
+    unlimited_.store(true, std::memory_order_seq_cst);  // N1 of signal_, with resume's
+    resume();
   }
 
  private:
