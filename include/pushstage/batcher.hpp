@@ -13,8 +13,9 @@
 //            handle them in any order (one processor: in order).
 // Close:     close() closes the input; the grouping thread takes everything left, flushes every
 //            partial batch (BatchTrigger::Close) and closes the processors' source; join() waits
-//            until every batch was handled. Nothing accepted is lost. The destructor closes and
-//            joins.
+//            until every batch was handled (processors paused, or under DemandMode::Manual, hold
+//            it up until resume() or ask()). Nothing accepted is lost. The destructor closes,
+//            resumes the processors and lifts a manual demand limit, then joins.
 // Memory:    what a producer did before push(e) happens-before the handler's call for e's batch.
 // Failure:   a handler that throws is retried under processors.retry; a batch that still fails
 //            goes to the dead-letter callback (see ConsumerPool). key_of must not throw
@@ -114,9 +115,11 @@ class Batcher {
   }
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
-  // Closes and joins.
+  // Closes, lets paused or manual processors take every batch (else the grouping thread would
+  // wait for room among their batches for ever), and joins.
   ~Batcher() {
     close();
+    processors_.shutdown();
     join();
   }
 

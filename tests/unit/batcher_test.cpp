@@ -141,6 +141,35 @@ TEST(Batcher, SlowProcessorsPushBack) {
   EXPECT_EQ(handled.load(), 100);
 }
 
+// More batches than the processors' buffer (2 per processor) wait behind paused processors: the
+// destructor resumes them, and every batch is handled.
+TEST(Batcher, DestroyingItWithPausedProcessorsHandlesEveryBatch) {
+  std::atomic<int> handled{0};
+  {
+    Batcher<int> b(options(1, 1h), [&](Batcher<int>::Batch& batch) {
+      handled.fetch_add(static_cast<int>(batch.events.size()));
+    });
+    b.processors().pause();
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
+  }  // closes, resumes, joins
+  EXPECT_EQ(handled.load(), 20);
+}
+
+// The same under DemandMode::Manual with no demand asked: the destructor lifts the limit.
+TEST(Batcher, DestroyingItWithManualProcessorsHandlesEveryBatch) {
+  BatcherOptions o = options(1, 1h);
+  o.processors.demand = DemandMode::Manual;
+  std::atomic<int> handled{0};
+  {
+    Batcher<int> b(o, [&](Batcher<int>::Batch& batch) {
+      handled.fetch_add(static_cast<int>(batch.events.size()));
+    });
+    b.processors().ask(1);
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
+  }  // closes, lifts the demand limit, joins
+  EXPECT_EQ(handled.load(), 20);
+}
+
 TEST(Batcher, IsTheSinkOfAStage) {
   Dispatcher<int> head;
   std::atomic<int> sum{0};

@@ -69,6 +69,11 @@
 #include "pushstage/pool_options.hpp"
 #include "pushstage/rate_limiter.hpp"
 
+namespace pushstage {
+template <class T, class Key>
+class Batcher;  // pushstage/batcher.hpp: shuts its processors down before it joins them
+}  // namespace pushstage
+
 namespace pushstage::detail {
 
 // What a pool's options resolve to (validated; std::invalid_argument names the field and range).
@@ -315,6 +320,8 @@ class PoolCore {
 
   // Before a final close and join: resumes a paused pool and lifts a manual pool's demand limit
   // for good, so that the consumers take every event until the source drains.
+  template <class, class>
+  friend class pushstage::Batcher;
   void shutdown() noexcept {
     unlimited_.store(true, std::memory_order_seq_cst);  // N1 of signal_, with resume's
     resume();
