@@ -13,7 +13,8 @@
 //           retried on the same thread after a sleep (RetryPolicy), so order is kept; an event
 //           that still fails or is past its deadline goes to the dead letter;
 //   rate:   with a RateLimiter, each handler call first takes its grants (a chunk shrinks to
-//           what the current window grants; the rest waits for the next round);
+//           what the current window grants; the rest waits for the next round); a retry takes
+//           them again, after its backoff (waiting for a window if need be);
 //   top up: when what it holds falls to min_demand, take up to max_demand again, without waiting.
 //   pause:  pause() sets paused_ (seq_cst); a consumer checks it (acquire) before it takes events
 //           and again after every take and before every chunk, so nothing it took after pause()
@@ -613,6 +614,7 @@ class PoolCore {
       }
       bump(state.retried);
       std::this_thread::sleep_for(backoff(attempt));
+      if (rate_ != nullptr) rate_->acquire(1);  // a retry is a handler call: it takes its grant
     }
   }
 
@@ -650,6 +652,7 @@ class PoolCore {
       }
       bump(state.retried);
       std::this_thread::sleep_for(backoff(attempt));
+      if (rate_ != nullptr) rate_->acquire(events.size());  // the chunk's grants, again
     }
   }
 
