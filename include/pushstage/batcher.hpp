@@ -165,9 +165,12 @@ class Batcher {
     std::uint64_t id;
   };
 
+  // Built before the processors' pool: validate its options first, so that an error names the
+  // PoolOptions field (consumers) rather than the capacity derived from it.
   static DispatcherOptions batch_buffer(const PoolOptions& processors) {
+    (void)detail::plan_pool(processors);  // std::invalid_argument naming the field
     DispatcherOptions o;
-    o.capacity = 2 * (processors.consumers > 0 ? processors.consumers : 1);
+    o.capacity = 2 * processors.consumers;  // consumers in [1, 65536]
     return o;
   }
 

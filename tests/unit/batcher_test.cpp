@@ -207,6 +207,11 @@ TEST(Batcher, InvalidOptionsNameTheField) {
   o = {};
   o.processors.consumers = 0;
   EXPECT_NE(message_of(o).find("PoolOptions::consumers"), std::string::npos);
+  o = {};
+  o.processors.consumers = std::size_t{1} << 40;  // twice that: no valid buffer capacity either
+  EXPECT_NE(message_of(o).find("PoolOptions::consumers must be in [1, 65536]; got 1099511627776"),
+            std::string::npos)
+      << message_of(o);
 }
 
 }  // namespace
