@@ -176,6 +176,9 @@ class Batcher {
 
   // The grouping thread. Timers are due in creation order (one timeout for all), so a deque in
   // that order finds the next due batch in O(1); a timer whose batch was flushed full is stale.
+  // Each open batch has exactly one live timer; once stale ones outnumber them, a full flush drops
+  // them all (O(timers), amortised O(1) per full batch), so the deque holds at most 2 x the open
+  // batches + 1 timers however long the timeout.
   void group() noexcept {
     using Clock = std::chrono::steady_clock;
     typename Dispatcher<T>::Consumer in = input_.consumer();
@@ -183,6 +186,10 @@ class Batcher {
     std::unordered_map<Key, Open> open;
     std::deque<Timer> timers;
     std::uint64_t next_id = 0;
+    auto stale = [&open](const Timer& t) {
+      auto it = open.find(t.key);
+      return it == open.end() || it->second.id != t.id;
+    };
     auto flush = [&](const Key& key, BatchTrigger why) {
       auto it = open.find(key);
       if (it == open.end()) return;
@@ -202,8 +209,7 @@ class Batcher {
       while (!timers.empty() && timers.front().due <= now) {
         const Timer t = timers.front();
         timers.pop_front();
-        auto it = open.find(t.key);
-        if (it != open.end() && it->second.id == t.id) flush(t.key, BatchTrigger::Timeout);
+        if (!stale(t)) flush(t.key, BatchTrigger::Timeout);
       }
       std::optional<T> e = in.try_pop();
       if (!e) e = timers.empty() ? in.pop() : in.pop_for(timers.front().due - now);
@@ -219,12 +225,14 @@ class Batcher {
         timers.push_back(Timer{Clock::now() + timeout_, key, it->second.id});
       }
       it->second.events.push_back(std::move(*e));
-      if (it->second.events.size() >= size_) flush(key, BatchTrigger::Full);
+      if (it->second.events.size() >= size_) {
+        flush(key, BatchTrigger::Full);
+        if (timers.size() > 2 * open.size()) std::erase_if(timers, stale);
+      }
     }
     // Closed and drained: flush what is open, oldest first, then let the processors drain.
     for (const Timer& t : timers) {
-      auto it = open.find(t.key);
-      if (it != open.end() && it->second.id == t.id) flush(t.key, BatchTrigger::Close);
+      if (!stale(t)) flush(t.key, BatchTrigger::Close);
     }
     batches_.close();
   }

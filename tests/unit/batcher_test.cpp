@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pushstage/stage.hpp"
@@ -88,6 +89,31 @@ TEST(Batcher, GroupsByKeyAndFlushesPartialBatchesAtClose) {
   EXPECT_EQ(s.at_close, 1U);  // other: 7, 8
   EXPECT_EQ(s.events, 10U);
   EXPECT_EQ(b.push(1), PushResult::Closed);
+}
+
+// A thousand full batches of one key leave their timers stale (dropped as they pile up) while two
+// other keys' batches stay open: both keep their live timers and flush at close, oldest first.
+TEST(Batcher, FullBatchesLeaveNoTimersBehindAndOpenBatchesKeepTheirs) {
+  std::vector<std::pair<int, BatchTrigger>> batches;  // (key, trigger); one processor
+  std::size_t events = 0;
+  Batcher<int> b(
+      options(2, 1h), [](const int& e) { return e < 0 ? -e : 0; },
+      [&](Batcher<int>::Batch& batch) {
+        batches.emplace_back(batch.key, batch.trigger);
+        events += batch.events.size();
+      });
+  ASSERT_EQ(b.push(-1), PushResult::Pushed);                                // key 1: opened first
+  for (int i = 0; i < 2000; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);  // key 0: full x1000
+  ASSERT_EQ(b.push(-2), PushResult::Pushed);                                // key 2
+  b.close();
+  b.join();
+  ASSERT_EQ(batches.size(), 1002U);
+  for (std::size_t i = 0; i < 1000; ++i) {
+    EXPECT_EQ(batches[i], std::make_pair(0, BatchTrigger::Full)) << i;
+  }
+  EXPECT_EQ(batches[1000], std::make_pair(1, BatchTrigger::Close));
+  EXPECT_EQ(batches[1001], std::make_pair(2, BatchTrigger::Close));
+  EXPECT_EQ(events, 2002U);
 }
 
 TEST(Batcher, FailedBatchesAreRetriedThenDeadLettered) {
