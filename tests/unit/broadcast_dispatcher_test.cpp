@@ -78,7 +78,9 @@ TEST(BroadcastDispatcher, TheSlowestSubscriberSetsThePace) {
   });
   while (b.stats().subscribers[1].buffered < 4) std::this_thread::yield();
   std::this_thread::sleep_for(20ms);
-  EXPECT_EQ(b.stats().slowest(), 1U);
+  const BroadcastStats s = b.stats();
+  // The paused subscriber's buffer is full; the fast one's may momentarily be too (a tie).
+  EXPECT_GE(s.subscribers[1].buffered, s.subscribers[0].buffered);
   EXPECT_LE(pushed.load(), 4 + 1);  // the slow buffer, plus one taken by the paused consumer
   EXPECT_LE(fast.load(), 4 + 2);
   EXPECT_EQ(slow.load(), 0);

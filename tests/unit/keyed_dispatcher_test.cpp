@@ -58,7 +58,9 @@ TEST(KeyedDispatcher, AConsumerTakesOneSlotsEventsInOrderAndReleasesIt) {
 }
 
 // The hot key's handler waits until every cold event is handled: only possible if the other
-// consumer serves the cold keys meanwhile (a partition per consumer could put them behind it).
+// consumer serves the cold keys meanwhile (a partition per consumer could put them behind it). If
+// that regresses, the wait gives up (after far longer than 300 trivial events take anywhere) and
+// the test fails on the count instead of hanging.
 TEST(KeyedDispatcher, AHotKeyDoesNotHoldBackTheOthers) {
   constexpr int kCold = 300;
   KeyedDispatcher<Keyed> d(16, by_key());
@@ -66,13 +68,18 @@ TEST(KeyedDispatcher, AHotKeyDoesNotHoldBackTheOthers) {
   o.consumers = 2;
   std::atomic<int> cold{0};
   std::atomic<int> hot{0};
+  std::atomic<int> cold_while_hot_waited{-1};
   ConsumerPool<Keyed> pool(d, o, [&](Keyed& e) {
     if (e.key != 0) {
       cold.fetch_add(1);
       return;
     }
     if (e.seq == 0) {
-      while (cold.load() < kCold) std::this_thread::yield();
+      const auto give_up = std::chrono::steady_clock::now() + 20s;
+      while (cold.load() < kCold && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::yield();
+      }
+      cold_while_hot_waited.store(cold.load());
     }
     hot.fetch_add(1);
   });
@@ -82,6 +89,7 @@ TEST(KeyedDispatcher, AHotKeyDoesNotHoldBackTheOthers) {
   }
   d.close();
   pool.join();
+  EXPECT_EQ(cold_while_hot_waited.load(), kCold);  // all handled while the hot key was busy
   EXPECT_EQ(cold.load(), kCold);
   EXPECT_EQ(hot.load(), 50);
 }

@@ -55,9 +55,10 @@ TEST(RateLimiter, SetRateStartsANewWindowAndWakesWaiters) {
 }
 
 TEST(RateLimiter, AcquireSpreadsOverWindows) {
-  // 20 units at 5 per 20 ms need at least 4 windows: at least 60 ms from the first grant.
-  RateLimiter limiter(5, 20ms);
+  // 20 units at 5 per 20 ms need at least 4 windows: at least 60 ms from the first window's start.
+  // start is read before the limiter exists, so it is never later than that first window's start.
   const auto start = std::chrono::steady_clock::now();
+  RateLimiter limiter(5, 20ms);
   limiter.acquire(20);
   EXPECT_GE(std::chrono::steady_clock::now() - start, 60ms);
   EXPECT_EQ(limiter.granted(), 20U);
