@@ -13,8 +13,9 @@
 //            handle them in any order (one processor: in order).
 // Close:     close() closes the input; the grouping thread takes everything left, flushes every
 //            partial batch (BatchTrigger::Close) and closes the processors' source; join() waits
-//            until every batch was handled. Nothing accepted is lost. The destructor closes and
-//            joins.
+//            until every batch was handled (processors paused, or under DemandMode::Manual, hold
+//            it up until resume() or ask()). Nothing accepted is lost. The destructor closes,
+//            resumes the processors and lifts a manual demand limit, then joins.
 // Memory:    what a producer did before push(e) happens-before the handler's call for e's batch.
 // Failure:   a handler that throws is retried under processors.retry; a batch that still fails
 //            goes to the dead-letter callback (see ConsumerPool). key_of must not throw
@@ -114,9 +115,11 @@ class Batcher {
   }
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
-  // Closes and joins.
+  // Closes, lets paused or manual processors take every batch (else the grouping thread would
+  // wait for room among their batches for ever), and joins.
   ~Batcher() {
     close();
+    processors_.shutdown();
     join();
   }
 
@@ -162,14 +165,20 @@ class Batcher {
     std::uint64_t id;
   };
 
+  // Built before the processors' pool: validate its options first, so that an error names the
+  // PoolOptions field (consumers) rather than the capacity derived from it.
   static DispatcherOptions batch_buffer(const PoolOptions& processors) {
+    (void)detail::plan_pool(processors);  // std::invalid_argument naming the field
     DispatcherOptions o;
-    o.capacity = 2 * (processors.consumers > 0 ? processors.consumers : 1);
+    o.capacity = 2 * processors.consumers;  // consumers in [1, 65536]
     return o;
   }
 
   // The grouping thread. Timers are due in creation order (one timeout for all), so a deque in
   // that order finds the next due batch in O(1); a timer whose batch was flushed full is stale.
+  // Each open batch has exactly one live timer; once stale ones outnumber them, a full flush drops
+  // them all (O(timers), amortised O(1) per full batch), so the deque holds at most 2 x the open
+  // batches + 1 timers however long the timeout.
   void group() noexcept {
     using Clock = std::chrono::steady_clock;
     typename Dispatcher<T>::Consumer in = input_.consumer();
@@ -177,6 +186,10 @@ class Batcher {
     std::unordered_map<Key, Open> open;
     std::deque<Timer> timers;
     std::uint64_t next_id = 0;
+    auto stale = [&open](const Timer& t) {
+      auto it = open.find(t.key);
+      return it == open.end() || it->second.id != t.id;
+    };
     auto flush = [&](const Key& key, BatchTrigger why) {
       auto it = open.find(key);
       if (it == open.end()) return;
@@ -196,8 +209,7 @@ class Batcher {
       while (!timers.empty() && timers.front().due <= now) {
         const Timer t = timers.front();
         timers.pop_front();
-        auto it = open.find(t.key);
-        if (it != open.end() && it->second.id == t.id) flush(t.key, BatchTrigger::Timeout);
+        if (!stale(t)) flush(t.key, BatchTrigger::Timeout);
       }
       std::optional<T> e = in.try_pop();
       if (!e) e = timers.empty() ? in.pop() : in.pop_for(timers.front().due - now);
@@ -213,12 +225,14 @@ class Batcher {
         timers.push_back(Timer{Clock::now() + timeout_, key, it->second.id});
       }
       it->second.events.push_back(std::move(*e));
-      if (it->second.events.size() >= size_) flush(key, BatchTrigger::Full);
+      if (it->second.events.size() >= size_) {
+        flush(key, BatchTrigger::Full);
+        if (timers.size() > 2 * open.size()) std::erase_if(timers, stale);
+      }
     }
     // Closed and drained: flush what is open, oldest first, then let the processors drain.
     for (const Timer& t : timers) {
-      auto it = open.find(t.key);
-      if (it != open.end() && it->second.id == t.id) flush(t.key, BatchTrigger::Close);
+      if (!stale(t)) flush(t.key, BatchTrigger::Close);
     }
     batches_.close();
   }

@@ -11,9 +11,13 @@
 //            per selected subscriber (a copy of the event for all but the last).
 // Ordering:  each subscriber receives the events of one producer in push order.
 // Close:     all or nothing. Every push that returned Pushed reached every subscriber that
-//            selected it; a push that returned Closed reached none. close() refuses new pushes,
-//            waits for pushes in progress (a push waiting for room holds close() until the slow
-//            subscriber is drained), then closes every subscriber.
+//            selected it (and was not detached, below); a push that returned Closed reached none.
+//            close() refuses new pushes, waits for pushes in progress (a push waiting for room
+//            holds close() until the slow subscriber is drained), then closes every subscriber.
+// Detach:    closing one subscriber's own Dispatcher (subscriber(i).close()) detaches it: pushes
+//            go on to the others (and still return Pushed), and each copy it refuses goes to
+//            on_drop as DropReason::Closed (else is destroyed) and is counted in
+//            BroadcastStats::refused. Nothing is lost unseen.
 // Memory:    what a producer did before push(e) happens-before each subscriber's handler call
 //            for its copy of e.
 // Not guaranteed: order across producers; that subscribers see events at the same time.
@@ -50,6 +54,7 @@ struct BroadcastStats {
   std::uint64_t pushed = 0;                  // pushes accepted
   std::vector<DispatcherStats> subscribers;  // each subscriber's Dispatcher
   std::vector<std::uint64_t> filtered;       // per subscriber: events its selector skipped
+  std::vector<std::uint64_t> refused;        // per subscriber: copies refused once it was closed
   // The subscriber with the most events buffered: the one setting the pace (the first of equals).
   [[nodiscard]] std::size_t slowest() const noexcept;
 };
@@ -79,7 +84,8 @@ class BroadcastDispatcher {
 
   // `subscribers` in [1, 1024], each with a Dispatcher made from `options` (capacity per
   // subscriber, > 0; overflow must be Block). `selectors`: empty, or one per subscriber. on_drop
-  // receives events pushed after close() (DropReason::Closed). Throws std::invalid_argument.
+  // receives events pushed after close() and the copies a detached subscriber refuses (both
+  // DropReason::Closed), on the pushing thread. Throws std::invalid_argument.
   explicit BroadcastDispatcher(std::size_t subscribers,
                                DispatcherOptions options = default_options(),
                                std::vector<Selector> selectors = {}, DropHandler on_drop = {})
@@ -88,7 +94,7 @@ class BroadcastDispatcher {
     selectors_.resize(subscribers);
     subs_.reserve(subscribers);
     for (std::size_t i = 0; i < subscribers; ++i) {
-      subs_.push_back(std::make_unique<Sub>(options));
+      subs_.push_back(std::make_unique<Sub>(options, forward_refused()));
     }
   }
   BroadcastDispatcher(const BroadcastDispatcher&) = delete;
@@ -131,6 +137,7 @@ class BroadcastDispatcher {
     for (const auto& sub : subs_) {
       s.subscribers.push_back(sub->d.stats());
       s.filtered.push_back(sub->filtered.load(std::memory_order_relaxed));
+      s.refused.push_back(sub->refused.load(std::memory_order_relaxed));
     }
     return s;
   }
@@ -166,10 +173,21 @@ class BroadcastDispatcher {
   static constexpr std::uint64_t kClosed = std::uint64_t{1} << 63;
 
   struct Sub {
-    explicit Sub(const DispatcherOptions& o) : d(o) {}
+    Sub(const DispatcherOptions& o, DropHandler on_refused) : d(o, std::move(on_refused)) {}
     Dispatcher<T> d;
     alignas(detail::kCacheLine) std::atomic<std::uint64_t> filtered{0};
+    std::atomic<std::uint64_t> refused{0};
   };
+
+  // A subscriber's Dispatcher hands the event of a push it refuses (closed: detached) to its
+  // on_drop; this one passes it on to ours. Events left in it at destruction are not ours to
+  // report (DropReason::Destroyed: destroyed, as without on_drop).
+  DropHandler forward_refused() {
+    if (!on_drop_) return {};
+    return [this](T&& event, DropReason why) {
+      if (why == DropReason::Closed) on_drop_(std::move(event), why);
+    };
+  }
 
   // (G1) .. (G2) around the deliveries; `push_to(i, event)` pushes into subscriber i.
   template <class PushTo>
@@ -184,17 +202,24 @@ class BroadcastDispatcher {
       return PushResult::Closed;
     }
     try {
-      // Copy to every selecting subscriber but the last, move into the last.
+      // Copy to every selecting subscriber but the last, move into the last. Our gate keeps
+      // every subscriber open until (G2), unless the user closed one (detached): its Dispatcher
+      // then refuses the copy and hands it to on_drop (forward_refused); we count it.
+      auto offer = [&](std::size_t i, T&& e) {
+        if (push_to(i, std::move(e)) != PushResult::Pushed) {
+          subs_[i]->refused.fetch_add(1, std::memory_order_relaxed);  // statistics
+        }
+      };
       std::size_t last = subs_.size();
       for (std::size_t i = 0; i < subs_.size(); ++i) {
         if (selectors_[i] && !selectors_[i](event)) {
           subs_[i]->filtered.fetch_add(1, std::memory_order_relaxed);  // statistics
           continue;
         }
-        if (last != subs_.size()) (void)push_to(last, T(event));  // open until G2: never Closed
+        if (last != subs_.size()) offer(last, T(event));
         last = i;
       }
-      if (last != subs_.size()) (void)push_to(last, std::move(event));
+      if (last != subs_.size()) offer(last, std::move(event));
     } catch (...) {
       leave();
       throw;

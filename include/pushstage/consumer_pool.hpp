@@ -59,6 +59,8 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
 
   // Starts options.consumers threads draining `source` (see above), which must outlive the pool.
   // Throws std::invalid_argument for invalid options or an empty handler, before starting any.
+  // If a thread cannot be started (std::system_error), closes `source`, lets the threads already
+  // started drain it, joins them and rethrows.
   ConsumerPool(detail::PoolSource<T> source, PoolOptions options, Handler handler,
                DeadLetter dead_letter = {})
       : Core(std::move(source), std::move(options),

@@ -17,12 +17,20 @@
 //            consumer's handler did for an event of a slot happens-before the next handler call
 //            for that slot, on any consumer.
 // Close:     every push that returned Pushed is handled; close() never waits for consumers.
+// Failure:   a hash that throws: push() and try_push() throw it before accepting the event
+//            (nothing counted; try_push leaves the event with the caller). std::bad_alloc from the
+//            slot's queue: push() throws it, the event not accepted. Making a slot ready also may
+//            allocate (ready_ grows a block when a thread first makes a slot ready, or fills its
+//            block): if that fails after the event was accepted (push()) or while a consumer hands
+//            a slot back (release()), std::terminate is called, since a slot with events that is
+//            not ready would never be served and join() would hang.
 // Not guaranteed: order across keys or producers; which consumer serves a slot.
 //
 // Protocol. gate_ = | closed: 1 bit | events accepted and not yet released: 63 bits |;
 // slot.pending = events of the slot accepted and not yet released.
-//   (K1) push: gate_ += 1 (fetch_add, or CAS when bounded to stay within capacity), seq_cst. If
-//        the closed bit was set: undo (K5) and return Closed.
+//   (K1) push, once the hash picked the slot (a throwing hash leaves nothing to undo): gate_ += 1
+//        (fetch_add, or CAS when bounded to stay within capacity), seq_cst. If the closed bit was
+//        set: undo (K5) and return Closed.
 //   (K2) push: enqueue into the slot's moodycamel queue (release inside moodycamel).
 //   (K3) push: p = slot.pending += 1 (acq_rel). p == 0: the slot was idle and this producer makes
 //   it
@@ -237,7 +245,9 @@ class KeyedDispatcher {
                        std::memory_order_relaxed);  // one holder at a time; statistics
       const std::uint64_t left =
           s.pending.fetch_sub(held_count_, std::memory_order_acq_rel) - held_count_;  // K5
-      if (left != 0) (void)reschedule_.push(*held_);  // open: these events are still counted
+      // Open: these events are still counted. noexcept: a std::bad_alloc here terminates, see
+      // Failure (the slot could not be handed back otherwise).
+      if (left != 0) (void)reschedule_.push(*held_);
       d_->release_gate(held_count_);
       held_.reset();
       held_count_ = 0;
@@ -270,10 +280,11 @@ class KeyedDispatcher {
   }
 
   PushResult push_one(T& event, bool may_wait) {
+    // The user's hash first: if it throws, nothing has been counted yet.
+    const std::size_t index = slot_of(event);
     if (!enter(may_wait)) {  // K1
       return closed() ? PushResult::Closed : PushResult::Rejected;
     }
-    const std::size_t index = slot_of(event);
     Slot& s = *slots_[index];
     bool ok = false;
     try {
@@ -287,9 +298,16 @@ class KeyedDispatcher {
       throw std::bad_alloc();
     }
     if (s.pending.fetch_add(1, std::memory_order_acq_rel) == 0) {  // K3 pairs with K4, K5
-      (void)ready_.push(static_cast<std::uint32_t>(index));
+      make_ready(index);
     }
     return PushResult::Pushed;
+  }
+
+  // After (K3) took the slot's pending from 0: the event is accepted and cannot be taken back, and
+  // no one else will make the slot ready. ready_ is unbounded and open (K3), so only
+  // std::bad_alloc can fail the push: noexcept turns it into std::terminate (see Failure).
+  void make_ready(std::size_t index) noexcept {
+    (void)ready_.push(static_cast<std::uint32_t>(index));
   }
 
   // (K1). False: closed, or full (counted as rejected) and not waiting.

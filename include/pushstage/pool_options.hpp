@@ -23,7 +23,8 @@ enum class DemandMode {
 
 // What a pool does when a handler throws: call it again, after a growing wait, up to max_attempts
 // calls in all. Retries happen on the same consumer, before it takes its next event, so the order
-// of one consumer's events is kept (and the consumer is busy while it waits).
+// of one consumer's events is kept (and the consumer is busy while it waits). With a rate limit,
+// each retry takes its events' grants again, after the backoff.
 struct RetryPolicy {
   // Handler calls per event (per chunk, for a batch handler), in [1, 100]; 1 means no retry.
   unsigned max_attempts = 1;
@@ -78,9 +79,10 @@ struct PoolOptions {
   // FailureKind::DeadlineExceeded. A handler call is never interrupted. For a batch handler the
   // chunk's oldest event sets the deadline of the whole chunk.
   std::chrono::nanoseconds deadline{0};
-  // Broadway's rate limiting: every handler call takes its events' grants from this limiter
-  // first (a chunk may be split to fit a window). Share one limiter between pools to limit them
-  // together; change its rate while they run with set_rate(). Null: no limit.
+  // Broadway's rate limiting: every handler call, retries included, takes its events' grants from
+  // this limiter first (a chunk may be split to fit a window; a retried chunk waits for grants for
+  // all its events). Share one limiter between pools to limit them together; change its rate
+  // while they run with set_rate(). Null: no limit.
   std::shared_ptr<RateLimiter> rate_limit;
   // Stage only: close the sink once the source is drained and every consumer has ended. Set it to
   // false when several stages feed one sink, and close the sink after joining all of them.

@@ -8,7 +8,7 @@
 // interval),
 //            where start is the construction or the last set_rate(). At most `allowed` units are
 //            granted per window, exactly. A pool takes a grant right before it calls the handler
-//            for that event (or chunk), so handler calls follow the grants.
+//            for that event (or chunk), retries included, so handler calls follow the grants.
 // Memory:    a mutex guards the window; grants publish nothing else.
 // Not guaranteed: a bound over sliding intervals (like Broadway's: up to 2 x allowed across a
 //            window boundary); which waiting thread is served first.

@@ -63,7 +63,9 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
   using DeadLetter = std::function<void(In&, const Failure&)>;
 
   // Starts options.consumers threads that drain `source` and emit into `sink`; both must outlive
-  // the stage. Throws std::invalid_argument for invalid options or an empty handler.
+  // the stage. Throws std::invalid_argument for invalid options or an empty handler. If a thread
+  // cannot be started (std::system_error), closes `source`, lets the threads already started
+  // drain it, joins them and rethrows.
   Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, Handler handler,
         DeadLetter dead_letter = {})
       : Core(std::move(source), options,

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pushstage/stage.hpp"
@@ -52,19 +53,30 @@ TEST(Batcher, FullBatchesFlushBySizeInOrder) {
   EXPECT_EQ(s.events, 100U);
 }
 
+// A slow machine may spread the five pushes over more than one timeout, hence more than one
+// batch: every batch must still be a partial one flushed by its timeout.
 TEST(Batcher, APartialBatchFlushesAfterTheTimeout) {
+  std::mutex m;
+  std::vector<BatchTrigger> triggers;
   std::atomic<int> handled{0};
-  std::atomic<int> trigger{-1};
   Batcher<int> b(options(100, 20ms), [&](Batcher<int>::Batch& batch) {
-    trigger.store(static_cast<int>(batch.trigger));
+    {
+      const std::lock_guard lock(m);
+      triggers.push_back(batch.trigger);
+    }
     handled.fetch_add(static_cast<int>(batch.events.size()));
   });
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 5; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
   while (handled.load() < 5) std::this_thread::yield();  // not closed: only the timeout flushes
   EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
-  EXPECT_EQ(trigger.load(), static_cast<int>(BatchTrigger::Timeout));
-  EXPECT_EQ(b.stats().timed_out, 1U);
+  const std::lock_guard lock(m);
+  ASSERT_FALSE(triggers.empty());
+  for (const BatchTrigger t : triggers) EXPECT_EQ(t, BatchTrigger::Timeout);
+  const BatcherStats s = b.stats();  // every batch was counted before it was handled
+  EXPECT_EQ(s.timed_out, triggers.size());
+  EXPECT_EQ(s.batches, triggers.size());
+  EXPECT_EQ(s.events, 5U);
 }
 
 TEST(Batcher, GroupsByKeyAndFlushesPartialBatchesAtClose) {
@@ -88,6 +100,31 @@ TEST(Batcher, GroupsByKeyAndFlushesPartialBatchesAtClose) {
   EXPECT_EQ(s.at_close, 1U);  // other: 7, 8
   EXPECT_EQ(s.events, 10U);
   EXPECT_EQ(b.push(1), PushResult::Closed);
+}
+
+// A thousand full batches of one key leave their timers stale (dropped as they pile up) while two
+// other keys' batches stay open: both keep their live timers and flush at close, oldest first.
+TEST(Batcher, FullBatchesLeaveNoTimersBehindAndOpenBatchesKeepTheirs) {
+  std::vector<std::pair<int, BatchTrigger>> batches;  // (key, trigger); one processor
+  std::size_t events = 0;
+  Batcher<int> b(
+      options(2, 1h), [](const int& e) { return e < 0 ? -e : 0; },
+      [&](Batcher<int>::Batch& batch) {
+        batches.emplace_back(batch.key, batch.trigger);
+        events += batch.events.size();
+      });
+  ASSERT_EQ(b.push(-1), PushResult::Pushed);                                // key 1: opened first
+  for (int i = 0; i < 2000; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);  // key 0: full x1000
+  ASSERT_EQ(b.push(-2), PushResult::Pushed);                                // key 2
+  b.close();
+  b.join();
+  ASSERT_EQ(batches.size(), 1002U);
+  for (std::size_t i = 0; i < 1000; ++i) {
+    EXPECT_EQ(batches[i], std::make_pair(0, BatchTrigger::Full)) << i;
+  }
+  EXPECT_EQ(batches[1000], std::make_pair(1, BatchTrigger::Close));
+  EXPECT_EQ(batches[1001], std::make_pair(2, BatchTrigger::Close));
+  EXPECT_EQ(events, 2002U);
 }
 
 TEST(Batcher, FailedBatchesAreRetriedThenDeadLettered) {
@@ -141,6 +178,35 @@ TEST(Batcher, SlowProcessorsPushBack) {
   EXPECT_EQ(handled.load(), 100);
 }
 
+// More batches than the processors' buffer (2 per processor) wait behind paused processors: the
+// destructor resumes them, and every batch is handled.
+TEST(Batcher, DestroyingItWithPausedProcessorsHandlesEveryBatch) {
+  std::atomic<int> handled{0};
+  {
+    Batcher<int> b(options(1, 1h), [&](Batcher<int>::Batch& batch) {
+      handled.fetch_add(static_cast<int>(batch.events.size()));
+    });
+    b.processors().pause();
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
+  }  // closes, resumes, joins
+  EXPECT_EQ(handled.load(), 20);
+}
+
+// The same under DemandMode::Manual with no demand asked: the destructor lifts the limit.
+TEST(Batcher, DestroyingItWithManualProcessorsHandlesEveryBatch) {
+  BatcherOptions o = options(1, 1h);
+  o.processors.demand = DemandMode::Manual;
+  std::atomic<int> handled{0};
+  {
+    Batcher<int> b(o, [&](Batcher<int>::Batch& batch) {
+      handled.fetch_add(static_cast<int>(batch.events.size()));
+    });
+    b.processors().ask(1);
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
+  }  // closes, lifts the demand limit, joins
+  EXPECT_EQ(handled.load(), 20);
+}
+
 TEST(Batcher, IsTheSinkOfAStage) {
   Dispatcher<int> head;
   std::atomic<int> sum{0};
@@ -178,6 +244,11 @@ TEST(Batcher, InvalidOptionsNameTheField) {
   o = {};
   o.processors.consumers = 0;
   EXPECT_NE(message_of(o).find("PoolOptions::consumers"), std::string::npos);
+  o = {};
+  o.processors.consumers = std::size_t{1} << 40;  // twice that: no valid buffer capacity either
+  EXPECT_NE(message_of(o).find("PoolOptions::consumers must be in [1, 65536]; got 1099511627776"),
+            std::string::npos)
+      << message_of(o);
 }
 
 }  // namespace

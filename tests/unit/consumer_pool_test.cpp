@@ -187,7 +187,8 @@ TEST(ConsumerPool, PauseHoldsEventsInTheSourceUntilResume) {
     for (int i = 0; i < 100; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // give a wrong pool time to run
     EXPECT_EQ(handled.load(), 0);
-    // At most one round per consumer (taken by a consumer already waiting) left the source.
+    // At most one round per consumer (taken by a consumer that was taking or waiting when pause()
+    // was called, and held unhandled) left the source.
     EXPECT_GE(d.stats().buffered, 100U - 2 * max_demand);
     pool.resume();
     EXPECT_FALSE(pool.paused());
@@ -195,6 +196,30 @@ TEST(ConsumerPool, PauseHoldsEventsInTheSourceUntilResume) {
     pool.join();
     EXPECT_EQ(handled.load(), 100);
   }
+}
+
+// The pause check comes after the take, too: a consumer that passed its check before pause() (here:
+// then waited for manual demand) and takes an event after pause() returned holds it unhandled.
+TEST(ConsumerPool, AnEventTakenAfterPauseWaitsForResume) {
+  Dispatcher<int> d;
+  PoolOptions o;
+  o.consumers = 1;
+  o.demand = DemandMode::Manual;
+  std::atomic<int> handled{0};
+  ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  pool.ask(1);
+  while (handled.load() < 1) std::this_thread::yield();
+  std::this_thread::sleep_for(20ms);  // the consumer checks for a pause, then waits for demand
+  pool.pause();
+  pool.ask(1);                        // it wakes, takes an event and must hold it
+  std::this_thread::sleep_for(50ms);  // give a wrong pool time to handle it
+  EXPECT_EQ(handled.load(), 1);
+  pool.resume();
+  pool.ask(1);
+  d.close();
+  pool.join();
+  EXPECT_EQ(handled.load(), 3);
 }
 
 TEST(ConsumerPool, DestroyingAPausedPoolDrainsIt) {

@@ -58,7 +58,9 @@ TEST(KeyedDispatcher, AConsumerTakesOneSlotsEventsInOrderAndReleasesIt) {
 }
 
 // The hot key's handler waits until every cold event is handled: only possible if the other
-// consumer serves the cold keys meanwhile (a partition per consumer could put them behind it).
+// consumer serves the cold keys meanwhile (a partition per consumer could put them behind it). If
+// that regresses, the wait gives up (after far longer than 300 trivial events take anywhere) and
+// the test fails on the count instead of hanging.
 TEST(KeyedDispatcher, AHotKeyDoesNotHoldBackTheOthers) {
   constexpr int kCold = 300;
   KeyedDispatcher<Keyed> d(16, by_key());
@@ -66,13 +68,18 @@ TEST(KeyedDispatcher, AHotKeyDoesNotHoldBackTheOthers) {
   o.consumers = 2;
   std::atomic<int> cold{0};
   std::atomic<int> hot{0};
+  std::atomic<int> cold_while_hot_waited{-1};
   ConsumerPool<Keyed> pool(d, o, [&](Keyed& e) {
     if (e.key != 0) {
       cold.fetch_add(1);
       return;
     }
     if (e.seq == 0) {
-      while (cold.load() < kCold) std::this_thread::yield();
+      const auto give_up = std::chrono::steady_clock::now() + 20s;
+      while (cold.load() < kCold && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::yield();
+      }
+      cold_while_hot_waited.store(cold.load());
     }
     hot.fetch_add(1);
   });
@@ -82,6 +89,7 @@ TEST(KeyedDispatcher, AHotKeyDoesNotHoldBackTheOthers) {
   }
   d.close();
   pool.join();
+  EXPECT_EQ(cold_while_hot_waited.load(), kCold);  // all handled while the hot key was busy
   EXPECT_EQ(cold.load(), kCold);
   EXPECT_EQ(hot.load(), 50);
 }
@@ -151,6 +159,46 @@ TEST(KeyedDispatcher, BoundedRejectAndBlock) {
   EXPECT_TRUE(done.load());
   b.close();
   EXPECT_EQ(b.push(Keyed{1, 1}), PushResult::Closed);
+}
+
+// A hash that throws for one key: the push throws to the caller before anything is counted, so
+// the dispatcher still drains once closed, and every other event is handled.
+TEST(KeyedDispatcher, AThrowingHashFailsThePushAndLeavesTheRestDraining) {
+  auto hash = [](const Keyed& e) -> std::size_t {
+    if (e.key == 13) throw std::runtime_error("no hash for 13");
+    return e.key;
+  };
+  {
+    KeyedDispatcher<Keyed> d(4, hash);
+    ASSERT_EQ(d.push(Keyed{1, 0}), PushResult::Pushed);
+    EXPECT_THROW((void)d.push(Keyed{13, 0}), std::runtime_error);
+    Keyed kept{13, 1};
+    EXPECT_THROW((void)d.try_push(kept), std::runtime_error);
+    ASSERT_EQ(d.push(Keyed{2, 0}), PushResult::Pushed);
+    d.close();
+    auto c = d.consumer();
+    std::vector<Keyed> out;
+    while (c.take(out, 8, 0ns) == KeyedDispatcher<Keyed>::TakeResult::kGot) c.release();
+    EXPECT_EQ(out.size(), 2U);
+    ASSERT_TRUE(d.drained());  // a leaked count would keep it open (and a pool's join waiting)
+    EXPECT_EQ(d.stats().pushed, 2U);
+  }
+  KeyedDispatcher<Keyed> d(16, hash);
+  PoolOptions o;
+  o.consumers = 2;
+  std::atomic<int> handled{0};
+  ConsumerPool<Keyed> pool(d, o, [&](Keyed&) { handled.fetch_add(1); });
+  for (std::uint32_t i = 0; i < 200; ++i) {
+    if (i % 20 == 13) {
+      EXPECT_THROW((void)d.push(Keyed{13, i}), std::runtime_error);
+    } else {
+      ASSERT_EQ(d.push(Keyed{i % 20, i}), PushResult::Pushed);
+    }
+  }
+  d.close();
+  pool.join();
+  EXPECT_EQ(handled.load(), 190);
+  EXPECT_TRUE(d.drained());
 }
 
 TEST(KeyedDispatcher, PoolsResizeAndStagesEmitIntoIt) {

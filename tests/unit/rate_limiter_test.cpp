@@ -4,12 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "pushstage/consumer_pool.hpp"
 
@@ -52,9 +55,10 @@ TEST(RateLimiter, SetRateStartsANewWindowAndWakesWaiters) {
 }
 
 TEST(RateLimiter, AcquireSpreadsOverWindows) {
-  // 20 units at 5 per 20 ms need at least 4 windows: at least 60 ms from the first grant.
-  RateLimiter limiter(5, 20ms);
+  // 20 units at 5 per 20 ms need at least 4 windows: at least 60 ms from the first window's start.
+  // start is read before the limiter exists, so it is never later than that first window's start.
   const auto start = std::chrono::steady_clock::now();
+  RateLimiter limiter(5, 20ms);
   limiter.acquire(20);
   EXPECT_GE(std::chrono::steady_clock::now() - start, 60ms);
   EXPECT_EQ(limiter.granted(), 20U);
@@ -97,6 +101,48 @@ TEST(RateLimiter, LimitsAPoolAndChangesWhileItRuns) {
     pool.join();
     EXPECT_EQ(handled.load(), 30);
     EXPECT_EQ(limiter->granted(), 30U);
+  }
+}
+
+// A retry is a handler call too: it takes its grants again, for one event or a whole chunk.
+TEST(RateLimiter, RetriesTakeTheirGrantsAgain) {
+  PoolOptions o;
+  o.consumers = 1;
+  o.retry.max_attempts = 2;
+  o.retry.backoff = 0ns;
+  {
+    Dispatcher<int> d;
+    for (int i = 0; i < 10; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+    d.close();
+    o.rate_limit = std::make_shared<RateLimiter>(1000, 1h);
+    bool thrown = false;  // the one consumer's
+    ConsumerPool<int> pool(d, o, [&](int& e) {
+      if (e == 3 && !std::exchange(thrown, true)) throw std::runtime_error("once");
+    });
+    pool.join();
+    EXPECT_EQ(pool.stats()[0].handled, 10U);
+    EXPECT_EQ(pool.stats()[0].retried, 1U);
+    EXPECT_EQ(o.rate_limit->granted(), 11U);  // 10 events + 1 retry
+  }
+  {
+    Dispatcher<int> d;
+    for (int i = 0; i < 10; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+    d.close();
+    o.rate_limit = std::make_shared<RateLimiter>(1000, 1h);
+    o.max_demand = 5;
+    o.min_demand = 0;
+    std::size_t retried_chunk = 0;  // the one consumer's
+    ConsumerPool<int> pool(d, o, [&](std::span<int> events) {
+      if (std::find(events.begin(), events.end(), 3) != events.end() && retried_chunk == 0) {
+        retried_chunk = events.size();
+        throw std::runtime_error("once");
+      }
+    });
+    pool.join();
+    EXPECT_EQ(pool.stats()[0].handled, 10U);
+    EXPECT_EQ(pool.stats()[0].retried, 1U);
+    ASSERT_NE(retried_chunk, 0U);
+    EXPECT_EQ(o.rate_limit->granted(), 10U + retried_chunk);  // the whole chunk, again
   }
 }
 

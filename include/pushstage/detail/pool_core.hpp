@@ -13,12 +13,16 @@
 //           retried on the same thread after a sleep (RetryPolicy), so order is kept; an event
 //           that still fails or is past its deadline goes to the dead letter;
 //   rate:   with a RateLimiter, each handler call first takes its grants (a chunk shrinks to
-//           what the current window grants; the rest waits for the next round);
+//           what the current window grants; the rest waits for the next round); a retry takes
+//           them again, after its backoff (waiting for a window if need be);
 //   top up: when what it holds falls to min_demand, take up to max_demand again, without waiting.
-//   pause:  pause() sets paused_; a consumer checks it (acquire) before it takes events, after a
-//           wait for an event returns, and before each chunk, and then sleeps on signal_ until
-//           resume() (see detail/signal.hpp: resume's store is its (N1)). Events it already
-//           holds stay held, unhandled; events not taken stay in the source.
+//   pause:  pause() sets paused_ (seq_cst); a consumer checks it (acquire) before it takes events
+//           and again after every take and before every chunk, so nothing it took after pause()
+//           reaches the handler; seeing it set, it sleeps on signal_ until resume() (see
+//           detail/signal.hpp: resume's store is its (N1)). Events it already holds stay held,
+//           unhandled; events not taken stay in the source. An event pushed after pause() returned
+//           is taken through the source's release/acquire pair, so the check after the take sees
+//           the pause (paused_ is read acquire after the pop's acquire).
 //   manual: DemandMode::Manual: before it takes events a consumer takes credits from credits_
 //           (CAS, relaxed: a count that publishes nothing), as many as it may take, and gives back
 //           what it did not use. ask(n) adds n (seq_cst, N1) and notifies signal_; a consumer
@@ -65,6 +69,11 @@
 #include "pushstage/partition_dispatcher.hpp"
 #include "pushstage/pool_options.hpp"
 #include "pushstage/rate_limiter.hpp"
+
+namespace pushstage {
+template <class T, class Key>
+class Batcher;  // pushstage/batcher.hpp: shuts its processors down before it joins them
+}  // namespace pushstage
 
 namespace pushstage::detail {
 
@@ -151,19 +160,25 @@ class PoolCore {
   // Resumes a paused pool (and lifts a manual pool's demand limit), closes the source and waits
   // for every consumer to finish.
   ~PoolCore() {
-    unlimited_.store(true, std::memory_order_seq_cst);  // N1 of signal_, with resume's
-    resume();
+    shutdown();
     source_.close();
     join();
   }
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  // GenStage's accumulate mode. After pause() returns, consumers take no more events from the
-  // source and start no new chunk until resume(); handler calls in progress finish. A consumer
-  // already waiting inside the source may still receive one event (max_demand 1) or one round of
-  // events, which it holds unhandled. Events not taken stay buffered in the source (so a bounded
-  // source pushes back on its producers). Idempotent; safe from any thread, handlers included.
+  // GenStage's accumulate mode. From the moment pause() returns until resume():
+  //  - no handler call starts for an event a consumer took after pause() returned (in particular
+  //    for any event pushed after pause() returned): each consumer checks for a pause after every
+  //    take and before every chunk (an event, with max_demand 1), and holds what it took,
+  //    unhandled;
+  //  - a chunk that had passed that check before pause() returned completes (its rate-limit wait,
+  //    handler calls and retries); it holds only events taken before pause() returned. Handler
+  //    calls in progress are never interrupted;
+  //  - a consumer that was taking events, or waiting inside the source, when pause() was called
+  //    may still take one round (up to max_demand events), which it holds unhandled. All other
+  //    events stay buffered in the source (so a bounded source pushes back on its producers).
+  // Idempotent; safe from any thread, handlers included.
   void pause() noexcept { paused_.store(1, std::memory_order_seq_cst); }  // pairs with checks
   // Lets paused consumers go on. Idempotent.
   void resume() noexcept {
@@ -271,7 +286,9 @@ class PoolCore {
     std::function<void()> on_drained;   // after the last consumer finished a drained source
   };
 
-  // Validates everything first (std::invalid_argument), then starts the threads.
+  // Validates everything first (std::invalid_argument), then starts the threads. If starting one
+  // fails (std::system_error), closes the source, lets the threads already started drain it
+  // (resumed, without a manual demand limit), joins them and rethrows.
   PoolCore(PoolSource<T> source, PoolOptions options, Callbacks callbacks)
       : source_(std::move(source)),
         plan_(plan_pool(options)),
@@ -295,10 +312,20 @@ class PoolCore {
         start_worker_locked();
       }
     } catch (...) {
+      shutdown();       // else a manual pool's threads would wait for demand and join() forever
       source_.close();  // the threads already started exit once the source drains
       join();
       throw;
     }
+  }
+
+  // Before a final close and join: resumes a paused pool and lifts a manual pool's demand limit
+  // for good, so that the consumers take every event until the source drains.
+  template <class, class>
+  friend class pushstage::Batcher;
+  void shutdown() noexcept {
+    unlimited_.store(true, std::memory_order_seq_cst);  // N1 of signal_, with resume's
+    resume();
   }
 
  private:
@@ -382,8 +409,8 @@ class PoolCore {
         if (!e) {
           e = wait_for_event(w, c, queue);
           if (!e) return exit_reason(w);
-          hold_while_paused();  // paused while we waited: hold the event
         }
+        hold_while_paused();                          // paused before we took it: hold the event
         const Clock::time_point taken = taken_now();  // the deadline counts the rate limit's wait
         if (rate_ != nullptr) rate_->acquire(1);
         handle_one(w.state, ctx, *e, taken);
@@ -433,6 +460,7 @@ class PoolCore {
           if (has_deadline_) taken.resize(held.size(), Clock::now());
         }
       }
+      hold_while_paused();  // paused before a take above (try_pop, top-up): hold the events
       head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
                            has_deadline_ ? taken.data() + head : nullptr);
     }
@@ -513,9 +541,9 @@ class PoolCore {
       give_back_credits(allowed - held.size());
       if (r == Take::kDrained) return Exit::kDrained;
       if (r == Take::kTimedOut) continue;
-      hold_while_paused();  // paused while we waited: hold the slot and its events
       if (has_deadline_) taken.assign(held.size(), Clock::now());
       for (std::size_t head = 0; head < held.size();) {
+        hold_while_paused();  // paused before the take or this chunk: hold the slot and its events
         head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
                              has_deadline_ ? taken.data() + head : nullptr);
       }
@@ -586,6 +614,7 @@ class PoolCore {
       }
       bump(state.retried);
       std::this_thread::sleep_for(backoff(attempt));
+      if (rate_ != nullptr) rate_->acquire(1);  // a retry is a handler call: it takes its grant
     }
   }
 
@@ -623,6 +652,7 @@ class PoolCore {
       }
       bump(state.retried);
       std::this_thread::sleep_for(backoff(attempt));
+      if (rate_ != nullptr) rate_->acquire(events.size());  // the chunk's grants, again
     }
   }
 
