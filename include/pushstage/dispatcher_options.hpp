@@ -47,6 +47,9 @@ struct DispatcherOptions {
   // How long a consumer with nothing to do spins (with a pause instruction) before it parks.
   // A spinning consumer receives an event in well under a microsecond; waking a parked one costs
   // the producer a system call and the consumer 3-60 us. 0 disables spinning. Must be >= 0.
+  // The longest spin: a consumer whose spins keep finding nothing (gaps longer than `spin`)
+  // halves its own window, down to spin / 32, and spins the full `spin` every 16th wait to notice
+  // when gaps shorten; a spin that finds an event restores the full window.
   std::chrono::nanoseconds spin = std::chrono::microseconds(20);
   // Most consumers spinning at once; more would steal the cores that the work needs. The default
   // (kAutoSpinners) is one less than the CPUs this process may use, at least 1. Explicit values

@@ -31,7 +31,12 @@
 // Consumer with nothing to pop (wait()):
 //   pre-spin: poll the queue briefly, unregistered (the common short gap in a busy stream costs
 //        no shared write).
-//   spin: register as a spinner (CAS on demand_, at most max_spinners) and poll until spin_ ends.
+//   spin: register as a spinner (CAS on demand_, at most max_spinners) and poll until the
+//        consumer's spin window ends. The window adapts (a local policy: correctness never depends
+//        on how long anyone spins): it is the full spin_ after a spin found an event, halves
+//        (down to spin_/32) each time a spin found nothing, and every 16th wait spins the full
+//        spin_ to learn whether gaps have become short again. Where gaps are longer than spin_,
+//        spinning is wasted CPU: the window shrinks and the consumer parks sooner.
 //   (W1) demand_ += parked 1 (and -= spinning 1 if it was spinning), seq_cst; then publish a
 //        park ticket in its slot (seq_cst), so wakers can claim only counted consumers.
 //   (W2) read final_ (seq_cst), then buffered = popped (acquire) ... pushed (seq_cst).
@@ -104,6 +109,10 @@ static_assert(sizeof(ProducerSlot) == kCacheLine);
 // slot whose consumer has left.
 struct alignas(kCacheLine) ConsumerSlot {
   std::atomic<std::uint64_t> popped{0};  // single writer: the consumer that leased the slot
+  // The adaptive spin window (see wait()): plain fields, touched only by the slot's lessee (the
+  // lease's release/acquire hands them from one lessee to the next).
+  std::int64_t spin_window_ns = -1;  // < 0: the full DispatcherOptions::spin
+  std::uint32_t waits = 0;           // wait() calls that reached the spin phase
   alignas(kCacheLine) std::atomic<std::uint64_t> wait_ticket{0};  // 0: not parked
   std::atomic<std::uint32_t> futex{0};                            // 1: notified by a waker
   std::atomic<bool> leased{false};
@@ -258,6 +267,16 @@ class Demand {
   // Sleeps until woken or the deadline; false: timed out and no longer registered.
   bool sleep(ConsumerSlot& slot, Clock::time_point deadline) noexcept;
   bool try_begin_spin() noexcept;
+  // The adaptive spin window of the slot's lessee (see the protocol block).
+  std::chrono::nanoseconds spin_window(ConsumerSlot& slot) const noexcept {
+    if (slot.spin_window_ns < 0 || (++slot.waits & 15) == 0) return spin_;
+    return std::chrono::nanoseconds(slot.spin_window_ns);
+  }
+  void shrink_spin_window(ConsumerSlot& slot) const noexcept {
+    const std::int64_t floor = spin_.count() / 32;
+    const std::int64_t half = (slot.spin_window_ns < 0 ? spin_.count() : slot.spin_window_ns) / 2;
+    slot.spin_window_ns = half > floor ? half : floor;
+  }
   // (S1)+(S2).
   void stop_searching() noexcept;
   // Drained: drop the spinner count, if any.
@@ -302,7 +321,9 @@ Demand::WaitResult Demand::wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::tim
     cpu_relax();
   }
   bool searching = spin_.count() > 0 && try_begin_spin();
-  Clock::time_point spin_until = searching ? Clock::now() + spin_ : Clock::time_point::min();
+  Clock::time_point spin_until =
+      searching ? Clock::now() + spin_window(slot) : Clock::time_point::min();
+  bool first_spin = true;  // only the first spin phase of a wait adapts the window
   unsigned round = 0;
   for (;;) {
     // Spin phase: only while counted as a spinner, and never past the caller's deadline.
@@ -311,13 +332,16 @@ Demand::WaitResult Demand::wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::tim
       const Clock::time_point until = spin_until < deadline ? spin_until : deadline;
       for (unsigned polls = 0;; ++polls) {
         if (try_pop()) {
+          if (first_spin) slot.spin_window_ns = -1;  // spinning paid: the full window again
           stop_searching();
           return WaitResult::kGot;
         }
         cpu_relax();
         if ((polls & 7) == 7 && Clock::now() >= until) break;
       }
+      if (first_spin && until == spin_until) shrink_spin_window(slot);
     }
+    first_spin = false;
     if (Clock::now() >= deadline) {
       if (searching) stop_searching();
       return WaitResult::kTimedOut;
