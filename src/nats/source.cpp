@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "source_core.hpp"
 
@@ -348,6 +350,42 @@ std::optional<Error> SourceCore::error() const {
 }  // namespace pushstage::nats::detail
 
 namespace pushstage::nats {
+
+void SourceOptions::set_retry(const RetryPolicy& policy) {
+  // The ranges of PoolOptions::retry (src/consumer_pool.cpp), so one policy fits both.
+  constexpr unsigned kMaxAttempts = 100;
+  constexpr double kMaxMultiplier = 100;
+  if (policy.max_attempts < 1 || policy.max_attempts > kMaxAttempts) {
+    throw std::invalid_argument("RetryPolicy::max_attempts must be in [1, " +
+                                std::to_string(kMaxAttempts) + "]; got " +
+                                std::to_string(policy.max_attempts));
+  }
+  if (policy.backoff.count() < 0) {
+    throw std::invalid_argument("RetryPolicy::backoff must be >= 0 ns; got " +
+                                std::to_string(policy.backoff.count()) + " ns");
+  }
+  if (!(policy.multiplier >= 1 && policy.multiplier <= kMaxMultiplier)) {
+    throw std::invalid_argument("RetryPolicy::multiplier must be in [1, 100]; got " +
+                                std::to_string(policy.multiplier));
+  }
+  if (policy.max_backoff < policy.backoff ||
+      policy.max_backoff > std::chrono::milliseconds(86'400'000)) {
+    throw std::invalid_argument("RetryPolicy::max_backoff must be in [backoff, 24 h] = [" +
+                                std::to_string(policy.backoff.count()) +
+                                " ns, 86400000000000 ns]; got " +
+                                std::to_string(policy.max_backoff.count()) + " ns");
+  }
+  std::vector<std::chrono::milliseconds> delays;
+  auto next = static_cast<double>(policy.backoff.count());
+  const auto cap = static_cast<double>(policy.max_backoff.count());
+  for (unsigned i = 1; i < policy.max_attempts; ++i) {
+    const auto ns = static_cast<std::int64_t>(std::min(next, cap));
+    delays.emplace_back((ns + 999'999) / 1'000'000);  // milliseconds, rounded up
+    next *= policy.multiplier;
+  }
+  max_deliver = static_cast<int>(policy.max_attempts);
+  backoff = std::move(delays);
+}
 
 Source::Source(Dispatcher<Message>& target, std::size_t demand, SourceOptions options)
     : target_(target),

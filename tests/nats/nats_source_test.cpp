@@ -568,5 +568,51 @@ TEST(NatsMessage, EmptyMessageCannotBeSettled) {
   EXPECT_THROW((void)m.fail(), std::logic_error);
 }
 
+// ---- one retry policy for pools and the broker ----
+
+TEST(NatsSourceOptions, SetRetryTranslatesAPoolsPolicyForTheBroker) {
+  SourceOptions o;
+  RetryPolicy r;
+  r.max_attempts = 5;
+  r.backoff = 250us;  // rounded up to the broker's whole milliseconds
+  r.multiplier = 4;
+  r.max_backoff = 20ms;
+  o.set_retry(r);
+  EXPECT_EQ(o.max_deliver, 5);
+  const std::vector<std::chrono::milliseconds> expected{1ms, 1ms, 4ms, 16ms};
+  EXPECT_EQ(o.backoff, expected);
+  r.max_attempts = 1;  // no retry: one delivery, no delays
+  o.set_retry(r);
+  EXPECT_EQ(o.max_deliver, 1);
+  EXPECT_TRUE(o.backoff.empty());
+}
+
+TEST(NatsSourceOptions, SetRetryNamesTheFieldAndItsRange) {
+  SourceOptions o;
+  const auto message_of = [&](const RetryPolicy& r) {
+    try {
+      o.set_retry(r);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  RetryPolicy r;
+  r.max_attempts = 0;
+  EXPECT_EQ(message_of(r), "RetryPolicy::max_attempts must be in [1, 100]; got 0");
+  r = RetryPolicy{};
+  r.backoff = -1ns;
+  EXPECT_EQ(message_of(r), "RetryPolicy::backoff must be >= 0 ns; got -1 ns");
+  r = RetryPolicy{};
+  r.multiplier = 0.5;
+  EXPECT_EQ(message_of(r), "RetryPolicy::multiplier must be in [1, 100]; got 0.500000");
+  r = RetryPolicy{};
+  r.max_backoff = 1ms;
+  EXPECT_EQ(message_of(r),
+            "RetryPolicy::max_backoff must be in [backoff, 24 h] = [10000000 ns, 86400000000000 "
+            "ns]; got 1000000 ns");
+  EXPECT_EQ(o.max_deliver, 5);  // a refused policy changes nothing
+}
+
 }  // namespace
 }  // namespace pushstage::nats

@@ -42,6 +42,7 @@
 #include "pushstage/nats/connect_options.hpp"
 #include "pushstage/nats/error.hpp"
 #include "pushstage/nats/message.hpp"
+#include "pushstage/pool_options.hpp"
 
 namespace pushstage::nats {
 
@@ -70,6 +71,11 @@ struct SourceOptions {
   // repeating; empty: redeliver at once. Each in [0, 24 h]; at most 100 entries.
   std::vector<std::chrono::milliseconds> backoff{std::chrono::milliseconds(100),
                                                  std::chrono::seconds(1), std::chrono::seconds(5)};
+  // The same policy a ConsumerPool uses, carried out by the broker: max_deliver = max_attempts,
+  // backoff[i] = min(backoff * multiplier^i, max_backoff), rounded up to whole milliseconds (the
+  // broker's unit). Throws std::invalid_argument naming the RetryPolicy field and its range
+  // (the ranges of PoolOptions::retry).
+  void set_retry(const RetryPolicy& policy);
 
   // How long one fetch waits for messages when none are ready: the latency of noticing stop()
   // and the rate of empty polls (one per poll while idle). [10 ms, 60 s].
