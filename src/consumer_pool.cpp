@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "pushstage/detail/pool_core.hpp"
@@ -26,6 +27,28 @@ std::string list(const std::vector<int>& cpus) {
 
 }  // namespace
 
+void check_retry(const RetryPolicy& r, std::string_view prefix) {
+  const std::string p(prefix);
+  if (r.max_attempts < 1 || r.max_attempts > kMaxAttempts) {
+    throw std::invalid_argument(p + "max_attempts must be in [1, " + std::to_string(kMaxAttempts) +
+                                "]; got " + std::to_string(r.max_attempts));
+  }
+  if (r.backoff.count() < 0) {
+    throw std::invalid_argument(p + "backoff must be >= 0 ns; got " +
+                                std::to_string(r.backoff.count()) + " ns");
+  }
+  if (!(r.multiplier >= 1 && r.multiplier <= kMaxMultiplier)) {
+    throw std::invalid_argument(p + "multiplier must be in [1, " +
+                                std::to_string(static_cast<int>(kMaxMultiplier)) + "]; got " +
+                                std::to_string(r.multiplier));
+  }
+  if (r.max_backoff < r.backoff) {
+    throw std::invalid_argument(p + "max_backoff must be >= " + p + "backoff (" +
+                                std::to_string(r.backoff.count()) + " ns); got " +
+                                std::to_string(r.max_backoff.count()) + " ns");
+  }
+}
+
 PoolPlan plan_pool(const PoolOptions& options) {
   if (options.consumers < 1 || options.consumers > kMaxConsumers) {
     throw std::invalid_argument("PoolOptions::consumers must be in [1, " +
@@ -40,26 +63,7 @@ PoolPlan plan_pool(const PoolOptions& options) {
   if (options.demand != DemandMode::Automatic && options.demand != DemandMode::Manual) {
     throw std::invalid_argument("PoolOptions::demand must be Automatic or Manual");
   }
-  const RetryPolicy& r = options.retry;
-  if (r.max_attempts < 1 || r.max_attempts > kMaxAttempts) {
-    throw std::invalid_argument("PoolOptions::retry.max_attempts must be in [1, " +
-                                std::to_string(kMaxAttempts) + "]; got " +
-                                std::to_string(r.max_attempts));
-  }
-  if (r.backoff.count() < 0) {
-    throw std::invalid_argument("PoolOptions::retry.backoff must be >= 0 ns; got " +
-                                std::to_string(r.backoff.count()) + " ns");
-  }
-  if (!(r.multiplier >= 1 && r.multiplier <= kMaxMultiplier)) {
-    throw std::invalid_argument("PoolOptions::retry.multiplier must be in [1, " +
-                                std::to_string(static_cast<int>(kMaxMultiplier)) + "]; got " +
-                                std::to_string(r.multiplier));
-  }
-  if (r.max_backoff < r.backoff) {
-    throw std::invalid_argument("PoolOptions::retry.max_backoff must be >= retry.backoff (" +
-                                std::to_string(r.backoff.count()) + " ns); got " +
-                                std::to_string(r.max_backoff.count()) + " ns");
-  }
+  check_retry(options.retry, "PoolOptions::retry.");
   if (options.deadline.count() < 0) {
     throw std::invalid_argument("PoolOptions::deadline must be >= 0 ns (0: none); got " +
                                 std::to_string(options.deadline.count()) + " ns");

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "pushstage/detail/pool_core.hpp"
 #include "source_core.hpp"
 
 namespace pushstage::nats::detail {
@@ -352,28 +353,11 @@ std::optional<Error> SourceCore::error() const {
 namespace pushstage::nats {
 
 void SourceOptions::set_retry(const RetryPolicy& policy) {
-  // The ranges of PoolOptions::retry (src/consumer_pool.cpp), so one policy fits both.
-  constexpr unsigned kMaxAttempts = 100;
-  constexpr double kMaxMultiplier = 100;
-  if (policy.max_attempts < 1 || policy.max_attempts > kMaxAttempts) {
-    throw std::invalid_argument("RetryPolicy::max_attempts must be in [1, " +
-                                std::to_string(kMaxAttempts) + "]; got " +
-                                std::to_string(policy.max_attempts));
-  }
-  if (policy.backoff.count() < 0) {
-    throw std::invalid_argument("RetryPolicy::backoff must be >= 0 ns; got " +
-                                std::to_string(policy.backoff.count()) + " ns");
-  }
-  if (!(policy.multiplier >= 1 && policy.multiplier <= kMaxMultiplier)) {
-    throw std::invalid_argument("RetryPolicy::multiplier must be in [1, 100]; got " +
-                                std::to_string(policy.multiplier));
-  }
-  if (policy.max_backoff < policy.backoff ||
-      policy.max_backoff > std::chrono::milliseconds(86'400'000)) {
-    throw std::invalid_argument("RetryPolicy::max_backoff must be in [backoff, 24 h] = [" +
-                                std::to_string(policy.backoff.count()) +
-                                " ns, 86400000000000 ns]; got " +
-                                std::to_string(policy.max_backoff.count()) + " ns");
+  pushstage::detail::check_retry(policy, "RetryPolicy::");
+  if (policy.max_backoff > std::chrono::milliseconds(86'400'000)) {  // the broker's limit
+    throw std::invalid_argument(
+        "RetryPolicy::max_backoff must be at most 24 h (86400000000000 ns) for the broker; got " +
+        std::to_string(policy.max_backoff.count()) + " ns");
   }
   std::vector<std::chrono::milliseconds> delays;
   auto next = static_cast<double>(policy.backoff.count());

@@ -609,8 +609,12 @@ TEST(NatsSourceOptions, SetRetryNamesTheFieldAndItsRange) {
   r = RetryPolicy{};
   r.max_backoff = 1ms;
   EXPECT_EQ(message_of(r),
-            "RetryPolicy::max_backoff must be in [backoff, 24 h] = [10000000 ns, 86400000000000 "
-            "ns]; got 1000000 ns");
+            "RetryPolicy::max_backoff must be >= RetryPolicy::backoff (10000000 ns); got 1000000 "
+            "ns");
+  r.max_backoff = 25h;
+  EXPECT_EQ(message_of(r),
+            "RetryPolicy::max_backoff must be at most 24 h (86400000000000 ns) for the broker; got "
+            "90000000000000 ns");
   EXPECT_EQ(o.max_deliver, 5);  // a refused policy changes nothing
 }
 

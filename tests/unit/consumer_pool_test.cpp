@@ -624,8 +624,9 @@ TEST(ConsumerPool, InvalidOptionsNameTheField) {
             std::string::npos);
   o = {};
   o.retry.max_backoff = std::chrono::milliseconds(1);
-  EXPECT_NE(message_of(o).find("PoolOptions::retry.max_backoff must be >= retry.backoff"),
-            std::string::npos);
+  EXPECT_NE(
+      message_of(o).find("PoolOptions::retry.max_backoff must be >= PoolOptions::retry.backoff"),
+      std::string::npos);
   o = {};
   o.deadline = -1ns;
   EXPECT_NE(message_of(o).find("PoolOptions::deadline must be >= 0 ns"), std::string::npos);

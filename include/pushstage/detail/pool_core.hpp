@@ -55,6 +55,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -83,6 +84,9 @@ struct PoolPlan {
   std::size_t min_demand = 0;
 };
 PoolPlan plan_pool(const PoolOptions& options);
+// Validates a RetryPolicy (std::invalid_argument naming prefix + the field, and its range); also
+// used by pushstage::nats::SourceOptions::set_retry, so one policy fits pools and the broker.
+void check_retry(const RetryPolicy& policy, std::string_view prefix);
 // The CPU of each of options.consumers consumers (-1: not pinned). Validates like plan_pool().
 std::vector<int> plan_consumer_cpus(const PoolOptions& options);
 
