@@ -41,17 +41,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::int64_t now_ns() noexcept { return Clock::now().time_since_epoch().count(); }
-
-std::int64_t cpu_ns() noexcept {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto ns = [](const timeval& tv) {
-    return std::int64_t{tv.tv_sec} * 1'000'000'000 + std::int64_t{tv.tv_usec} * 1000;
-  };
-  return ns(ru.ru_utime) + ns(ru.ru_stime);
-}
-
 std::string fixed(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
@@ -580,7 +569,7 @@ int broker_worker_main(const std::vector<std::string>& args) {
         {"fetches", st.fetches},
         {"redelivered", st.redelivered},
         {"max_in_flight", st.max_in_flight},
-        {"cpu_ns", cpu_ns()},
+        {"cpu_ns", process_cpu_ns()},
         {"consumer_events", per_consumer}};
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);

@@ -17,22 +17,13 @@
 #include <vector>
 
 #include "bench_core.hpp"
+#include "command_line.hpp"
 #include "run.hpp"
 
 namespace pushstage::bench {
 
-struct BrokerSpec {
-  std::string url;                     // nats://HOST:PORT, a server with JetStream
-  std::vector<std::size_t> processes;  // one case per entry, in this order
-  std::size_t events = 4000;           // per case
-  std::size_t consumers = 2;           // per process
-  std::size_t max_demand = 1;          // per consumer
-  double rate = 0;                     // events/s published; 0: all published at once (backlog)
-  WorkDist work;                       // handler work per event
-  WorkMode work_mode = WorkMode::kSleep;
-  bool pin = true;
-  std::size_t reps = 1;  // repetitions of each case
-  std::uint64_t seed = 1;
+// What --broker asked for (command_line.hpp, validated there), and where this executable is.
+struct BrokerSpec : BrokerCommand {
   std::string self;  // this executable, started as the workers
 };
 

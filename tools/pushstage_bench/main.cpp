@@ -37,17 +37,7 @@ namespace {
 int run_broker_main(const BrokerCommand& b, const std::string& json_path, int argc, char** argv) {
   const auto wall0 = std::chrono::steady_clock::now();
   BrokerSpec spec;
-  spec.url = b.url;
-  spec.processes = b.processes;
-  spec.events = b.events;
-  spec.consumers = b.consumers;
-  spec.max_demand = b.max_demand;
-  spec.rate = b.rate;
-  spec.work = b.work;
-  spec.work_mode = b.work_mode;
-  spec.pin = b.pin;
-  spec.reps = b.reps;
-  spec.seed = b.seed;
+  static_cast<BrokerCommand&>(spec) = b;
   std::ofstream json_out;
   if (!json_path.empty()) {
     json_out.open(json_path);

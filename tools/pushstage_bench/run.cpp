@@ -40,13 +40,25 @@
 #include "results_json.hpp"
 
 namespace pushstage::bench {
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::steady_clock::now().time_since_epoch().count();
+}
+
+std::int64_t process_cpu_ns() noexcept {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto ns = [](const timeval& tv) {
+    return std::int64_t{tv.tv_sec} * 1'000'000'000 + std::int64_t{tv.tv_usec} * 1000;
+  };
+  return ns(ru.ru_utime) + ns(ru.ru_stime);
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 static_assert(std::is_same_v<Clock::duration, std::chrono::nanoseconds>,
               "stamps are steady_clock ticks taken as ns");
-
-std::int64_t now_ns() noexcept { return Clock::now().time_since_epoch().count(); }
 
 constexpr ImplInfo kImpls[] = {
     {Impl::kPushstage, "pushstage", "pushstage",
@@ -134,15 +146,6 @@ std::int64_t thread_cpu_ns() noexcept {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::int64_t process_cpu_ns() noexcept {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto ns = [](const timeval& tv) {
-    return std::int64_t{tv.tv_sec} * 1'000'000'000 + std::int64_t{tv.tv_usec} * 1000;
-  };
-  return ns(ru.ru_utime) + ns(ru.ru_stime);
 }
 
 std::int64_t peak_rss_kb() noexcept {

@@ -105,6 +105,11 @@ struct RunResult {
   std::int64_t idle_window_ns = 0;  // kIdle
 };
 
+// steady_clock now, in ns since its epoch (the stamps every run records).
+std::int64_t now_ns() noexcept;
+// CPU time of the whole process so far (getrusage: user + system), in ns.
+std::int64_t process_cpu_ns() noexcept;
+
 // Measures the spin-work loop once (call before forking) and returns its iterations per ns.
 double calibrate_spin_work();
 // The handlers' work: `ns` of the calibrated instruction loop (spin; calibrate_spin_work() first)
