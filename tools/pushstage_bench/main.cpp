@@ -27,6 +27,13 @@
 namespace pushstage::bench {
 namespace {
 
+// The command line as typed, for the JSON reports.
+std::string command_text(int argc, char** argv) {
+  std::string command;
+  for (int i = 0; i < argc; ++i) command += (i == 0 ? "" : " ") + std::string(argv[i]);
+  return command;
+}
+
 [[noreturn]] void usage_exit(const std::string& message) {
   std::fprintf(stderr, "pushstage-bench: %s\n", message.c_str());
   std::exit(2);
@@ -67,10 +74,8 @@ int run_broker_main(const BrokerCommand& b, const std::string& json_path, int ar
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   if (json_out.is_open()) {
-    std::string command;
-    for (int i = 0; i < argc; ++i) command += (i == 0 ? "" : " ") + std::string(argv[i]);
     nlohmann::json doc = {{"tool", "pushstage-bench"},
-                          {"command", command},
+                          {"command", command_text(argc, argv)},
                           {"mode", "broker"},
                           {"broker", spec.url},
                           {"events", spec.events},
@@ -187,10 +192,8 @@ int run_main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
 
   if (json_out.is_open()) {
-    std::string command;
-    for (int i = 0; i < argc; ++i) command += (i == 0 ? "" : " ") + std::string(argv[i]);
     nlohmann::json doc = {{"tool", "pushstage-bench"},
-                          {"command", command},
+                          {"command", command_text(argc, argv)},
                           {"scenario", std::string(scenario->name)},
                           {"machine", machine_to_json(machine)},
                           {"wall_s", wall_s},
