@@ -27,6 +27,8 @@
 // Memory use: unbounded dispatchers grow with the backlog and never return memory to the system
 //            (moodycamel keeps its blocks). Bounded ones buffer at most `capacity` events; the
 //            queue keeps up to about capacity blocks of 32 events per producer that ever filled it.
+// Events:   T must be nothrow move constructible and destructible (checked at compile time): a
+//            move that threw inside the lock-free queue would lose the event uncounted.
 // Not guaranteed: order across producers; exact stats() while producers and consumers run.
 //
 // How it works: pushstage/detail/demand.hpp (the wake protocol and its memory orderings).
@@ -46,12 +48,23 @@
 #include "pushstage/detail/demand.hpp"
 #include "pushstage/dispatcher_options.hpp"
 
+#ifdef PUSHSTAGE_FAULT_INJECTION
+// tests/fault only (a private compile definition of that test target, never set for users): the
+// test defines it to make an enqueue fail as moodycamel's does when it cannot allocate a block.
+bool pushstage_fault_enqueue_fails() noexcept;
+#endif
+
 namespace pushstage {
 
 template <class T>
 class Dispatcher {
-  static_assert(std::is_move_constructible_v<T> && std::is_destructible_v<T>,
-                "Dispatcher<T> needs a move-constructible T");
+  // moodycamel moves an event out of its block during a dequeue and destroys it if the move
+  // throws: the event would be lost and never counted as popped, which wedges the exact count that
+  // parking and close rely on. So a throwing move is refused here rather than half-handled.
+  static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>,
+                "Dispatcher<T> needs a T whose move constructor is noexcept (and a noexcept "
+                "destructor): a move that throws inside the lock-free queue would lose the event. "
+                "Mark the move constructor noexcept, or push a std::unique_ptr<T> instead");
   static_assert(!std::is_reference_v<T> && !std::is_const_v<T>, "T must be a plain object type");
 
   // Consumer handles move on to the next producer's sub-queue after 16 events of one (moodycamel
@@ -259,6 +272,9 @@ class Dispatcher {
   }
 
   bool enqueue(moodycamel::ProducerToken* token, T& event) {
+#ifdef PUSHSTAGE_FAULT_INJECTION
+    if (pushstage_fault_enqueue_fails()) return false;
+#endif
     return token != nullptr ? queue_.enqueue(*token, std::move(event))
                             : queue_.enqueue(std::move(event));
   }
@@ -271,6 +287,9 @@ class Dispatcher {
 #endif
   template <class It>
   bool enqueue_many(moodycamel::ProducerToken* token, It first, std::size_t n) {
+#ifdef PUSHSTAGE_FAULT_INJECTION
+    if (pushstage_fault_enqueue_fails()) return false;
+#endif
     auto moving = std::make_move_iterator(first);
     return token != nullptr ? queue_.enqueue_bulk(*token, moving, n)
                             : queue_.enqueue_bulk(moving, n);
