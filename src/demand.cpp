@@ -335,6 +335,7 @@ DispatcherStats Demand::stats() const noexcept {
   st.popped = popped;
   st.dropped = dropped_.load(std::memory_order_acquire);
   st.rejected = rejected_.load(std::memory_order_relaxed);
+  st.refused_closed = refused_closed_.load(std::memory_order_relaxed);
   st.pushed = pushed_total();  // read last: never fewer than popped + dropped
   const std::uint64_t out = st.popped + st.dropped;
   st.buffered = st.pushed > out ? st.pushed - out : 0;

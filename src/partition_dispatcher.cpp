@@ -28,6 +28,7 @@ DispatcherStats PartitionStats::total() const noexcept {
     t.popped += p.popped;
     t.rejected += p.rejected;
     t.dropped += p.dropped;
+    t.refused_closed += p.refused_closed;
     t.buffered += p.buffered;
     t.parked += p.parked;
     t.spinning += p.spinning;

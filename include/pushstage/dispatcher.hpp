@@ -27,7 +27,7 @@
 // Memory use: unbounded dispatchers grow with the backlog and never return memory to the system
 //            (moodycamel keeps its blocks). Bounded ones buffer at most `capacity` events; the
 //            queue keeps up to about capacity blocks of 32 events per producer that ever filled it.
-// Events:   T must be nothrow move constructible and destructible (checked at compile time): a
+// Events:    T must be nothrow move constructible and destructible (checked at compile time): a
 //            move that threw inside the lock-free queue would lose the event uncounted.
 // Not guaranteed: order across producers; exact stats() while producers and consumers run.
 //
@@ -360,7 +360,10 @@ class Dispatcher {
 
   PushResult push_one(detail::ProducerSlot& slot, moodycamel::ProducerToken* token, T& event,
                       bool may_wait) {
-    if (!demand_.begin_push(slot)) return PushResult::Closed;  // P0
+    if (!demand_.begin_push(slot)) {  // P0
+      demand_.note_refused_closed(1);
+      return PushResult::Closed;
+    }
 #ifdef PUSHSTAGE_DELIBERATE_SLOWDOWN
     // Only for the perf gate's self-test (CMake option, OFF by default): extra work on every push
     // that the optimizer may not remove, so the test can show that the gate catches a slowdown.
@@ -370,7 +373,10 @@ class Dispatcher {
     bool dropped = false;
     if (demand_.bounded() && make_room(1, may_wait, dropped) == 0) {
       detail::Demand::abort_push(slot);
-      if (demand_.closed()) return PushResult::Closed;
+      if (demand_.closed()) {
+        demand_.note_refused_closed(1);
+        return PushResult::Closed;
+      }
       demand_.note_rejected(1);
       return PushResult::Rejected;
     }
@@ -395,14 +401,21 @@ class Dispatcher {
     const auto total = static_cast<std::size_t>(std::distance(first, last));
     std::size_t accepted = 0;
     while (accepted < total) {
-      if (!demand_.begin_push(slot)) break;  // P0, once per chunk: close() may stop a bulk
+      if (!demand_.begin_push(slot)) {  // P0, once per chunk: close() may stop a bulk
+        demand_.note_refused_closed(total - accepted);
+        break;
+      }
       std::size_t n = total - accepted;
       if (demand_.bounded()) {
         bool dropped = false;
         n = make_room(n, true, dropped);
         if (n == 0) {
           detail::Demand::abort_push(slot);
-          if (!demand_.closed()) demand_.note_rejected(total - accepted);
+          if (demand_.closed()) {
+            demand_.note_refused_closed(total - accepted);
+          } else {
+            demand_.note_rejected(total - accepted);
+          }
           break;
         }
       }

@@ -62,13 +62,14 @@ struct DispatcherOptions {
 // stopped; while they run, each field is a recent value and fields may disagree by in-flight
 // events.
 struct DispatcherStats {
-  std::uint64_t pushed = 0;    // events accepted (Pushed or DroppedOldest)
-  std::uint64_t popped = 0;    // events handed to consumers
-  std::uint64_t rejected = 0;  // events refused because the dispatcher was full
-  std::uint64_t dropped = 0;   // buffered events dropped by Overflow::DropOldest
-  std::uint64_t buffered = 0;  // pushed - popped - dropped
-  std::uint32_t parked = 0;    // consumers asleep waiting for an event
-  std::uint32_t spinning = 0;  // consumers spinning for an event
+  std::uint64_t pushed = 0;          // events accepted (Pushed or DroppedOldest)
+  std::uint64_t popped = 0;          // events handed to consumers
+  std::uint64_t rejected = 0;        // events refused because the dispatcher was full
+  std::uint64_t dropped = 0;         // buffered events dropped by Overflow::DropOldest
+  std::uint64_t refused_closed = 0;  // events refused because the dispatcher was closed
+  std::uint64_t buffered = 0;        // pushed - popped - dropped
+  std::uint32_t parked = 0;          // consumers asleep waiting for an event
+  std::uint32_t spinning = 0;        // consumers spinning for an event
   // GenStage's demand: consumers that asked for an event and have none yet.
   [[nodiscard]] std::uint32_t waiting() const noexcept { return parked + spinning; }
 };

@@ -79,6 +79,7 @@ struct KeyedStats {
   std::uint64_t pushed = 0;                // events accepted
   std::uint64_t handled = 0;               // events released by consumers after their handler calls
   std::uint64_t rejected = 0;              // events refused because the dispatcher was full
+  std::uint64_t refused_closed = 0;        // events refused because the dispatcher was closed
   std::uint64_t buffered = 0;              // pushed - handled (waiting, or held by a consumer)
   std::vector<std::uint64_t> slot_pushed;  // per slot: events accepted into it
   // The slot with the most events pushed (the first of equals): the hot one.
@@ -173,6 +174,7 @@ class KeyedDispatcher {
       s.handled += taken;
     }
     s.rejected = rejected_.load(std::memory_order_relaxed);
+    s.refused_closed = refused_closed_.load(std::memory_order_relaxed);
     s.buffered = s.pushed - s.handled;
     return s;
   }
@@ -282,9 +284,7 @@ class KeyedDispatcher {
   PushResult push_one(T& event, bool may_wait) {
     // The user's hash first: if it throws, nothing has been counted yet.
     const std::size_t index = slot_of(event);
-    if (!enter(may_wait)) {  // K1
-      return closed() ? PushResult::Closed : PushResult::Rejected;
-    }
+    if (const PushResult r = enter(may_wait); r != PushResult::Pushed) return r;  // K1
     Slot& s = *slots_[index];
     bool ok = false;
     try {
@@ -310,20 +310,23 @@ class KeyedDispatcher {
     (void)ready_.push(static_cast<std::uint32_t>(index));
   }
 
-  // (K1). False: closed, or full (counted as rejected) and not waiting.
-  bool enter(bool may_wait) {
+  // (K1). Pushed: the event may be enqueued. Closed or Rejected (full and not waiting): refused,
+  // and counted.
+  PushResult enter(bool may_wait) {
     if (capacity_ == 0) {
-      if ((gate_.fetch_add(1, std::memory_order_seq_cst) & kClosed) == 0) return true;  // K1
+      if ((gate_.fetch_add(1, std::memory_order_seq_cst) & kClosed) == 0) {  // K1
+        return PushResult::Pushed;
+      }
       release_gate(1);
-      return false;
+      return refuse_closed();
     }
     std::uint64_t g = gate_.load(std::memory_order_relaxed);
     for (;;) {
-      if ((g & kClosed) != 0) return false;
+      if ((g & kClosed) != 0) return refuse_closed();
       if ((g & ~kClosed) >= capacity_) {
         if (reject_ || !may_wait) {
           rejected_.fetch_add(1, std::memory_order_relaxed);  // statistics
-          return false;
+          return PushResult::Rejected;
         }
         room_.wait_for(
             [this] {  // A3 pairs with release_gate's and close()'s N1
@@ -336,9 +339,13 @@ class KeyedDispatcher {
       }
       if (gate_.compare_exchange_weak(g, g + 1, std::memory_order_seq_cst,
                                       std::memory_order_relaxed)) {  // K1
-        return true;
+        return PushResult::Pushed;
       }
     }
+  }
+  PushResult refuse_closed() noexcept {
+    refused_closed_.fetch_add(1, std::memory_order_relaxed);  // statistics
+    return PushResult::Closed;
   }
 
   // The gate half of (K5), also the undo of (K1).
@@ -356,6 +363,7 @@ class KeyedDispatcher {
   const DropHandler on_drop_;
   alignas(detail::kCacheLine) std::atomic<std::uint64_t> gate_{0};
   std::atomic<std::uint64_t> rejected_{0};
+  std::atomic<std::uint64_t> refused_closed_{0};
   detail::Signal room_;  // producers blocked for room
 };
 

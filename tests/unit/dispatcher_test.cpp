@@ -132,6 +132,31 @@ TEST(Dispatcher, CloseRefusesLaterPushesAndLeavesTheEvent) {
   EXPECT_EQ(d.stats().pushed, 0U);
 }
 
+// Every refusal after close() is counted, whatever the call: push, try_push, the rest of a
+// push_bulk, and a bounded push that was waiting for room when close() released it.
+TEST(Dispatcher, CountsEveryPushRefusedAfterClose) {
+  DispatcherOptions o;
+  o.capacity = 1;
+  Dispatcher<int> d(o);
+  ASSERT_EQ(d.push(1), PushResult::Pushed);  // full from here on
+  PushResult blocked_result = PushResult::Pushed;
+  std::thread blocked([&] { blocked_result = d.push(2); });  // waits for room
+  // Best effort (either way the push is refused and counted): let it reach its wait for room.
+  std::this_thread::sleep_for(20ms);
+  d.close();
+  blocked.join();
+  EXPECT_EQ(blocked_result, PushResult::Closed);
+  int e = 3;
+  EXPECT_EQ(d.try_push(e), PushResult::Closed);
+  EXPECT_EQ(d.push(4), PushResult::Closed);
+  std::vector<int> many{5, 6, 7};
+  EXPECT_EQ(d.push_bulk(many.begin(), many.end()), 0U);
+  const DispatcherStats s = d.stats();
+  EXPECT_EQ(s.pushed, 1U);
+  EXPECT_EQ(s.rejected, 0U);
+  EXPECT_EQ(s.refused_closed, 1U + 1U + 1U + 3U);
+}
+
 TEST(Dispatcher, DrainsBufferedEventsAfterClose) {
   Dispatcher<int> d;
   for (int i = 0; i < 10; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -221,6 +223,36 @@ TEST(KeyedDispatcher, PoolsResizeAndStagesEmitIntoIt) {
   pool.join();
   EXPECT_EQ(handled.load(), 500);
   EXPECT_TRUE(keyed.drained());
+}
+
+TEST(KeyedDispatcher, CountsPushesRefusedAfterClose) {
+  KeyedDispatcher<Keyed> k(4, by_key());
+  ASSERT_EQ(k.push(Keyed{1, 0}), PushResult::Pushed);
+  k.close();
+  EXPECT_EQ(k.push(Keyed{1, 1}), PushResult::Closed);
+  Keyed e{2, 0};
+  EXPECT_EQ(k.try_push(e), PushResult::Closed);
+  const KeyedStats s = k.stats();
+  EXPECT_EQ(s.pushed, 1U);
+  EXPECT_EQ(s.refused_closed, 2U);
+}
+
+// close() never waits for consumers: a producer blocked for room is released with Closed.
+TEST(KeyedDispatcher, CloseReleasesAProducerWaitingForRoom) {
+  DispatcherOptions one;
+  one.capacity = 1;
+  KeyedDispatcher<Keyed> k(4, by_key(), one);
+  ASSERT_EQ(k.push(Keyed{1, 0}), PushResult::Pushed);
+  std::promise<PushResult> blocked_result;
+  std::thread blocked([&] { blocked_result.set_value(k.push(Keyed{1, 1})); });
+  std::this_thread::sleep_for(20ms);  // best effort: let the push reach its wait for room
+  auto closing = std::async(std::launch::async, [&] { k.close(); });
+  const bool returned = closing.wait_for(10s) == std::future_status::ready;
+  EXPECT_TRUE(returned) << "close() waited for a consumer";
+  closing.wait();
+  blocked.join();
+  EXPECT_EQ(blocked_result.get_future().get(), PushResult::Closed);
+  EXPECT_EQ(k.stats().pushed, 1U);
 }
 
 TEST(KeyedDispatcher, InvalidUseNamesTheOption) {

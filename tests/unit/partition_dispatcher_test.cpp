@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -18,6 +21,8 @@
 
 namespace pushstage {
 namespace {
+
+using namespace std::chrono_literals;
 
 struct Keyed {
   std::uint32_t key;
@@ -105,6 +110,40 @@ TEST(PartitionDispatcher, BoundedPartitionsDropIntoOnDrop) {
   EXPECT_EQ(d.push(Keyed{0, 0}), PushResult::Pushed);               // partition 0 has room
   EXPECT_EQ(rejected.load(), 3);
   EXPECT_EQ(d.stats().partitions[1].rejected, 3U);
+}
+
+TEST(PartitionDispatcher, CountsPushesRefusedAfterClose) {
+  PartitionDispatcher<int> p(2, [](const int& e) { return static_cast<std::size_t>(e); });
+  ASSERT_EQ(p.push(1), PushResult::Pushed);
+  p.close();
+  EXPECT_EQ(p.push(2), PushResult::Closed);
+  EXPECT_EQ(p.push(3), PushResult::Closed);
+  const PartitionStats s = p.stats();
+  EXPECT_EQ(s.total().pushed, 1U);
+  EXPECT_EQ(s.total().refused_closed, 2U);
+  EXPECT_EQ(s.partitions[0].refused_closed, 1U);
+  EXPECT_EQ(s.partitions[1].refused_closed, 1U);
+}
+
+// Like Dispatcher: close() releases a producer waiting for room in a partition nobody drains.
+TEST(PartitionDispatcher, CloseReleasesAProducerWaitingForRoom) {
+  DispatcherOptions one;
+  one.capacity = 1;
+  PartitionDispatcher<int> p(
+      2, [](const int&) { return std::size_t{0}; }, one);
+  ASSERT_EQ(p.push(1), PushResult::Pushed);
+  std::promise<PushResult> blocked_result;
+  std::thread blocked([&] { blocked_result.set_value(p.push(2)); });
+  std::this_thread::sleep_for(20ms);  // best effort: let the push reach its wait for room
+  auto closing = std::async(std::launch::async, [&] { p.close(); });
+  const bool returned = closing.wait_for(10s) == std::future_status::ready;
+  EXPECT_TRUE(returned) << "close() waited for a consumer";
+  if (!returned) (void)p.partition(0).try_pop();
+  closing.wait();
+  blocked.join();
+  EXPECT_EQ(blocked_result.get_future().get(), PushResult::Closed);
+  EXPECT_EQ(p.partition(0).try_pop(), std::optional<int>(1));
+  EXPECT_TRUE(p.drained());
 }
 
 TEST(PartitionDispatcher, AStageCanEmitIntoPartitions) {

@@ -196,6 +196,9 @@ class Demand {
   void note_rejected(std::uint64_t n) noexcept {
     rejected_.fetch_add(n, std::memory_order_relaxed);  // a statistic only
   }
+  void note_refused_closed(std::uint64_t n) noexcept {
+    refused_closed_.fetch_add(n, std::memory_order_relaxed);  // a statistic only
+  }
   // A producer dropped n buffered events (they count as popped for the exact predicate).
   void note_dropped(std::uint64_t n) noexcept {
     dropped_.fetch_add(n, std::memory_order_release);  // read at W2 like a slot's popped
@@ -303,6 +306,7 @@ class Demand {
   std::atomic<std::uint64_t> shared_popped_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> rejected_{0};
+  std::atomic<std::uint64_t> refused_closed_{0};
   alignas(kCacheLine) std::atomic<std::uint32_t> room_{0};
   std::atomic<std::uint32_t> blocked_{0};
   // Read-only after construction.
