@@ -6,31 +6,43 @@
 // Threading: every member is safe from any thread; a Producer handle belongs to one thread at a
 //            time and must be destroyed before its dispatcher.
 // Progress:  push() waits while a subscriber it delivers to is full (Overflow::Block): the slowest
-//            subscriber holds back every producer, and nothing is dropped. Each push costs two
-//            read-modify-writes on one shared word (the close gate below) plus one Dispatcher push
-//            per selected subscriber (a copy of the event for all but the last).
+//            subscriber holds back every producer, and nothing is dropped. Each push costs one
+//            Dispatcher push per selected subscriber (a copy of the event for all but the last).
 // Ordering:  each subscriber receives the events of one producer in push order.
 // Close:     all or nothing. Every push that returned Pushed reached every subscriber that
-//            selected it (and was not detached, below); a push that returned Closed reached none.
-//            close() refuses new pushes, waits for pushes in progress (a push waiting for room
-//            holds close() until the slow subscriber is drained), then closes every subscriber.
+//            selected it (and was not detached, below); a push that returned Closed reached none
+//            (the event goes to on_drop, else is destroyed; counted in stats().refused_closed).
+//            close() refuses new pushes, releases producers waiting for room, waits only for
+//            pushes that are past their wait (microseconds), then every subscriber is closed. It
+//            never waits for a consumer, so it may be called from a subscriber's handler.
 // Detach:    closing one subscriber's own Dispatcher (subscriber(i).close()) detaches it: pushes
 //            go on to the others (and still return Pushed), and each copy it refuses goes to
 //            on_drop as DropReason::Closed (else is destroyed) and is counted in
 //            BroadcastStats::refused. Nothing is lost unseen.
 // Memory:    what a producer did before push(e) happens-before each subscriber's handler call
 //            for its copy of e.
+// Failure:   a push that throws (T's copy constructor, or std::bad_alloc from a subscriber's
+//            queue) may have reached some of the subscribers and not the others.
 // Not guaranteed: order across producers; that subscribers see events at the same time.
 //
-// Close gate: gate_ = | closed: 1 bit | pushes in progress: 63 bits |.
-//   (G1) a push: gate_ += 1 (seq_cst); if the closed bit was set, (G2) and return Closed.
-//   (G2) a push that entered: deliver, then gate_ -= 1 (seq_cst); if that left the closed bit
-//        alone (count 0), notify signal_ (N1 is this RMW).
-//   (G3) close(): gate_ |= closed (seq_cst), then wait on signal_ until the count reads 0 (A3),
-//        then close every subscriber.
-//   All RMWs on one word are totally ordered: a push whose (G1) precedes (G3) is counted until its
-//   (G2), so (G3) closes subscribers only after its deliveries; a push whose (G1) follows (G3)
-//   sees the bit and delivers nothing.
+// How a push stays all or nothing without a gate of its own: it uses each subscriber's
+// Dispatcher::Transaction (see Dispatcher's close protocol, detail/demand.hpp).
+//   (B1) reserve room in every selected subscriber without waiting. One is full: give back all the
+//        room reserved, wait for room in that one (holding nothing, so producers never wait on
+//        each other in a cycle), and start again. The wait ends when room frees or that
+//        subscriber is closed; closed: the push is Closed if the broadcast is closing, else that
+//        subscriber is detached and refuses its copy.
+//   (B2) begin the push in every selected subscriber (P0: from here its close() waits for us). A
+//        subscriber that refuses is closed: if the broadcast is closing, undo every begun push
+//        and return Closed (nothing was enqueued anywhere); else it is detached.
+//   (B3) commit each (enqueue, count, wake): nothing waits between (B2) and the last commit.
+//   close(): (C1) closing_ = true (seq_cst), then (C2) close every subscriber in turn: each
+//   close() releases that subscriber's producers waiting for room (they see closing_ at B1 and
+//   return Closed) and waits for pushes between their (B2) and their commit.
+// All or nothing: a push commits only after every selected subscriber accepted its (B2). A push
+//   whose (B2) in subscriber i came before i's close() commits everywhere (every other close()
+//   waits for it too, or came after its B2); a push that finds a subscriber closed by (C2)
+//   reads closing_ after acquiring that subscriber's closed flag, so it sees (C1) and undoes.
 #pragma once
 
 #include <atomic>
@@ -52,6 +64,7 @@ namespace pushstage {
 
 struct BroadcastStats {
   std::uint64_t pushed = 0;                  // pushes accepted
+  std::uint64_t refused_closed = 0;          // pushes refused because it was closed
   std::vector<DispatcherStats> subscribers;  // each subscriber's Dispatcher
   std::vector<std::uint64_t> filtered;       // per subscriber: events its selector skipped
   std::vector<std::uint64_t> refused;        // per subscriber: copies refused once it was closed
@@ -68,6 +81,8 @@ void check_broadcast_options(std::size_t subscribers, const DispatcherOptions& o
 
 template <class T>
 class BroadcastDispatcher {
+  struct Leg;  // one subscriber's part of a push (below)
+
  public:
   using value_type = T;
   // Whether a subscriber receives an event. An empty selector accepts everything.
@@ -104,21 +119,18 @@ class BroadcastDispatcher {
   // in each. Returns Pushed, or Closed after close() (the event goes to on_drop, else is
   // destroyed).
   PushResult push(T event) {
-    return deliver(std::move(event),
-                   [this](std::size_t i, T&& e) { return subs_[i]->d.push(std::move(e)); });
+    std::vector<Leg> legs;
+    return deliver(std::move(event), legs, [this](std::size_t i) {
+      return typename Dispatcher<T>::Transaction(subs_[i]->d);
+    });
   }
 
   // See Close above. Idempotent; a second concurrent call may return before the first finished.
   void close() noexcept {
-    const std::uint64_t g = gate_.fetch_or(kClosed, std::memory_order_seq_cst);  // G3
-    if ((g & kClosed) != 0) return;
-    signal_.wait_for([this] { return (gate_.load(std::memory_order_seq_cst) & ~kClosed) == 0; },
-                     std::chrono::nanoseconds::max());  // A3 pairs with G2
-    for (auto& s : subs_) s->d.close();
+    closing_.store(true, std::memory_order_seq_cst);  // C1
+    for (auto& s : subs_) s->d.close();               // C2
   }
-  [[nodiscard]] bool closed() const noexcept {
-    return (gate_.load(std::memory_order_acquire) & kClosed) != 0;
-  }
+  [[nodiscard]] bool closed() const noexcept { return closing_.load(std::memory_order_acquire); }
   // Every subscriber is drained.
   [[nodiscard]] bool drained() const noexcept {
     for (const auto& s : subs_) {
@@ -134,6 +146,7 @@ class BroadcastDispatcher {
   [[nodiscard]] BroadcastStats stats() const {
     BroadcastStats s;
     s.pushed = pushed_.load(std::memory_order_relaxed);  // statistics: relaxed throughout
+    s.refused_closed = refused_closed_.load(std::memory_order_relaxed);
     for (const auto& sub : subs_) {
       s.subscribers.push_back(sub->d.stats());
       s.filtered.push_back(sub->filtered.load(std::memory_order_relaxed));
@@ -154,8 +167,9 @@ class BroadcastDispatcher {
     ~Producer() = default;
 
     PushResult push(T event) {
-      return d_->deliver(std::move(event),
-                         [this](std::size_t i, T&& e) { return handle(i).push(std::move(e)); });
+      return d_->deliver(std::move(event), legs_, [this](std::size_t i) {
+        return typename Dispatcher<T>::Transaction(handle(i));
+      });
     }
 
    private:
@@ -167,11 +181,10 @@ class BroadcastDispatcher {
     }
     BroadcastDispatcher* d_;
     std::vector<std::optional<typename Dispatcher<T>::Producer>> handles_;
+    std::vector<Leg> legs_;  // reused by every push
   };
 
  private:
-  static constexpr std::uint64_t kClosed = std::uint64_t{1} << 63;
-
   struct Sub {
     Sub(const DispatcherOptions& o, DropHandler on_refused) : d(o, std::move(on_refused)) {}
     Dispatcher<T> d;
@@ -179,9 +192,9 @@ class BroadcastDispatcher {
     std::atomic<std::uint64_t> refused{0};
   };
 
-  // A subscriber's Dispatcher hands the event of a push it refuses (closed: detached) to its
-  // on_drop; this one passes it on to ours. Events left in it at destruction are not ours to
-  // report (DropReason::Destroyed: destroyed, as without on_drop).
+  // A subscriber's Dispatcher hands the event of a push it refuses (closed) to its on_drop; this
+  // one passes it on to ours (someone pushed into subscriber(i) directly). Events left in it at
+  // destruction are not ours to report (DropReason::Destroyed: destroyed, as without on_drop).
   DropHandler forward_refused() {
     if (!on_drop_) return {};
     return [this](T&& event, DropReason why) {
@@ -189,57 +202,96 @@ class BroadcastDispatcher {
     };
   }
 
-  // (G1) .. (G2) around the deliveries; `push_to(i, event)` pushes into subscriber i.
-  template <class PushTo>
-  PushResult deliver(T event, PushTo&& push_to) {
+  // One subscriber's part of a push.
+  struct Leg {
+    std::size_t sub;
+    typename Dispatcher<T>::Transaction txn;
+    bool detached = false;  // closed by the user: refuses its copy
+  };
+
+  // (B1)..(B3); `open(i)` makes a Transaction on subscriber i; `legs` is scratch space.
+  template <class Open>
+  PushResult deliver(T event, std::vector<Leg>& legs, Open&& open) {
     // Here rather than on the class: naming BroadcastDispatcher<T> (a pool's overloads do) must
     // not fail for a move-only T that is never broadcast.
     static_assert(std::is_copy_constructible_v<T>,
                   "BroadcastDispatcher<T> copies each event for every subscriber but the last");
-    if ((gate_.fetch_add(1, std::memory_order_seq_cst) & kClosed) != 0) {  // G1 pairs with G3
-      leave();
-      if (on_drop_) on_drop_(std::move(event), DropReason::Closed);
-      return PushResult::Closed;
-    }
-    try {
-      // Copy to every selecting subscriber but the last, move into the last. Our gate keeps
-      // every subscriber open until (G2), unless the user closed one (detached): its Dispatcher
-      // then refuses the copy and hands it to on_drop (forward_refused); we count it.
-      auto offer = [&](std::size_t i, T&& e) {
-        if (push_to(i, std::move(e)) != PushResult::Pushed) {
-          subs_[i]->refused.fetch_add(1, std::memory_order_relaxed);  // statistics
-        }
-      };
-      std::size_t last = subs_.size();
-      for (std::size_t i = 0; i < subs_.size(); ++i) {
-        if (selectors_[i] && !selectors_[i](event)) {
-          subs_[i]->filtered.fetch_add(1, std::memory_order_relaxed);  // statistics
-          continue;
-        }
-        if (last != subs_.size()) offer(last, T(event));
-        last = i;
+    if (closing_.load(std::memory_order_acquire)) return refuse(std::move(event));
+    legs.clear();
+    for (std::size_t i = 0; i < subs_.size(); ++i) {
+      if (selectors_[i] && !selectors_[i](event)) {
+        subs_[i]->filtered.fetch_add(1, std::memory_order_relaxed);  // statistics
+        continue;
       }
-      if (last != subs_.size()) offer(last, std::move(event));
+      legs.push_back(Leg{i, open(i)});
+    }
+    // (B1): room everywhere, or wait for the full one holding nothing and start again.
+    for (std::size_t k = 0; k < legs.size();) {
+      if (legs[k].detached || legs[k].txn.try_reserve()) {
+        ++k;
+        continue;
+      }
+      for (std::size_t j = 0; j < k; ++j) legs[j].txn.release_room();
+      if (!legs[k].txn.wait_for_room()) {  // that subscriber is closed
+        if (closing_.load(std::memory_order_acquire)) return refuse(std::move(event));
+        legs[k].detached = true;
+      }
+      k = 0;
+    }
+    // (B2)
+    for (Leg& leg : legs) {
+      if (leg.detached || leg.txn.begin()) continue;
+      // Closed. Acquire its flag, then read closing_: a close() that reached this subscriber set
+      // closing_ before (C1 is sequenced before C2).
+      (void)subs_[leg.sub]->d.closed();
+      if (closing_.load(std::memory_order_acquire)) {
+        for (Leg& l : legs) l.txn.abort();
+        return refuse(std::move(event));
+      }
+      leg.detached = true;
+    }
+    // (B3): a copy for every leg but one; the event itself to the last live leg (else the last).
+    std::size_t last = legs.size();
+    for (std::size_t k = legs.size(); k-- > 0;) {
+      if (!legs[k].detached) {
+        last = k;
+        break;
+      }
+    }
+    if (last == legs.size() && !legs.empty()) last = legs.size() - 1;
+    try {
+      for (std::size_t k = 0; k < legs.size(); ++k) {
+        if (k != last) hand_over(legs[k], T(event));
+      }
+      if (last != legs.size()) hand_over(legs[last], std::move(event));
     } catch (...) {
-      leave();
+      for (Leg& l : legs) l.txn.abort();
       throw;
     }
     pushed_.fetch_add(1, std::memory_order_relaxed);  // statistics
-    leave();
     return PushResult::Pushed;
   }
-  // (G2).
-  void leave() noexcept {
-    const std::uint64_t g = gate_.fetch_sub(1, std::memory_order_seq_cst);  // G2 pairs with G3
-    if (g == (kClosed | 1)) signal_.notify_all();                           // the last one out
+  // Commits `copy` on a live leg; a detached leg's copy goes to on_drop.
+  void hand_over(Leg& leg, T&& copy) {
+    if (!leg.detached) {
+      leg.txn.commit(std::move(copy));
+      return;
+    }
+    subs_[leg.sub]->refused.fetch_add(1, std::memory_order_relaxed);  // statistics
+    if (on_drop_) on_drop_(std::move(copy), DropReason::Closed);
+  }
+  PushResult refuse(T&& event) {
+    refused_closed_.fetch_add(1, std::memory_order_relaxed);  // statistics
+    if (on_drop_) on_drop_(std::move(event), DropReason::Closed);
+    return PushResult::Closed;
   }
 
   std::vector<Selector> selectors_;  // one per subscriber (empty: everything)
   const DropHandler on_drop_;
   std::vector<std::unique_ptr<Sub>> subs_;
-  alignas(detail::kCacheLine) std::atomic<std::uint64_t> gate_{0};
+  alignas(detail::kCacheLine) std::atomic<bool> closing_{false};  // C1; read by every push
   std::atomic<std::uint64_t> pushed_{0};
-  detail::Signal signal_;  // close() waits on it for the pushes in progress
+  std::atomic<std::uint64_t> refused_closed_{0};
 };
 
 }  // namespace pushstage

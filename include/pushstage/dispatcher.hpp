@@ -86,6 +86,7 @@ class Dispatcher {
   using DropHandler = std::function<void(T&& event, DropReason why)>;
   class Producer;
   class Consumer;
+  class Transaction;
 
   // Throws std::invalid_argument for options out of range (the message names the field).
   explicit Dispatcher(DispatcherOptions options = {}, DropHandler on_drop = {})
@@ -178,11 +179,98 @@ class Dispatcher {
 
    private:
     friend class Dispatcher;
+    friend class Transaction;
     explicit Producer(Dispatcher& d)
         : d_(&d), slot_(&d.demand_.lease_producer_slot()), token_(d.queue_) {}
     Dispatcher* d_;
     detail::ProducerSlot* slot_;
     moodycamel::ProducerToken token_;
+  };
+
+  // A push in phases, for dispatch modes that push one event into several Dispatchers all or
+  // nothing (BroadcastDispatcher): reserve room in each (bounded; try_reserve() never waits and
+  // wait_for_room() holds nothing while it waits), then begin() in each (from then on close()
+  // waits for this push, briefly), then commit() each. Destroying a Transaction undoes what was
+  // not committed (releases its room, ends a begun push). One event per Transaction; it belongs
+  // to one thread and must not outlive its Dispatcher (or Producer).
+  class Transaction {
+   public:
+    // Tokenless: leases a producer slot until destroyed.
+    explicit Transaction(Dispatcher& d) : d_(&d), slot_(&d.demand_.lease_producer_slot()) {}
+    // Through a Producer handle (its sub-queue and order).
+    explicit Transaction(Producer& p) : d_(p.d_), slot_(p.slot_), token_(&p.token_) {}
+    Transaction(Transaction&& other) noexcept
+        : d_(std::exchange(other.d_, nullptr)),
+          slot_(other.slot_),
+          token_(other.token_),
+          room_(std::exchange(other.room_, false)),
+          begun_(std::exchange(other.begun_, false)) {}
+    Transaction& operator=(Transaction&&) = delete;
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    ~Transaction() {
+      if (d_ == nullptr) return;
+      abort();
+      if (token_ == nullptr) d_->demand_.return_slot(*slot_);
+    }
+
+    // Bounded: reserves room for the event if there is some; never waits. Unbounded: true.
+    // Ignores close (begin() decides whether the push is accepted).
+    [[nodiscard]] bool try_reserve() noexcept {
+      if (!d_->demand_.bounded() || room_) return true;
+      room_ = d_->demand_.try_reserve(1) == 1;
+      return room_;
+    }
+    // Waits until room may have been freed (true: try again) or the dispatcher is closed (false).
+    // Holds no room while it waits. Unbounded: true at once.
+    bool wait_for_room() noexcept { return !d_->demand_.bounded() || d_->demand_.wait_for_room(); }
+    // Gives back the room reserved, if any (a push that will not happen).
+    void release_room() noexcept {
+      if (room_) d_->demand_.release_room(1);
+      room_ = false;
+    }
+    // (P0) after try_reserve() succeeded. False: closed (counted in stats().refused_closed; the
+    // room is released).
+    [[nodiscard]] bool begin() noexcept {
+      if (d_->demand_.begin_push(*slot_)) {
+        begun_ = true;
+        return true;
+      }
+      d_->demand_.note_refused_closed(1);
+      release_room();
+      return false;
+    }
+    // Enqueues `event` after begin() (P2, P4, P3): it is pushed. Throws std::bad_alloc if the
+    // queue cannot grow, with nothing pushed (the transaction is undone).
+    void commit(T&& event) {
+      bool ok = false;
+      try {
+        ok = d_->enqueue(token_, event);
+      } catch (...) {
+        abort();
+        throw;
+      }
+      if (!ok) {
+        abort();
+        throw std::bad_alloc();
+      }
+      begun_ = false;
+      room_ = false;
+      d_->demand_.end_push(*slot_, 1);  // P2, P4, P3
+    }
+    // Undoes what was not committed.
+    void abort() noexcept {
+      if (begun_) detail::Demand::abort_push(*slot_);
+      begun_ = false;
+      release_room();
+    }
+
+   private:
+    Dispatcher* d_;
+    detail::ProducerSlot* slot_;
+    moodycamel::ProducerToken* token_ = nullptr;
+    bool room_ = false;
+    bool begun_ = false;
   };
 
   class Consumer {

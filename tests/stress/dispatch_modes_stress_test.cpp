@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <latch>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -185,6 +187,68 @@ TEST(DispatchModesStress, BroadcastCloseIsAllOrNothing) {
       delivered += a == 1 ? 1 : 0;
     }
     EXPECT_EQ(delivered, accepted.load()) << "round " << round;
+  }
+}
+
+// Close while producers wait for room in a subscriber whose consumer has stopped (it waits until
+// close() has returned): close() must not wait for it, and every push is still all or nothing,
+// through handles and tokenless pushes alike.
+TEST(DispatchModesStress, BroadcastCloseDoesNotWaitForAStoppedSubscriber) {
+  for (int round = 0; round < 5; ++round) {
+    DispatcherOptions small;
+    small.capacity = 4;
+    BroadcastDispatcher<std::uint32_t> b(3, small);
+    const std::uint32_t cap = kEvents / 8;
+    std::vector<std::vector<std::atomic<std::uint8_t>>> seen(3);
+    for (auto& v : seen) v = std::vector<std::atomic<std::uint8_t>>(cap);
+    std::atomic<bool> close_returned{false};
+    std::atomic<std::uint64_t> stopped_took{0};
+    PoolOptions one;
+    one.pin = false;
+    std::vector<std::unique_ptr<ConsumerPool<std::uint32_t>>> pools;
+    for (std::size_t i = 0; i < 3; ++i) {
+      pools.push_back(std::make_unique<ConsumerPool<std::uint32_t>>(
+          b.subscriber(i), one, [&, i](std::uint32_t& e) {
+            if (i == 2 && stopped_took.fetch_add(1) == 16) {
+              while (!close_returned.load()) std::this_thread::yield();  // stopped until close()
+            }
+            seen[i][e].fetch_add(1, std::memory_order_relaxed);
+          }));
+    }
+    std::atomic<std::uint32_t> ticket{0};
+    std::atomic<std::uint64_t> accepted{0};
+    std::vector<std::thread> producers;
+    for (std::uint32_t p = 0; p < kProducers; ++p) {
+      producers.emplace_back([&, p] {
+        std::optional<BroadcastDispatcher<std::uint32_t>::Producer> handle;
+        if (p % 2 == 0) handle.emplace(b.producer());
+        for (;;) {
+          const std::uint32_t id = ticket.fetch_add(1);
+          if (id >= cap) break;
+          const PushResult r = handle ? handle->push(id) : b.push(id);
+          if (r != PushResult::Pushed) {
+            for (auto& v : seen) v[id].fetch_add(100, std::memory_order_relaxed);
+            break;
+          }
+          accepted.fetch_add(1);
+        }
+      });
+    }
+    while (stopped_took.load() <= 16) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // producers fill subscriber 2
+    b.close();  // must return although subscriber 2's consumer is stopped
+    close_returned = true;
+    for (auto& t : producers) t.join();
+    for (auto& pool : pools) pool->join();
+    std::uint64_t delivered = 0;
+    for (std::uint32_t id = 0; id < cap; ++id) {
+      const std::uint8_t a = seen[0][id].load();
+      for (std::size_t s = 1; s < 3; ++s) ASSERT_EQ(seen[s][id].load(), a) << "event " << id;
+      ASSERT_TRUE(a == 0 || a == 1 || a == 100) << "event " << id << " seen " << int{a};
+      delivered += a == 1 ? 1 : 0;
+    }
+    EXPECT_EQ(delivered, accepted.load()) << "round " << round;
+    EXPECT_EQ(b.stats().pushed, accepted.load());
   }
 }
 

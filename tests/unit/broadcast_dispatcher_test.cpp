@@ -7,6 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -123,6 +126,85 @@ TEST(BroadcastDispatcher, AClosedSubscriberIsDetachedAndItsCopiesGoToOnDrop) {
   EXPECT_EQ(drain(0), (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
   EXPECT_EQ(drain(2), (std::vector<int>{0, 1, 2, 3, 4, 5}));
   EXPECT_TRUE(b.subscriber(1).drained());
+}
+
+TEST(BroadcastDispatcher, CountsPushesRefusedAfterClose) {
+  BroadcastDispatcher<int> b(2);
+  ASSERT_EQ(b.push(1), PushResult::Pushed);
+  b.close();
+  EXPECT_EQ(b.push(2), PushResult::Closed);
+  auto producer = b.producer();
+  EXPECT_EQ(producer.push(3), PushResult::Closed);
+  const BroadcastStats s = b.stats();
+  EXPECT_EQ(s.pushed, 1U);
+  EXPECT_EQ(s.refused_closed, 2U);
+}
+
+// close() never waits for a consumer: a producer waiting for room in a subscriber that nobody
+// drains is released with Closed, and its event reaches no subscriber (all or nothing).
+TEST(BroadcastDispatcher, CloseReleasesAProducerWaitingForRoomNobodyMakes) {
+  DispatcherOptions one;
+  one.capacity = 1;
+  std::vector<int> dropped;
+  std::mutex m;
+  BroadcastDispatcher<int> b(2, one, {}, [&](int&& e, DropReason why) {
+    EXPECT_EQ(why, DropReason::Closed);
+    const std::lock_guard lock(m);
+    dropped.push_back(e);
+  });
+  ASSERT_EQ(b.push(1), PushResult::Pushed);  // both subscribers are full from here on
+  std::promise<PushResult> blocked_result;
+  std::thread blocked([&] { blocked_result.set_value(b.push(2)); });
+  std::this_thread::sleep_for(20ms);  // best effort: let the push reach its wait for room
+  auto closing = std::async(std::launch::async, [&] { b.close(); });
+  const bool returned = closing.wait_for(10s) == std::future_status::ready;
+  EXPECT_TRUE(returned) << "close() waited for a consumer";
+  if (!returned) {  // unblock the producer so the test can end
+    (void)b.subscriber(0).try_pop();
+    (void)b.subscriber(1).try_pop();
+  }
+  closing.wait();
+  blocked.join();
+  EXPECT_EQ(blocked_result.get_future().get(), PushResult::Closed);
+  EXPECT_EQ(dropped, std::vector<int>{2});
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(b.subscriber(i).try_pop(), std::optional<int>(1));
+    EXPECT_EQ(b.subscriber(i).try_pop(), std::nullopt);
+    EXPECT_TRUE(b.subscriber(i).drained());
+  }
+  EXPECT_EQ(b.stats().refused_closed, 1U);
+}
+
+// The same from inside a subscriber's handler: the handler's own subscriber is the full one.
+TEST(BroadcastDispatcher, CloseFromAHandlerWhileAProducerWaitsForItsRoom) {
+  DispatcherOptions one;
+  one.capacity = 1;
+  BroadcastDispatcher<int> b(2, one);
+  std::atomic<int> handled0{0};
+  std::atomic<int> handled1{0};
+  std::atomic<bool> closed_in_handler{false};
+  PoolOptions o;
+  o.consumers = 2;
+  o.pin = false;
+  std::atomic<std::size_t> next{0};
+  ConsumerPool<int> pool(b, o, [&](int& e) {
+    thread_local const std::size_t me = next.fetch_add(1);
+    if (e == 0 && !closed_in_handler.exchange(true)) {
+      std::this_thread::sleep_for(50ms);  // best effort: the producer fills the other buffer
+      b.close();
+    }
+    (me == 0 ? handled0 : handled1).fetch_add(1);
+  });
+  int pushed = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (b.push(i) != PushResult::Pushed) break;
+    ++pushed;
+  }
+  pool.join();
+  EXPECT_TRUE(closed_in_handler.load());
+  EXPECT_LT(pushed, 100);
+  EXPECT_EQ(handled0.load(), pushed);
+  EXPECT_EQ(handled1.load(), pushed);
 }
 
 TEST(BroadcastDispatcher, APoolHasOneConsumerPerSubscriber) {
