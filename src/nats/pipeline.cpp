@@ -11,12 +11,25 @@ namespace pushstage::nats {
 // Local attempts first, then one settlement: the handler never settles on a throw, or the pool's
 // retry would find the message nak'ed (and redelivered to another consumer) and could no longer
 // ack it. The settlement after a throw is the dead letter's, which the pool calls once, after its
-// last attempt.
+// last attempt. Local retries are invisible to the broker, so each failed attempt restarts its
+// ack_wait timer (in_progress): waits that add up to more than ack_wait bring no redelivery.
 SettleOnce settle_once(std::function<void(Message&)> handler) {
   if (!handler) throw std::invalid_argument("pushstage::nats::settle_once: handler is empty");
   SettleOnce s;
   s.handler = [h = std::move(handler)](Message& m) {
-    h(m);  // a throw: the pool retries, or gives up and calls the dead letter
+    try {
+      h(m);
+    } catch (...) {
+      // The pool retries after a backoff, or gives up and calls the dead letter: restart the
+      // broker's ack_wait so that it does not redeliver the message meanwhile.
+      if (!m.empty() && !m.settled()) {
+        try {
+          m.in_progress();
+        } catch (...) {  // the handler's exception is the one to report
+        }
+      }
+      throw;
+    }
     if (!m.empty() && !m.settled()) {
       try {
         m.ack();

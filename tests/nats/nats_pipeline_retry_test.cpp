@@ -284,6 +284,48 @@ TEST(NatsPipelineRetry, MessagePastTheDeadlineIsFailedOnceAfterThePoolGivesUp) {
   admin.delete_stream(stream);
 }
 
+// Local retries whose waits add up to more than ack_wait: each failed attempt restarts the
+// broker's ack_wait timer (Message::in_progress), so the broker never redelivers the message
+// while the pool still retries it. Each single wait (1 s) is below ack_wait (2.5 s); together
+// (3 s) they are not.
+TEST(NatsPipelineRetry, LocalRetriesLongerThanAckWaitAreNotRedelivered) {
+  const std::string url = server_url();
+  Admin admin(url);
+  const std::string stream = unique_name("INPROGRESS");
+  admin.add_stream(stream, stream + ".>");
+  SourceOptions o = options_for(url, stream);
+  o.ack_wait = 2500ms;
+  Calls calls;
+  Pipeline p(o, retrying_pool(4, 1s), [&](Message& m) {
+    const std::size_t i = calls.start(m);
+    if (m.data() == "slow" && calls.earlier("slow", i) < 3) throw std::runtime_error("not yet");
+    calls.returned(i);
+  });
+  admin.publish(stream + ".in", "slow");
+  admin.publish(stream + ".in", "other");
+  ASSERT_TRUE(eventually([&] {
+    const SourceStats s = p.source_stats();
+    return s.acked >= 2 && s.in_flight == 0;
+  }));
+  std::this_thread::sleep_for(o.ack_wait + 500ms);
+  p.stop();
+  const std::vector<Call> slow = calls.of("slow");
+  std::string deliveries;
+  for (const Call& c : slow) deliveries += " " + std::to_string(c.deliveries);
+  EXPECT_EQ(slow.size(), 4U) << "deliveries of each call:" << deliveries;
+  for (const Call& c : slow) {
+    EXPECT_EQ(c.deliveries, 1U) << "redelivered during local retries; deliveries:" << deliveries;
+  }
+  EXPECT_EQ(calls.successes()["slow"], 1);
+  const SourceStats s = p.source_stats();
+  EXPECT_EQ(s.fetched, 2U);
+  EXPECT_EQ(s.redelivered, 0U);
+  EXPECT_EQ(s.acked, 2U);
+  EXPECT_EQ(s.naked, 0U);
+  EXPECT_EQ(totals(p).retried, 3U);
+  admin.delete_stream(stream);
+}
+
 TEST(NatsSettleOnce, RejectsAnEmptyHandler) {
   try {
     (void)settle_once({});
