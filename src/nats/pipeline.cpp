@@ -8,29 +8,50 @@
 
 namespace pushstage::nats {
 
-std::function<void(Message&)> ack_on_return(std::function<void(Message&)> handler) {
-  if (!handler) throw std::invalid_argument("pushstage::nats::ack_on_return: handler is empty");
-  return [h = std::move(handler)](Message& m) {
+// Local attempts first, then one settlement: the handler never settles on a throw, or the pool's
+// retry would find the message nak'ed (and redelivered to another consumer) and could no longer
+// ack it. The settlement after a throw is the dead letter's, which the pool calls once, after its
+// last attempt. Local retries are invisible to the broker, so each failed attempt restarts its
+// ack_wait timer (in_progress): waits that add up to more than ack_wait bring no redelivery.
+SettleOnce settle_once(std::function<void(Message&)> handler) {
+  if (!handler) throw std::invalid_argument("pushstage::nats::settle_once: handler is empty");
+  SettleOnce s;
+  s.handler = [h = std::move(handler)](Message& m) {
     try {
       h(m);
     } catch (...) {
+      // The pool retries after a backoff, or gives up and calls the dead letter: restart the
+      // broker's ack_wait so that it does not redeliver the message meanwhile.
       if (!m.empty() && !m.settled()) {
         try {
-          (void)m.fail();
-        } catch (...) {  // counted by the source; the handler's exception is the one to report
+          m.in_progress();
+        } catch (...) {  // the handler's exception is the one to report
         }
       }
       throw;
     }
-    if (!m.empty() && !m.settled()) m.ack();
+    if (!m.empty() && !m.settled()) {
+      try {
+        m.ack();
+      } catch (...) {  // counted by the source; a throw here would make the pool call h again
+      }
+    }
   };
+  s.dead_letter = [](Message& m, const Failure&) {
+    if (m.empty() || m.settled()) return;  // an attempt returned late (acked), or the handler did
+    try {
+      (void)m.fail();
+    } catch (...) {  // counted by the source; a dead letter must not throw
+    }
+  };
+  return s;
 }
 
 struct Pipeline::Parts {
-  Parts(SourceOptions source_options, PoolOptions pool_options,
-        std::function<void(Message&)> handler)
+  Parts(SourceOptions source_options, PoolOptions pool_options, SettleOnce settle)
       : demand(pool_options.consumers * pool_options.max_demand),
-        pool(dispatcher, std::move(pool_options), ack_on_return(std::move(handler))),
+        pool(dispatcher, std::move(pool_options), std::move(settle.handler),
+             std::move(settle.dead_letter)),
         source(dispatcher, demand, std::move(source_options)) {}
 
   Dispatcher<Message> dispatcher;
@@ -40,7 +61,8 @@ struct Pipeline::Parts {
 };
 
 Pipeline::Pipeline(SourceOptions source, PoolOptions pool, std::function<void(Message&)> handler)
-    : parts_(std::make_unique<Parts>(std::move(source), std::move(pool), std::move(handler))) {}
+    : parts_(std::make_unique<Parts>(std::move(source), std::move(pool),
+                                     settle_once(std::move(handler)))) {}
 
 Pipeline::~Pipeline() { stop(); }
 
