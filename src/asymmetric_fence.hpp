@@ -7,6 +7,11 @@
 // fences. Costs here: about 10-17 us per heavy fence (inter-processor interrupts), 0 on the light
 // side.
 // Threading: safe from any thread.
+// Failure:   the light side is chosen once, when registration succeeds, and cannot be taken back
+//            from threads already past it; so the heavy side never degrades alone. A failing
+//            membarrier call (ENOMEM is possible) is retried, with growing sleeps, for about a
+//            second; if it still fails, heavy_fence() prints why and aborts the process rather
+//            than let a push slip past a close().
 #pragma once
 
 namespace pushstage::detail {
@@ -15,7 +20,14 @@ namespace pushstage::detail {
 // answer). False when the kernel lacks it: then both sides must use seq_cst thread fences.
 bool asymmetric_fence_available() noexcept;
 
-// The heavy side. Falls back to a seq_cst thread fence when membarrier is not available.
+// The heavy side. A seq_cst thread fence when membarrier is not available; otherwise membarrier,
+// retried until it succeeds (see Failure above).
 void heavy_fence() noexcept;
+
+// Tests only (tests/fault/membarrier_test.cpp): every membarrier(2) call of the heavy side goes
+// through `call` instead of the system call (nullptr: the system call again). Not thread-safe
+// against a concurrent heavy_fence().
+using MembarrierCall = long (*)(int cmd, unsigned flags, int cpu_id);
+void set_membarrier_call_for_testing(MembarrierCall call) noexcept;
 
 }  // namespace pushstage::detail

@@ -59,7 +59,8 @@
 //        push path: membarrier(PRIVATE_EXPEDITED) makes every running thread of the process
 //        execute a full barrier, so either a producer's (P0) store is visible to (K3) or its
 //        read of closed_ comes after the barrier and sees (K1). (Without membarrier both fences
-//        are seq_cst thread fences.)
+//        are seq_cst thread fences. The choice is made once, at registration; a membarrier call
+//        that fails later is retried, never replaced by a one-sided fence: asymmetric_fence.hpp.)
 //   (K3) wait until every producer slot reads pushing == 0 (acquire): every push that got past
 //        (P0) has completed (P2).
 //   (K4) final_ = true, seq_cst: counts are final from here on.
