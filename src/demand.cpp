@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <climits>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -22,12 +23,28 @@ constexpr std::uint64_t kCapacityMax = 0x7FFF'FFFF;  // room_ keeps one bit for 
 
 }  // namespace
 
+// The layout Demand's members promise: the groups hot for different writers on different lines.
+constexpr std::size_t line_of(std::size_t offset) { return offset / kCacheLine; }
+struct DemandLayout {
+  // Everything a push reads besides its own slot: demand_ and one read-mostly line.
+  static_assert(line_of(offsetof(Demand, closed_)) == line_of(offsetof(Demand, consumer_slots_)) &&
+                line_of(offsetof(Demand, closed_)) == line_of(offsetof(Demand, spin_)) &&
+                line_of(offsetof(Demand, closed_)) != line_of(offsetof(Demand, demand_)));
+  // What tokenless pops write shares its line with nothing.
+  static_assert(offsetof(Demand, shared_popped_) % kCacheLine == 0 &&
+                offsetof(Demand, park_seq_) == offsetof(Demand, shared_popped_) + kCacheLine);
+  // Counters of the slow and refusing paths stay off the lines a push reads.
+  static_assert(line_of(offsetof(Demand, refused_closed_)) ==
+                    line_of(offsetof(Demand, park_seq_)) &&
+                line_of(offsetof(Demand, room_)) != line_of(offsetof(Demand, refused_closed_)));
+};
+
 Demand::Demand(const DispatcherOptions& options)
-    : spin_(options.spin),
+    : bounded_(options.capacity != 0),
+      asymmetric_(asymmetric_fence_available()),
       wake_order_(options.wake_order),
       overflow_(options.overflow),
-      bounded_(options.capacity != 0),
-      asymmetric_(asymmetric_fence_available()) {
+      spin_(options.spin) {
   if (options.spin.count() < 0) {
     reject("DispatcherOptions::spin must be >= 0 ns; got " + std::to_string(options.spin.count()) +
            " ns");

@@ -295,28 +295,35 @@ class Demand {
   void wake_blocked(std::uint32_t n) noexcept;
   static void backoff(unsigned& round) noexcept;
 
-  // The demand counter: producers read it on every push; consumers write it only on the slow path.
+  // Layout: each group below sits on cache lines of its own (asserted in demand.cpp), so that
+  // what is written per event never shares a line with what every push reads.
+  // The demand counter: producers read it on every push; consumers write it on the slow path only.
   alignas(kCacheLine) std::atomic<std::uint64_t> demand_{0};
-  // Read-mostly: producers read closed_ on every push; close() writes both once.
+  // Read-mostly: every push reads closed_ and the options; close() writes closed_ and final_ once;
+  // a slot is linked into a list rarely (when every slot is leased). Nothing here changes per
+  // event.
   alignas(kCacheLine) std::atomic<bool> closed_{false};
   std::atomic<bool> final_{false};
-  // Slow-path and rarely written state.
-  alignas(kCacheLine) std::atomic<ProducerSlot*> producer_slots_{nullptr};
+  bool bounded_;
+  bool asymmetric_;  // close() may use membarrier: (P0) needs only a compiler barrier
+  WakeOrder wake_order_;
+  Overflow overflow_;
+  std::uint32_t max_spinners_ = 0;
+  std::chrono::nanoseconds spin_;
+  std::atomic<ProducerSlot*> producer_slots_{nullptr};
   std::atomic<ConsumerSlot*> consumer_slots_{nullptr};
-  std::atomic<std::uint64_t> park_seq_{0};
-  std::atomic<std::uint64_t> shared_popped_{0};
+  // Written by every tokenless pop: a line of its own.
+  alignas(kCacheLine) std::atomic<std::uint64_t> shared_popped_{0};
+  // Written on slow or refusing paths only: parking, DropOldest, refusals.
+  alignas(kCacheLine) std::atomic<std::uint64_t> park_seq_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> rejected_{0};
   std::atomic<std::uint64_t> refused_closed_{0};
+  // Bounded buffers only: the room, written by every push and pop (the bound itself).
   alignas(kCacheLine) std::atomic<std::uint32_t> room_{0};
   std::atomic<std::uint32_t> blocked_{0};
-  // Read-only after construction.
-  alignas(kCacheLine) std::chrono::nanoseconds spin_;
-  std::uint32_t max_spinners_ = 0;
-  WakeOrder wake_order_;
-  Overflow overflow_;
-  bool bounded_;
-  bool asymmetric_;  // close() may use membarrier: (P0) needs only a compiler barrier
+
+  friend struct DemandLayout;  // demand.cpp asserts the layout above
 };
 
 template <class TryPop>
