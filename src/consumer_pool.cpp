@@ -1,11 +1,13 @@
-// consumer_pool.cpp: the non-template part of ConsumerPool and Stage: options validation and the
-// CPU plan.
+// consumer_pool.cpp: the non-template part of ConsumerPool and Stage: options validation and
+// where each consumer runs (through the process-wide CpuAllocator).
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "cpu_allocator.hpp"
+#include "pushstage/cpus.hpp"
 #include "pushstage/detail/pool_core.hpp"
 
 namespace pushstage::detail {
@@ -94,13 +96,34 @@ PoolPlan plan_pool(const PoolOptions& options) {
     }
   }
   plan.pin_cpus = std::move(use);
+  plan.named_cpus = !options.cpus.empty();
   return plan;
+}
+
+int take_cpu(const PoolPlan& plan, std::size_t index) noexcept {
+  if (plan.pin_cpus.empty()) return -1;
+  CpuAllocator& allocator = CpuAllocator::instance();
+  int cpu = -1;
+  if (plan.named_cpus) {
+    cpu = plan.pin_cpus[index % plan.pin_cpus.size()];
+    allocator.take(cpu);
+  } else {
+    cpu = allocator.take_least_loaded(plan.pin_cpus);
+  }
+  if (pin_this_thread(cpu)) return cpu;
+  allocator.give_back(cpu);  // the kernel refused (the affinity mask changed): run unpinned
+  return -1;
+}
+
+void give_back_cpu(int cpu) noexcept {
+  if (cpu >= 0) CpuAllocator::instance().give_back(cpu);
 }
 
 std::vector<int> plan_consumer_cpus(const PoolOptions& options) {
   const PoolPlan plan = plan_pool(options);
   std::vector<int> out(options.consumers, -1);
   if (plan.pin_cpus.empty()) return out;
+  if (!plan.named_cpus) return CpuAllocator::instance().preview(plan.pin_cpus, options.consumers);
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = plan.pin_cpus[i % plan.pin_cpus.size()];
   return out;
 }

@@ -51,10 +51,16 @@ struct PoolOptions {
   // Consumer threads, in [1, 65536]. Over a PartitionDispatcher or a BroadcastDispatcher: exactly
   // one per partition or subscriber.
   std::size_t consumers = 1;
-  // Pin each consumer thread to one CPU.
+  // Pin each consumer thread to one CPU. The pools of a process share the CPUs: each pinned
+  // consumer takes its CPU when its thread starts and gives it back when it ends (a destroyed
+  // pool, a consumer retired by resize()), and without `cpus` it takes the allowed CPU that runs
+  // the fewest pinned consumers of this process (ties: the lowest id). So two pools of one
+  // consumer run on two CPUs. Unpinned consumers, and threads pinned by other means, count for
+  // no CPU.
   bool pin = true;
-  // CPUs to pin to, used round-robin; each must be one this process may use. Empty: round-robin
-  // over allowed_cpus(). Must be empty when pin is false.
+  // CPUs to pin to, used as given: consumer i runs on cpus[i % cpus.size()], however loaded (its
+  // consumers still count, so that automatic pools keep off these CPUs). Each must be one this
+  // process may use. Empty: automatic (above). Must be empty when pin is false.
   std::vector<int> cpus;
   // GenStage's demand. A consumer asks for up to max_demand events, handles them in chunks of at
   // most max_demand - min_demand, and asks again when what it holds falls to min_demand.

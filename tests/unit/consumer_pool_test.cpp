@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <latch>
+#include <map>
 #include <mutex>
 #include <set>
 #include <span>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "pushstage/cpus.hpp"
+#include "pushstage/stage.hpp"
 #include "test_payloads.hpp"
 
 namespace pushstage {
@@ -46,17 +48,66 @@ TEST(ConsumerPool, HandlesEveryEventOnceThenJoins) {
   EXPECT_EQ(handled, 1000U);
 }
 
-TEST(ConsumerPool, PinsRoundRobinOverAllowedCpus) {
+// ---- where pinned consumers run: one allocator for the whole process ----
+
+// The CPUs of `pool`'s active consumers, once each has started (a pinned consumer reports its CPU
+// when its thread starts; the wait only guards against a hang).
+template <class Pool>
+std::vector<int> cpus_of(const Pool& pool) {
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  for (;;) {
+    std::vector<int> cpus;
+    for (const ConsumerStats& s : pool.stats()) {
+      if (s.active) cpus.push_back(s.cpu);
+    }
+    if (std::count(cpus.begin(), cpus.end(), -1) == 0 ||
+        std::chrono::steady_clock::now() > give_up) {
+      return cpus;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+// Consumers per allowed CPU, over every pool given; a CPU outside allowed_cpus() (or -1) fails.
+std::map<int, std::size_t> per_cpu(std::initializer_list<std::vector<int>> pools) {
+  std::map<int, std::size_t> count;
+  for (const int cpu : allowed_cpus()) count[cpu] = 0;
+  for (const std::vector<int>& cpus : pools) {
+    for (const int cpu : cpus) {
+      EXPECT_EQ(count.count(cpu), 1U) << "a consumer on CPU " << cpu;
+      ++count[cpu];
+    }
+  }
+  return count;
+}
+
+// Most minus fewest consumers on one CPU.
+std::size_t imbalance(const std::map<int, std::size_t>& count) {
+  const auto [lo, hi] = std::minmax_element(
+      count.begin(), count.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+  return hi->second - lo->second;
+}
+
+std::string describe(const std::map<int, std::size_t>& count) {
+  std::string out;
+  for (const auto& [cpu, n] : count) out += " cpu" + std::to_string(cpu) + ":" + std::to_string(n);
+  return out;
+}
+
+// One pool of more consumers than CPUs: one consumer per CPU first, then a second one on the
+// lowest CPUs (which consumer goes where depends on which thread starts first).
+TEST(ConsumerPool, PinsOneConsumerPerCpuBeforeDoublingUp) {
   const std::vector<int> cpus = allowed_cpus();
   Dispatcher<int> d;
   PoolOptions o;
   o.consumers = cpus.size() + 1;
   ConsumerPool<int> pool(d, o, [](int&) {});
-  d.close();
-  pool.join();
-  const auto stats = pool.stats();
-  ASSERT_EQ(stats.size(), o.consumers);
-  for (std::size_t i = 0; i < stats.size(); ++i) EXPECT_EQ(stats[i].cpu, cpus[i % cpus.size()]);
+  std::vector<int> got = cpus_of(pool);
+  std::vector<int> want;
+  for (std::size_t i = 0; i < o.consumers; ++i) want.push_back(cpus[i % cpus.size()]);
+  std::sort(got.begin(), got.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want);
 }
 
 TEST(ConsumerPool, UnpinnedConsumersReportNoCpu) {
@@ -68,6 +119,149 @@ TEST(ConsumerPool, UnpinnedConsumersReportNoCpu) {
   d.close();
   pool.join();
   for (const ConsumerStats& s : pool.stats()) EXPECT_EQ(s.cpu, -1);
+}
+
+// Pools sharing the CPUs: each test needs at least two to share.
+class ConsumerPoolCpus : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (allowed_cpus().size() < 2) {
+      GTEST_SKIP() << "needs 2 allowed CPUs; this process may use " << allowed_cpus().size();
+    }
+  }
+};
+
+TEST_F(ConsumerPoolCpus, TwoPoolsOfOneConsumerRunOnDifferentCpus) {
+  Dispatcher<int> a;
+  Dispatcher<int> b;
+  ConsumerPool<int> first(a, PoolOptions{}, [](int&) {});
+  ConsumerPool<int> second(b, PoolOptions{}, [](int&) {});
+  EXPECT_NE(cpus_of(first).at(0), cpus_of(second).at(0));
+}
+
+// A Stage and a ConsumerPool in one process: together their consumers spread over the CPUs, each
+// CPU running as many as any other, give or take one (on 2 CPUs, 2 + 2 consumers: 2 on each).
+TEST_F(ConsumerPoolCpus, AStageAndAPoolSpreadOverTheCpusTogether) {
+  const std::pair<std::size_t, std::size_t> shapes[] = {{1, 1}, {2, 2}, {1, 3}};
+  for (const auto& [stage_consumers, pool_consumers] : shapes) {
+    SCOPED_TRACE("stage " + std::to_string(stage_consumers) + ", pool " +
+                 std::to_string(pool_consumers));
+    Dispatcher<int> in;
+    Dispatcher<int> mid;
+    PoolOptions so;
+    so.consumers = stage_consumers;
+    Stage stage(in, mid, so, [](int& e, Dispatcher<int>::Producer& out) { (void)out.push(e); });
+    PoolOptions po;
+    po.consumers = pool_consumers;
+    ConsumerPool<int> pool(mid, po, [](int&) {});
+    const auto count = per_cpu({cpus_of(stage), cpus_of(pool)});
+    EXPECT_LE(imbalance(count), 1U) << describe(count);
+  }
+}
+
+// PoolOptions::cpus is used as given (both consumers on one CPU, however loaded), and counts:
+// an automatic pool started next keeps off that CPU.
+TEST_F(ConsumerPoolCpus, ExplicitCpusAreHonouredAndCounted) {
+  const std::vector<int> cpus = allowed_cpus();
+  Dispatcher<int> a;
+  Dispatcher<int> b;
+  Dispatcher<int> c;
+  PoolOptions named;
+  named.consumers = 2;
+  named.cpus = {cpus.front()};
+  ConsumerPool<int> pinned(a, named, [](int&) {});
+  EXPECT_EQ(cpus_of(pinned), (std::vector<int>{cpus.front(), cpus.front()}));
+  PoolOptions automatic;
+  automatic.consumers = cpus.size() - 1;
+  ConsumerPool<int> spread(b, automatic, [](int&) {});
+  const auto count = per_cpu({cpus_of(spread)});
+  EXPECT_EQ(count.at(cpus.front()), 0U) << describe(count);
+  for (std::size_t i = 1; i < cpus.size(); ++i) EXPECT_EQ(count.at(cpus[i]), 1U) << describe(count);
+  // Named again while it is the busiest CPU: still used as given.
+  named.consumers = 1;
+  ConsumerPool<int> again(c, named, [](int&) {});
+  EXPECT_EQ(cpus_of(again), (std::vector<int>{cpus.front()}));
+}
+
+// A destroyed pool gives its CPUs back: the next pool takes the CPU it left.
+TEST_F(ConsumerPoolCpus, ADestroyedPoolsCpuGoesToTheNextPool) {
+  Dispatcher<int> a;
+  Dispatcher<int> b;
+  Dispatcher<int> c;
+  ConsumerPool<int> stays(a, PoolOptions{}, [](int&) {});
+  const int kept = cpus_of(stays).at(0);
+  int freed = -1;
+  {
+    ConsumerPool<int> goes(b, PoolOptions{}, [](int&) {});
+    freed = cpus_of(goes).at(0);
+  }
+  EXPECT_NE(freed, kept);
+  ConsumerPool<int> next(c, PoolOptions{}, [](int&) {});
+  EXPECT_EQ(cpus_of(next).at(0), freed);
+}
+
+// resize() down gives the retired consumers' CPUs back (by the time they read as ended); resize()
+// up takes the least loaded CPUs again.
+TEST_F(ConsumerPoolCpus, ResizeDownThenUpKeepsTheCpusEven) {
+  const std::size_t n = allowed_cpus().size();
+  Dispatcher<int> a;
+  Dispatcher<int> b;
+  PoolOptions o;
+  o.consumers = n;
+  ConsumerPool<int> pool(a, o, [](int&) {});
+  EXPECT_EQ(imbalance(per_cpu({cpus_of(pool)})), 0U);
+  pool.resize(1);
+  const auto give_up = std::chrono::steady_clock::now() + 60s;  // a guard against a hang only
+  for (;;) {
+    std::size_t ended = 0;
+    for (const ConsumerStats& s : pool.stats()) ended += s.active ? 0 : 1;
+    if (ended == n - 1 || std::chrono::steady_clock::now() > give_up) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(cpus_of(pool).size(), 1U);
+  o.consumers = n - 1;
+  ConsumerPool<int> other(b, o, [](int&) {});  // takes the CPUs the retired consumers left
+  auto count = per_cpu({cpus_of(pool), cpus_of(other)});
+  EXPECT_EQ(imbalance(count), 0U) << describe(count);
+  pool.resize(n);
+  EXPECT_EQ(cpus_of(pool).size(), n);
+  count = per_cpu({cpus_of(pool), cpus_of(other)});
+  EXPECT_LE(imbalance(count), 1U) << describe(count);
+}
+
+// Unpinned consumers take no CPU: a pinned pool started next spreads as if they were not there.
+TEST_F(ConsumerPoolCpus, UnpinnedConsumersCountForNoCpu) {
+  Dispatcher<int> a;
+  Dispatcher<int> b;
+  PoolOptions loose;
+  loose.consumers = 3;
+  loose.pin = false;
+  ConsumerPool<int> unpinned(a, loose, [](int&) {});
+  PoolOptions o;
+  o.consumers = allowed_cpus().size();
+  ConsumerPool<int> pinned(b, o, [](int&) {});
+  const auto count = per_cpu({cpus_of(pinned)});
+  EXPECT_EQ(imbalance(count), 0U) << describe(count);
+}
+
+// pushstage-bench pins its peers' consumer threads with plan_consumer_cpus(): with nothing else
+// running, those are the CPUs a pool of as many consumers takes.
+TEST(ConsumerPool, PlanConsumerCpusNamesTheCpusAPoolTakes) {
+  const std::vector<int> cpus = allowed_cpus();
+  PoolOptions o;
+  o.consumers = cpus.size() + 1;
+  std::vector<int> planned = detail::plan_consumer_cpus(o);
+  std::vector<int> round_robin;
+  for (std::size_t i = 0; i < o.consumers; ++i) round_robin.push_back(cpus[i % cpus.size()]);
+  EXPECT_EQ(planned, round_robin);
+  Dispatcher<int> d;
+  ConsumerPool<int> pool(d, o, [](int&) {});
+  std::vector<int> got = cpus_of(pool);
+  std::sort(got.begin(), got.end());
+  std::sort(planned.begin(), planned.end());
+  EXPECT_EQ(got, planned);
+  o.pin = false;
+  EXPECT_EQ(detail::plan_consumer_cpus(o), std::vector<int>(o.consumers, -1));
 }
 
 TEST(ConsumerPool, MaxDemandOneHoldsOneEventAtATime) {

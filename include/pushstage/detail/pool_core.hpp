@@ -62,7 +62,6 @@
 #include <vector>
 
 #include "pushstage/broadcast_dispatcher.hpp"
-#include "pushstage/cpus.hpp"
 #include "pushstage/detail/cache_line.hpp"
 #include "pushstage/detail/signal.hpp"
 #include "pushstage/dispatcher.hpp"
@@ -80,14 +79,25 @@ namespace pushstage::detail {
 
 // What a pool's options resolve to (validated; std::invalid_argument names the field and range).
 struct PoolPlan {
-  std::vector<int> pin_cpus;  // used round-robin by consumer index; empty: not pinned
+  std::vector<int> pin_cpus;  // empty: not pinned
+  bool named_cpus = false;    // pin_cpus are PoolOptions::cpus, used round-robin by consumer index;
+                              // else allowed_cpus(), each consumer taking the least loaded one
   std::size_t min_demand = 0;
 };
 PoolPlan plan_pool(const PoolOptions& options);
+// Pins the calling thread, consumer `index` of a pool, to its CPU as `plan` says (the rule: see
+// PoolOptions::pin) and counts it there, process-wide, so that other consumers go elsewhere.
+// Returns the CPU, or -1 (nothing counted) when the plan does not pin or the kernel refuses.
+int take_cpu(const PoolPlan& plan, std::size_t index) noexcept;
+// Stops counting a consumer on `cpu`, a take_cpu() result (-1: nothing to do). The thread stays
+// pinned.
+void give_back_cpu(int cpu) noexcept;
 // Validates a RetryPolicy (std::invalid_argument naming prefix + the field, and its range); also
 // used by pushstage::nats::SourceOptions::set_retry, so one policy fits pools and the broker.
 void check_retry(const RetryPolicy& policy, std::string_view prefix);
-// The CPU of each of options.consumers consumers (-1: not pinned). Validates like plan_pool().
+// The CPUs that options.consumers consumers of a pool started now would take, in the order they
+// take them (-1: not pinned), given the consumers this process runs now; takes none. With nothing
+// else running: round-robin over PoolOptions::cpus or allowed_cpus(). Validates like plan_pool().
 std::vector<int> plan_consumer_cpus(const PoolOptions& options);
 
 // The event source of a pool: one Dispatcher that every consumer shares, one queue per consumer
@@ -376,16 +386,19 @@ class PoolCore {
   }
 
   void run(Worker& w) noexcept {
-    if (!plan_.pin_cpus.empty()) {
-      const int cpu = plan_.pin_cpus[w.index % plan_.pin_cpus.size()];
-      if (pin_this_thread(cpu)) w.state.cpu.store(cpu, std::memory_order_relaxed);
-    }
+    const int cpu = take_cpu(plan_, w.index);
+    w.state.cpu.store(cpu, std::memory_order_relaxed);  // statistics
+    // The CPU is given back before finish(): a consumer whose stats read as ended counts on none.
     if constexpr (kPlain) {
       NoContext ctx;
-      finish(w, consume(w, ctx));
+      const Exit exit = consume(w, ctx);
+      give_back_cpu(cpu);
+      finish(w, exit);
     } else {
       Ctx ctx = callbacks_.make_context();  // noexcept context: a throw terminates
-      finish(w, consume(w, ctx));
+      const Exit exit = consume(w, ctx);
+      give_back_cpu(cpu);
+      finish(w, exit);
     }
   }
 
