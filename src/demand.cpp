@@ -1,5 +1,5 @@
 // demand.cpp: the slow paths of the protocol described in pushstage/detail/demand.hpp (the tags
-// (P1)..(X3) below refer to it): registering to park, sleeping, waking, close, room for blocked
+// below are its tags): registering to park, sleeping, waking, interrupting, close, room for blocked
 // producers, options validation.
 #include "pushstage/detail/demand.hpp"
 
@@ -141,7 +141,13 @@ void Demand::wake_blocked(std::uint32_t n) noexcept {
 }
 
 ProducerSlot& Demand::lease_producer_slot() { return lease(producer_slots_); }
-ConsumerSlot& Demand::lease_consumer_slot() { return lease(consumer_slots_); }
+ConsumerSlot& Demand::lease_consumer_slot() {
+  ConsumerSlot& slot = lease(consumer_slots_);
+  // A previous lessee's interrupt is not ours. relaxed: a late interrupter may still set it (a
+  // spurious interrupt, which callers tolerate).
+  slot.interrupt.store(0, std::memory_order_relaxed);
+  return slot;
+}
 
 void Demand::return_slot(ProducerSlot& slot) noexcept {
   slot.leased.store(false, std::memory_order_release);  // pairs with lease()'s acquire
@@ -193,7 +199,8 @@ std::int64_t Demand::buffered() const noexcept {
   return static_cast<std::int64_t>(pushed - popped);
 }
 
-Demand::Verdict Demand::prepare_park(ConsumerSlot& slot, bool& searching) noexcept {
+Demand::Verdict Demand::prepare_park(ConsumerSlot& slot, bool& searching,
+                                     bool interruptible) noexcept {
   // The futex word is reset before the ticket is published: a waker's X3 (which follows its CAS
   // on our ticket) is after this store in the word's modification order.
   slot.futex.store(0, std::memory_order_relaxed);
@@ -205,6 +212,9 @@ Demand::Verdict Demand::prepare_park(ConsumerSlot& slot, bool& searching) noexce
   // consumer (found by tools/model/wake.pml). seq_cst: a waker whose scan misses the ticket
   // scanned before it in the total order, so its (P2)/(K4)/(S2) precedes our (W2).
   slot.wait_ticket.store(ticket, std::memory_order_seq_cst);
+  // W3: after the ticket (Dekker with I1/I2): an interrupt we miss here finds the ticket and wakes
+  // us.
+  const bool interrupted = interruptible && slot.interrupt.load(std::memory_order_seq_cst) != 0;
   // W2: final_ first: if it is set, every push has completed its (P2) and the counts read below
   // are complete. Pairs with K4 (Dekker with W1/K5) and, for the counts, with P2 (W1/P3).
   const bool final = final_.load(std::memory_order_seq_cst);
@@ -214,6 +224,8 @@ Demand::Verdict Demand::prepare_park(ConsumerSlot& slot, bool& searching) noexce
     verdict = Verdict::kMaybeEvents;
   } else if (final) {
     verdict = Verdict::kDrained;
+  } else if (interrupted) {
+    verdict = Verdict::kInterrupted;
   }
   if (verdict == Verdict::kPark) {
     searching = false;
@@ -277,6 +289,24 @@ void Demand::finish_drained(bool searching) noexcept {
   // No wake needed: a consumer parked before (K4) was woken by (K5), and one that registers later
   // sees final_ at its (W2) (Dekker: K4/K5 against W1/W2).
   if (searching) demand_.fetch_sub(kSpinOne, std::memory_order_seq_cst);
+  notice_.notify_all();  // Notice: the dispatcher is drained (N1: our W2 read the final counts)
+}
+
+void Demand::notify_claimed(ConsumerSlot& slot) noexcept {
+  demand_.fetch_add(kSpinOne - kParkedOne, std::memory_order_seq_cst);  // X2, before X3
+  slot.futex.store(1, std::memory_order_release);                       // X3
+  futex_wake(&slot.futex, 1);
+}
+
+void Demand::interrupt(ConsumerSlot& slot) noexcept {
+  slot.interrupt.store(1, std::memory_order_seq_cst);                  // I1 pairs with W3
+  std::uint64_t t = slot.wait_ticket.load(std::memory_order_seq_cst);  // I2 pairs with the ticket
+  // X1: claim it, as a waker does; fails if the consumer cancelled or a waker came first (then it
+  // is awake and polls the flag).
+  if (t != 0 && slot.wait_ticket.compare_exchange_strong(t, 0, std::memory_order_acq_rel,
+                                                         std::memory_order_relaxed)) {
+    notify_claimed(slot);
+  }
 }
 
 std::uint64_t Demand::wake(std::uint64_t n) noexcept {
@@ -300,9 +330,7 @@ std::uint64_t Demand::wake(std::uint64_t n) noexcept {
                                                    std::memory_order_relaxed)) {
       continue;
     }
-    demand_.fetch_add(kSpinOne - kParkedOne, std::memory_order_seq_cst);  // X2, before X3
-    best->futex.store(1, std::memory_order_release);                      // X3
-    futex_wake(&best->futex, 1);
+    notify_claimed(*best);  // X2, X3
     ++woken;
   }
   return woken;
@@ -340,6 +368,7 @@ void Demand::close() noexcept {
   }
   final_.store(true, std::memory_order_seq_cst);                            // K4 pairs with W2
   if (parked_of(demand_.load(std::memory_order_seq_cst)) != 0) wake_all();  // K5 pairs with W1
+  notice_.notify_all();  // Notice: closed (N1 is K4)
 }
 
 DispatcherStats Demand::stats() const noexcept {

@@ -36,6 +36,7 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -44,8 +45,10 @@
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "pushstage/detail/demand.hpp"
+#include "pushstage/detail/upstreams.hpp"
 #include "pushstage/dispatcher_options.hpp"
 
 #ifdef PUSHSTAGE_FAULT_INJECTION
@@ -55,6 +58,24 @@ bool pushstage_fault_enqueue_fails() noexcept;
 #endif
 
 namespace pushstage {
+
+// Ends a consumer handle's current or next take() or wait_ready() with TakeResult::Interrupted
+// (once per interrupt(); pop() and pop_for() are not interrupted). Copyable; interrupt() is safe
+// from any thread for as long as the dispatcher lives, also after the handle is gone (the interrupt
+// may then reach a later handle: callers treat Interrupted as "re-check your own conditions").
+// Pools use it to retire a consumer that is parked in its source. Get one from
+// Dispatcher<T>::Consumer::interrupter() (or a dispatch mode's consumer handle).
+class Interrupter {
+ public:
+  void interrupt() const noexcept { d_->interrupt(*slot_); }
+
+ private:
+  template <class>
+  friend class Dispatcher;
+  Interrupter(detail::Demand& d, detail::ConsumerSlot& slot) : d_(&d), slot_(&slot) {}
+  detail::Demand* d_;
+  detail::ConsumerSlot* slot_;
+};
 
 template <class T>
 class Dispatcher {
@@ -147,6 +168,25 @@ class Dispatcher {
   [[nodiscard]] bool drained() const noexcept { return demand_.drained(); }
 
   [[nodiscard]] DispatcherStats stats() const noexcept { return demand_.stats(); }
+
+  // For threads that wait for a condition of their own that involves this dispatcher's end (a
+  // pool's consumers waiting for manual demand): wait_until(pred) returns once pred() holds; pred
+  // is evaluated again whenever the dispatcher is closed, a consumer finds it drained, or someone
+  // calls notify() after changing what pred reads (pred reads it with seq_cst loads; see
+  // detail/signal.hpp). notify() costs a system call only when someone waits.
+  template <class Pred>
+  void wait_until(Pred&& pred) noexcept {
+    demand_.wait_until(std::forward<Pred>(pred));
+  }
+  void notify() noexcept { demand_.notify(); }
+
+  // Fan-in (Stage with PoolOptions::close_sink): each stage emitting into this sink adds itself
+  // before it starts and removes itself once it will emit no more; the last one to leave closes
+  // it. So a sink fed by several stages closes after the last of them.
+  void add_upstream() noexcept { upstreams_.add(); }
+  void remove_upstream() noexcept {
+    if (upstreams_.remove()) close();
+  }
 
   // A producer handle: a moodycamel ProducerToken (its own sub-queue, the fastest push path).
   [[nodiscard]] Producer producer() { return Producer(*this); }
@@ -304,11 +344,63 @@ class Dispatcher {
       return n;
     }
 
+    // Waits until `deadline` (time_point::max(): no limit) for an event and moves it into `out`
+    // (which must be empty). Got, or TimedOut, Drained, Interrupted with `out` left empty.
+    TakeResult take(std::optional<T>& out, Clock::time_point deadline) {
+      if (d_->queue_.try_dequeue(token_, out)) {
+        after_pop(1);
+        return TakeResult::Got;
+      }
+      return result_of(d_->demand_.wait(
+          *slot_,
+          [&] {
+            if (!d_->queue_.try_dequeue(token_, out)) return false;
+            after_pop(1);
+            return true;
+          },
+          deadline, true));
+    }
+    // Like take(), then appends up to `max` - 1 more buffered events (max >= 1) without waiting:
+    // at least one and at most `max` events, appended to `out` in the order taken.
+    TakeResult take(std::vector<T>& out, std::size_t max, Clock::time_point deadline) {
+      std::optional<T> first;
+      const TakeResult r = take(first, deadline);
+      if (r != TakeResult::Got) return r;
+      out.push_back(std::move(*first));
+      if (max > 1) try_pop_bulk(std::back_inserter(out), max - 1);
+      return TakeResult::Got;
+    }
+    // Waits like take() until an event is probably buffered, without taking it (Got: a try_pop()
+    // will probably succeed, unless another consumer is faster). For consumers that may take
+    // events only once they know one is there (a pool's manual demand).
+    TakeResult wait_ready(Clock::time_point deadline) {
+      auto ready = [this] { return d_->queue_.size_approx() != 0; };
+      if (ready()) return TakeResult::Got;
+      return result_of(d_->demand_.wait(*slot_, ready, deadline, true));
+    }
+    // Interrupts this handle's waits from another thread (see Interrupter).
+    [[nodiscard]] Interrupter interrupter() const noexcept {
+      return Interrupter(d_->demand_, *slot_);
+    }
+
    private:
     friend class Dispatcher;
     explicit Consumer(Dispatcher& d)
         : d_(&d), slot_(&d.demand_.lease_consumer_slot()), token_(d.queue_) {}
 
+    static TakeResult result_of(detail::Demand::WaitResult r) noexcept {
+      switch (r) {
+        case detail::Demand::WaitResult::kGot:
+          return TakeResult::Got;
+        case detail::Demand::WaitResult::kDrained:
+          return TakeResult::Drained;
+        case detail::Demand::WaitResult::kTimedOut:
+          return TakeResult::TimedOut;
+        case detail::Demand::WaitResult::kInterrupted:
+          break;
+      }
+      return TakeResult::Interrupted;
+    }
     void after_pop(std::size_t n) {
       detail::Demand::note_popped(*slot_, n);
       if (d_->demand_.bounded()) d_->demand_.release_room(static_cast<std::uint32_t>(n));
@@ -553,7 +645,8 @@ class Dispatcher {
 
   detail::Demand demand_;
   Queue queue_;
-  const DropHandler on_drop_;  // read-only after construction
+  const DropHandler on_drop_;    // read-only after construction
+  detail::Upstreams upstreams_;  // fan-in: stages that may still emit
 };
 
 }  // namespace pushstage

@@ -70,6 +70,7 @@
 
 #include "pushstage/detail/cache_line.hpp"
 #include "pushstage/detail/signal.hpp"
+#include "pushstage/detail/upstreams.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 
@@ -158,6 +159,20 @@ class KeyedDispatcher {
   }
   // Closed, and every accepted event has been handled and released.
   [[nodiscard]] bool drained() const noexcept { return ready_.drained(); }
+  // See Dispatcher::wait_until() and notify(): the same for this dispatcher's end.
+  template <class Pred>
+  void wait_until(Pred&& pred) noexcept {
+    ready_.wait_until(std::forward<Pred>(pred));
+  }
+  void notify() noexcept { ready_.notify(); }
+
+  // Fan-in (Stage with PoolOptions::close_sink): each stage emitting into this sink adds itself
+  // before it starts and removes itself once it will emit no more; the last one to leave closes
+  // it. So a sink fed by several stages closes after the last of them.
+  void add_upstream() noexcept { upstreams_.add(); }
+  void remove_upstream() noexcept {
+    if (upstreams_.remove()) close();
+  }
 
   [[nodiscard]] std::size_t slots() const noexcept { return slots_.size(); }
   [[nodiscard]] std::size_t slot_of(const T& event) const { return hash_(event) % slots_.size(); }
@@ -199,8 +214,6 @@ class KeyedDispatcher {
     KeyedDispatcher* d_;
   };
 
-  enum class TakeResult { kGot, kTimedOut, kDrained };
-
   class Consumer {
    public:
     Consumer(Consumer&& other) noexcept
@@ -215,29 +228,27 @@ class KeyedDispatcher {
     // Releases a slot still held.
     ~Consumer() { release(); }
 
-    // (K4): waits up to `timeout` for a ready slot, then appends up to `max` (>= 1) of its events
-    // to `out`, in push order per producer. kDrained: closed and everything handled. The slot
-    // stays held until release().
-    TakeResult take(std::vector<T>& out, std::size_t max, std::chrono::nanoseconds timeout) {
-      std::optional<std::uint32_t> id = ready_.try_pop();
-      if (!id) id = ready_.pop_for(timeout);
-      if (!id) return d_->ready_.drained() ? TakeResult::kDrained : TakeResult::kTimedOut;
-      Slot& s = *d_->slots_[*id];
-      const std::uint64_t pending = s.pending.load(std::memory_order_acquire);  // K4, >= 1
-      const std::size_t n = pending < max ? static_cast<std::size_t>(pending) : max;
-      const std::size_t first = out.size();
-      unsigned misses = 0;
-      while (out.size() - first < n) {
-        if (s.queue.try_dequeue_bulk(std::back_inserter(out), n - (out.size() - first)) == 0) {
-          // The count promises the event and its enqueue happened-before; moodycamel's dequeue
-          // can still miss it for a moment. Only we dequeue from this slot, so retry.
-          if (++misses > 64) std::this_thread::yield();
-        }
-      }
-      held_ = *id;
-      held_count_ = n;
-      return TakeResult::kGot;
+    // (K4): waits until `deadline` (time_point::max(): no limit) for a ready slot, then appends up
+    // to `max` (>= 1) of its events to `out`, in push order per producer. Drained: closed and
+    // everything handled. The slot stays held until release(). Interruptible (Interrupter).
+    TakeResult take(std::vector<T>& out, std::size_t max,
+                    std::chrono::steady_clock::time_point deadline) {
+      std::optional<std::uint32_t> id;
+      const TakeResult r = ready_.take(id, deadline);
+      if (r == TakeResult::Got) hold(*id, out, max);
+      return r;
     }
+    // (K4) without waiting: takes a ready slot's events if a slot is ready. Returns how many it
+    // appended (0: none ready, nothing held).
+    std::size_t try_take(std::vector<T>& out, std::size_t max) {
+      std::optional<std::uint32_t> id = ready_.try_pop();
+      return id ? hold(*id, out, max) : 0;
+    }
+    // Waits until a slot is probably ready, without taking it (see Dispatcher::Consumer).
+    TakeResult wait_ready(std::chrono::steady_clock::time_point deadline) {
+      return ready_.wait_ready(deadline);
+    }
+    [[nodiscard]] Interrupter interrupter() const noexcept { return ready_.interrupter(); }
 
     // (K5): done with the events of the held slot (every handler call for them returned).
     void release() noexcept {
@@ -259,6 +270,24 @@ class KeyedDispatcher {
     friend class KeyedDispatcher;
     explicit Consumer(KeyedDispatcher& d)
         : d_(&d), ready_(d.ready_.consumer()), reschedule_(d.ready_.producer()) {}
+    // Holds slot `id` (just popped from ready_) and appends up to `max` of its events.
+    std::size_t hold(std::uint32_t id, std::vector<T>& out, std::size_t max) {
+      Slot& s = *d_->slots_[id];
+      const std::uint64_t pending = s.pending.load(std::memory_order_acquire);  // K4, >= 1
+      const std::size_t n = pending < max ? static_cast<std::size_t>(pending) : max;
+      const std::size_t first = out.size();
+      unsigned misses = 0;
+      while (out.size() - first < n) {
+        if (s.queue.try_dequeue_bulk(std::back_inserter(out), n - (out.size() - first)) == 0) {
+          // The count promises the event and its enqueue happened-before; moodycamel's dequeue
+          // can still miss it for a moment. Only we dequeue from this slot, so retry.
+          if (++misses > 64) std::this_thread::yield();
+        }
+      }
+      held_ = id;
+      held_count_ = n;
+      return n;
+    }
     KeyedDispatcher* d_;
     typename Dispatcher<std::uint32_t>::Consumer ready_;
     typename Dispatcher<std::uint32_t>::Producer reschedule_;
@@ -364,7 +393,8 @@ class KeyedDispatcher {
   alignas(detail::kCacheLine) std::atomic<std::uint64_t> gate_{0};
   std::atomic<std::uint64_t> rejected_{0};
   std::atomic<std::uint64_t> refused_closed_{0};
-  detail::Signal room_;  // producers blocked for room
+  detail::Upstreams upstreams_;  // fan-in: stages that may still emit
+  detail::Signal room_;          // producers blocked for room
 };
 
 }  // namespace pushstage

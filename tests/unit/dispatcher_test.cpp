@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -112,6 +113,80 @@ TEST(Dispatcher, PushWakesAParkedConsumer) {
   consumer.join();
   EXPECT_EQ(got, 5);
   EXPECT_EQ(d.stats().waiting(), 0U);
+}
+
+// A Consumer handle's wait can be interrupted from another thread (pools use it to retire a
+// consumer parked in its source without polling): take() returns Interrupted once, the consumer is
+// no longer counted as waiting, and the next take() gets the next event.
+TEST(Dispatcher, InterruptEndsAParkedConsumersTakeOnce) {
+  Dispatcher<int> d(no_spin());
+  auto c = d.consumer();
+  const Interrupter stop = c.interrupter();
+  TakeResult first = TakeResult::Got;
+  std::thread consumer([&] {
+    std::optional<int> e;
+    first = c.take(e, std::chrono::steady_clock::time_point::max());
+    EXPECT_EQ(e, std::nullopt);
+  });
+  await_parked(d, 1);
+  stop.interrupt();
+  consumer.join();
+  EXPECT_EQ(first, TakeResult::Interrupted);
+  EXPECT_EQ(d.stats().waiting(), 0U);
+  ASSERT_EQ(d.push(9), PushResult::Pushed);
+  std::optional<int> e;
+  EXPECT_EQ(c.take(e, std::chrono::steady_clock::time_point::max()), TakeResult::Got);
+  EXPECT_EQ(e, 9);
+}
+
+// An interrupt that comes before the wait is kept for it; pop() does not see interrupts at all.
+TEST(Dispatcher, AnInterruptBeforeATakeIsKeptAndPopIgnoresIt) {
+  Dispatcher<int> d;
+  auto c = d.consumer();
+  c.interrupter().interrupt();
+  std::optional<int> e;
+  EXPECT_EQ(c.take(e, std::chrono::steady_clock::time_point::max()), TakeResult::Interrupted);
+  c.interrupter().interrupt();
+  std::thread producer([&] {
+    std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(d.push(4), PushResult::Pushed);
+  });
+  EXPECT_EQ(c.pop(), 4);  // the interrupt is still pending: pop() waits through it
+  producer.join();
+  EXPECT_EQ(c.take(e, std::chrono::steady_clock::time_point::max()), TakeResult::Interrupted);
+  d.close();
+  EXPECT_EQ(c.take(e, std::chrono::steady_clock::time_point::max()), TakeResult::Drained);
+}
+
+// wait_ready() waits for an event without taking it (manual demand takes credits only then).
+TEST(Dispatcher, WaitReadyLeavesTheEventBuffered) {
+  Dispatcher<int> d(no_spin());
+  auto c = d.consumer();
+  TakeResult ready = TakeResult::Interrupted;
+  std::thread consumer([&] { ready = c.wait_ready(std::chrono::steady_clock::time_point::max()); });
+  await_parked(d, 1);
+  ASSERT_EQ(d.push(3), PushResult::Pushed);
+  consumer.join();
+  EXPECT_EQ(ready, TakeResult::Got);
+  EXPECT_EQ(d.stats().buffered, 1U);
+  EXPECT_EQ(c.try_pop(), 3);
+  EXPECT_EQ(c.wait_ready(std::chrono::steady_clock::now()), TakeResult::TimedOut);
+  d.close();
+  EXPECT_EQ(c.wait_ready(std::chrono::steady_clock::time_point::max()), TakeResult::Drained);
+}
+
+// take() into a vector: at least one event, at most `max`, in push order.
+TEST(Dispatcher, TakeMovesUpToMaxEvents) {
+  Dispatcher<MoveOnly> d;
+  auto c = d.consumer();
+  for (std::uint64_t i = 0; i < 5; ++i) ASSERT_EQ(d.push(MoveOnly(i)), PushResult::Pushed);
+  std::vector<MoveOnly> out;
+  EXPECT_EQ(c.take(out, 3, std::chrono::steady_clock::time_point::max()), TakeResult::Got);
+  ASSERT_EQ(out.size(), 3U);
+  EXPECT_EQ(c.take(out, 3, std::chrono::steady_clock::time_point::max()), TakeResult::Got);
+  ASSERT_EQ(out.size(), 5U);
+  for (std::uint64_t i = 0; i < 5; ++i) EXPECT_EQ(*out[i].value, i);
+  EXPECT_EQ(c.take(out, 3, std::chrono::steady_clock::now()), TakeResult::TimedOut);
 }
 
 TEST(Dispatcher, CloseRefusesLaterPushesAndLeavesTheEvent) {

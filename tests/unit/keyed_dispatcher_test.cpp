@@ -29,6 +29,11 @@ struct Keyed {
   std::uint32_t seq;
 };
 
+// A deadline `d` from now.
+std::chrono::steady_clock::time_point in(std::chrono::nanoseconds d) {
+  return std::chrono::steady_clock::now() + d;
+}
+
 KeyedDispatcher<Keyed>::Hash by_key() {
   return [](const Keyed& e) { return std::size_t{e.key}; };
 }
@@ -38,21 +43,21 @@ TEST(KeyedDispatcher, AConsumerTakesOneSlotsEventsInOrderAndReleasesIt) {
   for (std::uint32_t s = 0; s < 5; ++s) ASSERT_EQ(d.push(Keyed{1, s}), PushResult::Pushed);
   auto c = d.consumer();
   std::vector<Keyed> out;
-  ASSERT_EQ(c.take(out, 3, 0ns), KeyedDispatcher<Keyed>::TakeResult::kGot);
+  ASSERT_EQ(c.take(out, 3, in(0ns)), TakeResult::Got);
   ASSERT_EQ(out.size(), 3U);
   for (std::uint32_t s = 0; s < 3; ++s) EXPECT_EQ(out[s].seq, s);
   auto other = d.consumer();
   std::vector<Keyed> none;
   // The slot is held: nobody else can take its remaining events.
-  EXPECT_EQ(other.take(none, 8, 1ms), KeyedDispatcher<Keyed>::TakeResult::kTimedOut);
+  EXPECT_EQ(other.take(none, 8, in(1ms)), TakeResult::TimedOut);
   c.release();
-  ASSERT_EQ(other.take(none, 8, 0ns), KeyedDispatcher<Keyed>::TakeResult::kGot);
+  ASSERT_EQ(other.take(none, 8, in(0ns)), TakeResult::Got);
   EXPECT_EQ(none.size(), 2U);
   EXPECT_EQ(none[0].seq, 3U);
   other.release();
   d.close();
   EXPECT_TRUE(d.drained());
-  EXPECT_EQ(c.take(out, 1, 0ns), KeyedDispatcher<Keyed>::TakeResult::kDrained);
+  EXPECT_EQ(c.take(out, 1, in(0ns)), TakeResult::Drained);
   const KeyedStats s = d.stats();
   EXPECT_EQ(s.pushed, 5U);
   EXPECT_EQ(s.handled, 5U);
@@ -155,7 +160,7 @@ TEST(KeyedDispatcher, BoundedRejectAndBlock) {
   EXPECT_FALSE(done.load());
   auto c = b.consumer();
   std::vector<Keyed> out;
-  ASSERT_EQ(c.take(out, 8, 0ns), KeyedDispatcher<Keyed>::TakeResult::kGot);
+  ASSERT_EQ(c.take(out, 8, in(0ns)), TakeResult::Got);
   c.release();  // frees room
   blocked.join();
   EXPECT_TRUE(done.load());
@@ -180,7 +185,7 @@ TEST(KeyedDispatcher, AThrowingHashFailsThePushAndLeavesTheRestDraining) {
     d.close();
     auto c = d.consumer();
     std::vector<Keyed> out;
-    while (c.take(out, 8, 0ns) == KeyedDispatcher<Keyed>::TakeResult::kGot) c.release();
+    while (c.take(out, 8, in(0ns)) == TakeResult::Got) c.release();
     EXPECT_EQ(out.size(), 2U);
     ASSERT_TRUE(d.drained());  // a leaked count would keep it open (and a pool's join waiting)
     EXPECT_EQ(d.stats().pushed, 2U);

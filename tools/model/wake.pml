@@ -1,5 +1,5 @@
-/* wake.pml: the park/wake and close protocol of pushstage's Dispatcher (detail/demand.hpp),
- * at the level of its atomic operations. Tags (P0)..(K5) are the header's.
+/* wake.pml: the park/wake, interrupt and close protocol of pushstage's Dispatcher
+ * (detail/demand.hpp), at the level of its atomic operations. Tags (P0)..(K5) are the header's.
  *
  * Memory model. Every operation the protocol pairs (P2/P3 with W1/W2, S1/S2, K1/K2 with P0,
  * K4/K5) is seq_cst (or the asymmetric fence pair, which orders like two seq_cst fences), so
@@ -20,6 +20,11 @@
  *   LOAD_FIRST      the producer reads demand (P3) before publishing its count (P2): lost wakeup;
  *   NO_GRACE        close() publishes final_ without waiting for pushes in progress (K3): an
  *                   accepted event is never handled.
+ * With -DINTERRUPT an Interrupter retires consumer 0 (a pool's resize(): the retire flag, then
+ * (I1)/(I2)); consumer 0 re-checks the flag whenever its interruptible wait returns, and the
+ * closer waits for it to have retired, so an interrupt that is lost leaves it parked forever (a
+ * deadlock that spin reports). Bug:
+ *   NO_W3           the consumer parks without reading the interrupt flag after its ticket.
  */
 #ifndef NP
 #define NP 2
@@ -45,8 +50,11 @@ bit futex[NC];
 bit mid[NC];                /* a dequeue attempt in progress */
 bit closed;                 /* closed_ */
 bit final;                  /* final_ */
-byte drained;               /* consumers that returned "drained" */
+byte drained;               /* consumers that returned "drained" (or retired) */
 byte producers_done;
+bit intr[NC];               /* slot.interrupt (I1) */
+bit retire0;                /* the pool's retire flag of consumer 0 */
+bit retired0;               /* consumer 0 has retired */
 
 /* Wake up to one parked consumer; X1, X2, X3. The code picks the oldest (Fifo) or newest (Lifo)
  * ticket; which one it picks does not matter for correctness, so the model picks any published
@@ -183,9 +191,12 @@ inline stop_searching() {
 
 proctype Consumer(byte me) {
   byte w_best, w_i;
-  bit got, searching, fin;
+  bit got, searching, fin, in;
   byte b, cancelled;
 loop:
+#ifdef INTERRUPT
+  if :: me == 0 && retire0 -> goto retired :: else -> skip fi;   /* the pool's check, (R1) */
+#endif
   try_pop(me, got);
   if :: got -> goto loop :: else -> skip fi;
   /* spin phase: register as a spinner if there is room, poll once */
@@ -212,8 +223,13 @@ park:
   fin = final;                                                           /* W2 */
   read_buffered(b);
 #endif
+#if defined(INTERRUPT) && !defined(NO_W3)
+  in = intr[me];                                                         /* W3 */
+#else
+  in = 0;
+#endif
   if
-  :: b > 0 && b < 128 || fin ->
+  :: b > 0 && b < 128 || fin || in ->
     /* cancel: CAS ticket -> 0, racing X1 */
     atomic { if :: ticket[me] != 0 -> ticket[me] = 0; cancelled = 1 :: else -> cancelled = 0 fi };
     if
@@ -227,9 +243,13 @@ park:
       :: got -> stop_searching(); searching = 0; goto loop
       :: else -> goto park                           /* backoff, then re-check */
       fi
-    :: else ->                                       /* drained */
+    :: fin ->                                        /* drained */
       if :: searching -> spinning-- :: else -> skip fi;
       goto done
+    :: else ->                                       /* interrupted: S1/S2 if counted */
+      intr[me] = 0;
+      if :: searching -> stop_searching(); searching = 0 :: else -> skip fi;
+      goto loop
     fi
   :: else ->
     (futex[me] == 1);                                /* sleep on the futex word */
@@ -237,11 +257,32 @@ park:
     try_pop(me, got);
     if
     :: got -> stop_searching(); searching = 0; goto loop
+    :: intr[me] -> intr[me] = 0; stop_searching(); searching = 0; goto loop
     :: else -> goto park
     fi
   fi;
 done:
-  drained++
+  drained++;
+  goto end;
+retired:
+  retired0 = 1;
+  drained++;
+end:
+  skip
+}
+
+/* A pool retiring consumer 0: the retire flag (R2), then (I1), (I2) and a claim as a waker's. */
+proctype Interrupter() {
+  byte w_i;
+  retire0 = 1;
+  intr[0] = 1;                                                            /* I1 */
+  atomic {                                                                /* I2, X1 */
+    if :: ticket[0] != 0 -> ticket[0] = 0; w_i = 1 :: else -> w_i = 0 fi
+  };
+  if
+  :: w_i == 1 -> atomic { parked--; spinning++ }; futex[0] = 1          /* X2, X3 */
+  :: else -> skip
+  fi
 }
 
 proctype Closer() {
@@ -251,6 +292,9 @@ proctype Closer() {
   /* Close only once every pushed event was handled: a stranded event (a lost wakeup) then leaves
    * the closer and the parked consumers blocked forever, which spin reports as a deadlock. */
   (producers_done == NP && handled_total == accepted);
+#endif
+#ifdef INTERRUPT
+  (retired0 == 1);   /* a lost interrupt leaves consumer 0 parked and this closer waiting */
 #endif
   closed = 1;                                       /* K1 (K2: the fence pair, SC here) */
 #ifndef NO_GRACE
@@ -284,6 +328,9 @@ init {
     run Producer(0);
     if :: NP > 1 -> run Producer(1) :: else -> skip fi;
     run Consumer(0); run Consumer(1);
+#ifdef INTERRUPT
+    run Interrupter();
+#endif
     run Closer();
     run Check()
   }

@@ -53,6 +53,21 @@
 //        event or parks again, so producers do not wake a second consumer for the same event);
 //   (X3) slot futex word = 1, release, then FUTEX_WAKE on it. The consumer's acquire load of the
 //        word pairs with (X3).
+// Interrupt (interrupt(), from any thread): ends the slot lessee's current or next interruptible
+//   wait (Consumer::take, wait_ready) once, with kInterrupted; pools use it to retire a consumer
+//   parked in its source without polling. pop() and pop_for() are not interruptible.
+//   (I1) slot.interrupt = 1, seq_cst; (I2) read the slot's ticket, seq_cst; if it is parked,
+//        claim and wake it as a waker does (X1)-(X3).
+//   (W3) a consumer about to park reads slot.interrupt (seq_cst) after publishing its ticket.
+//        (I1)->(I2) and ticket->(W3) are Dekker's pair: either the interrupter sees the ticket
+//        and wakes the consumer, or the consumer sees the flag and cancels its registration.
+//        Spinning and woken consumers poll the flag. A consumer counted as a spinner (woken, or
+//        cancelled with events maybe buffered) leaves through (S1)/(S2), so an event it was woken
+//        for is passed on. The lessee clears the flag when it returns kInterrupted.
+// Notice (notify(), wait_until()): a Signal (detail/signal.hpp) for threads that wait for a
+//   condition of their own that involves this dispatcher's end (a pool's manual demand): close()
+//   and every consumer that finds the dispatcher drained notify it, so such waiters notice the
+//   end without polling; others notify it when their own condition changes.
 // Close (close(), rare, may wait for pushes in progress):
 //   (K1) closed_ = true, seq_cst; bounded: room_'s closed bit, wake blocked producers.
 //   (K2) heavy fence. With the light fence of (P0) this is Dekker's pair without a barrier on the
@@ -79,17 +94,19 @@
 //   but costs a system call. A consumer parks only when the exact count says nothing is buffered.
 //   close() waits for pushes that are in progress (not for consumers).
 // Model: tools/model/wake.pml (Promela; checked by tools/model/check, a ctest labelled `model`)
-//   models (P0)-(P4), (W1)-(W2), (S1)-(S2), (X1)-(X3) and close with moodycamel's spurious
-//   dequeue failures, and checks exactly-once delivery, no consumer parked forever, nothing lost
-//   at close. Variants with the re-check removed, (P3) before (P2), the ticket before (W1), or
-//   close without (K3) each fail the check.
+//   models (P0)-(P4), (W1)-(W3), (S1)-(S2), (X1)-(X3), (I1)-(I2) and close with moodycamel's
+//   spurious dequeue failures, and checks exactly-once delivery, no consumer parked forever (an
+//   interrupted one included), nothing lost at close. Variants with the re-check removed, (P3)
+//   before (P2), the ticket before (W1), close without (K3), or a park without (W3) each fail.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 
 #include "pushstage/detail/cache_line.hpp"
+#include "pushstage/detail/signal.hpp"
 #include "pushstage/dispatcher_options.hpp"
 
 namespace pushstage::detail {
@@ -116,6 +133,7 @@ struct alignas(kCacheLine) ConsumerSlot {
   std::uint32_t waits = 0;           // wait() calls that reached the spin phase
   alignas(kCacheLine) std::atomic<std::uint64_t> wait_ticket{0};  // 0: not parked
   std::atomic<std::uint32_t> futex{0};                            // 1: notified by a waker
+  std::atomic<std::uint32_t> interrupt{0};                        // 1: interrupt() pending (I1)
   std::atomic<bool> leased{false};
   ConsumerSlot* next = nullptr;  // set before the slot is published, then immutable
 };
@@ -221,12 +239,25 @@ class Demand {
     shared_popped_.fetch_add(n, std::memory_order_release);  // read at W2 like a slot's popped
   }
 
-  enum class WaitResult { kGot, kDrained, kTimedOut };
+  enum class WaitResult { kGot, kDrained, kTimedOut, kInterrupted };
 
   // Waits for an event: the whole consumer protocol above. try_pop() attempts one dequeue (and its
-  // bookkeeping) and returns true on success. Caller: the owner of `slot`.
+  // bookkeeping) and returns true on success. `interruptible`: interrupt() ends the wait with
+  // kInterrupted. Caller: the owner of `slot`.
   template <class TryPop>
-  WaitResult wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::time_point deadline);
+  WaitResult wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::time_point deadline,
+                  bool interruptible = false);
+  // (I1)+(I2). Safe from any thread, for any slot of this dispatcher (a slot outlives its lessee:
+  // an interrupt that reaches the next lessee is spurious, and callers re-check their conditions).
+  void interrupt(ConsumerSlot& slot) noexcept;
+
+  // ---- notice (see the protocol block) ----
+  void notify() noexcept { notice_.notify_all(); }
+  // Waits until pred() holds; pred reads what it tests with seq_cst loads (Signal's A3).
+  template <class Pred>
+  void wait_until(Pred&& pred) noexcept {
+    (void)notice_.wait_for(std::forward<Pred>(pred), std::chrono::nanoseconds::max());
+  }
 
   // ---- both ----
 
@@ -241,7 +272,7 @@ class Demand {
   [[nodiscard]] DispatcherStats stats() const noexcept;
 
  private:
-  enum class Verdict { kMaybeEvents, kDrained, kPark };
+  enum class Verdict { kMaybeEvents, kDrained, kInterrupted, kPark };
 
   static constexpr std::uint64_t kSpinOne = 1;
   static constexpr std::uint64_t kSpinMask = 0xFFFF'FFFF;
@@ -265,9 +296,19 @@ class Demand {
     }
   }
 
-  // (W1)+(W2), and the cancel when the verdict is not kPark. Afterwards `searching` says whether
+  // (W1)-(W3), and the cancel when the verdict is not kPark. Afterwards `searching` says whether
   // the consumer is counted as a spinner.
-  Verdict prepare_park(ConsumerSlot& slot, bool& searching) noexcept;
+  Verdict prepare_park(ConsumerSlot& slot, bool& searching, bool interruptible) noexcept;
+  // The lessee takes a pending interrupt (clears it); true if there was one.
+  static bool take_interrupt(ConsumerSlot& slot) noexcept {
+    // relaxed: (W3) is the ordered read; here the lessee only consumes what it already saw or
+    // polls for it, and an interrupt that lands just after the clear is merged with this one.
+    if (slot.interrupt.load(std::memory_order_relaxed) == 0) return false;
+    slot.interrupt.store(0, std::memory_order_relaxed);
+    return true;
+  }
+  // (X2)+(X3) for a slot whose ticket the caller claimed (X1).
+  void notify_claimed(ConsumerSlot& slot) noexcept;
   // Sleeps until woken or the deadline; false: timed out and no longer registered.
   bool sleep(ConsumerSlot& slot, Clock::time_point deadline) noexcept;
   bool try_begin_spin() noexcept;
@@ -322,12 +363,16 @@ class Demand {
   // Bounded buffers only: the room, written by every push and pop (the bound itself).
   alignas(kCacheLine) std::atomic<std::uint32_t> room_{0};
   std::atomic<std::uint32_t> blocked_{0};
+  // Waiters for the end (Notice): its own lines (Signal is cache-line aligned).
+  Signal notice_;
 
   friend struct DemandLayout;  // demand.cpp asserts the layout above
 };
 
 template <class TryPop>
-Demand::WaitResult Demand::wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::time_point deadline) {
+Demand::WaitResult Demand::wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::time_point deadline,
+                                bool interruptible) {
+  if (interruptible && take_interrupt(slot)) return WaitResult::kInterrupted;
   for (int i = 0; i < kPreSpinPolls; ++i) {
     if (try_pop()) return WaitResult::kGot;
     cpu_relax();
@@ -337,6 +382,12 @@ Demand::WaitResult Demand::wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::tim
       searching ? Clock::now() + spin_window(slot) : Clock::time_point::min();
   bool first_spin = true;  // only the first spin phase of a wait adapts the window
   unsigned round = 0;
+  // A pending interrupt ends the wait; counted as a spinner, we pass events on (S1/S2).
+  auto interrupted = [&] {
+    if (!interruptible || !take_interrupt(slot)) return false;
+    if (searching) stop_searching();
+    return true;
+  };
   for (;;) {
     // Spin phase: only while counted as a spinner, and never past the caller's deadline.
     if (searching && spin_.count() > 0 &&
@@ -349,19 +400,30 @@ Demand::WaitResult Demand::wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::tim
           return WaitResult::kGot;
         }
         cpu_relax();
-        if ((polls & 7) == 7 && Clock::now() >= until) break;
+        if ((polls & 7) == 7) {
+          if (interrupted()) return WaitResult::kInterrupted;
+          if (Clock::now() >= until) break;
+        }
       }
       if (first_spin && until == spin_until) shrink_spin_window(slot);
     }
     first_spin = false;
     if (Clock::now() >= deadline) {
+      if (drained()) {  // a caller at its deadline still learns that nothing will come
+        finish_drained(searching);
+        return WaitResult::kDrained;
+      }
       if (searching) stop_searching();
       return WaitResult::kTimedOut;
     }
-    switch (prepare_park(slot, searching)) {
+    switch (prepare_park(slot, searching, interruptible)) {
       case Verdict::kDrained:
         finish_drained(searching);
         return WaitResult::kDrained;
+      case Verdict::kInterrupted:
+        (void)take_interrupt(slot);
+        if (searching) stop_searching();
+        return WaitResult::kInterrupted;
       case Verdict::kMaybeEvents:  // counted as a spinner again; an event is (probably) there
         if (try_pop()) {
           stop_searching();
@@ -377,6 +439,7 @@ Demand::WaitResult Demand::wait(ConsumerSlot& slot, TryPop&& try_pop, Clock::tim
           stop_searching();
           return WaitResult::kGot;
         }
+        if (interrupted()) return WaitResult::kInterrupted;
         continue;
     }
   }
