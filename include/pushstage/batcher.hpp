@@ -130,6 +130,9 @@ class Batcher {
 
   // Closes the input: what is left is grouped and flushed, then the processors drain.
   void close() noexcept { input_.close(); }
+  // Fan-in (see Dispatcher::add_upstream()): the input closes after the last stage leaves.
+  void add_upstream() noexcept { input_.add_upstream(); }
+  void remove_upstream() noexcept { input_.remove_upstream(); }
   // Waits until the batcher is closed and every batch handled. Safe from several threads.
   void join() {
     {

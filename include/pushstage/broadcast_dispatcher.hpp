@@ -57,6 +57,7 @@
 
 #include "pushstage/detail/cache_line.hpp"
 #include "pushstage/detail/signal.hpp"
+#include "pushstage/detail/upstreams.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 
@@ -137,6 +138,14 @@ class BroadcastDispatcher {
       if (!s->d.drained()) return false;
     }
     return true;
+  }
+
+  // Fan-in (Stage with PoolOptions::close_sink): each stage emitting into this sink adds itself
+  // before it starts and removes itself once it will emit no more; the last one to leave closes
+  // it. So a sink fed by several stages closes after the last of them.
+  void add_upstream() noexcept { upstreams_.add(); }
+  void remove_upstream() noexcept {
+    if (upstreams_.remove()) close();
   }
 
   [[nodiscard]] std::size_t subscribers() const noexcept { return subs_.size(); }
@@ -292,6 +301,7 @@ class BroadcastDispatcher {
   alignas(detail::kCacheLine) std::atomic<bool> closing_{false};  // C1; read by every push
   std::atomic<std::uint64_t> pushed_{0};
   std::atomic<std::uint64_t> refused_closed_{0};
+  detail::Upstreams upstreams_;  // fan-in: stages that may still emit
 };
 
 }  // namespace pushstage

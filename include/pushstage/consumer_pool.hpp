@@ -14,8 +14,12 @@
 //            one: irregular work spreads over idle consumers.
 // Ordering:  one consumer handles the events it takes in the order it took them, so the events of
 //            one producer that reach one consumer are handled in push order; none across consumers.
-// Close:     after source.close(), join() returns once every event pushed before close() has been
-//            handled exactly once. Destroying a pool without join() closes its source and joins.
+// Close:     a pool never closes its source (the source may be shared, and is the user's). After
+//            source.close(), join() returns once every event pushed before close() has been
+//            handled exactly once. Destroying a pool stops it: each consumer handles what it holds
+//            (a paused pool is resumed for that), takes no more and ends, and the destructor joins;
+//            what the pool did not take stays in the source for other consumers (or its on_drop,
+//            when the source is destroyed). To handle everything: close the source, then join().
 // Failure:   a handler that throws is called again under PoolOptions::retry (same consumer, after
 //            a backoff); on_error receives every exception. An event that still fails, or that
 //            misses PoolOptions::deadline, counts as failed and goes to the dead-letter callback
@@ -59,8 +63,8 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
 
   // Starts options.consumers threads draining `source` (see above), which must outlive the pool.
   // Throws std::invalid_argument for invalid options or an empty handler, before starting any.
-  // If a thread cannot be started (std::system_error), closes `source`, lets the threads already
-  // started drain it, joins them and rethrows.
+  // If a thread cannot be started (std::system_error), stops the threads already started (each
+  // handles what it holds), joins them and rethrows; `source` stays open.
   ConsumerPool(detail::PoolSource<T> source, PoolOptions options, Handler handler,
                DeadLetter dead_letter = {})
       : Core(std::move(source), std::move(options),

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "pushstage/detail/upstreams.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 
@@ -90,6 +91,14 @@ class PartitionDispatcher {
     return true;
   }
 
+  // Fan-in (Stage with PoolOptions::close_sink): each stage emitting into this sink adds itself
+  // before it starts and removes itself once it will emit no more; the last one to leave closes
+  // it. So a sink fed by several stages closes after the last of them.
+  void add_upstream() noexcept { upstreams_.add(); }
+  void remove_upstream() noexcept {
+    if (upstreams_.remove()) close();
+  }
+
   [[nodiscard]] std::size_t partitions() const noexcept { return parts_.size(); }
   [[nodiscard]] std::size_t partition_of(const T& event) const {
     return hash_(event) % parts_.size();
@@ -134,6 +143,7 @@ class PartitionDispatcher {
  private:
   Hash hash_;
   std::vector<std::unique_ptr<Dispatcher<T>>> parts_;
+  detail::Upstreams upstreams_;  // fan-in: stages that may still emit
 };
 
 }  // namespace pushstage

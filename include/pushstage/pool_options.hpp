@@ -90,8 +90,9 @@ struct PoolOptions {
   // all its events). Share one limiter between pools to limit them together; change its rate
   // while they run with set_rate(). Null: no limit.
   std::shared_ptr<RateLimiter> rate_limit;
-  // Stage only: close the sink once the source is drained and every consumer has ended. Set it to
-  // false when several stages feed one sink, and close the sink after joining all of them.
+  // Stage only: count the stage as an upstream of its sink, which closes when the last of its
+  // upstreams leaves (a stage leaves once its source is drained and every consumer has ended, or
+  // when it is destroyed). false: the stage never closes its sink; the user does.
   bool close_sink = true;
 };
 

@@ -10,11 +10,14 @@
 //            fills its own source and slows its producers: end to end, nothing is dropped. Under
 //            Reject or DropOldest the sink refuses or drops instead, counted in its stats and
 //            handed to its on_drop callback: nothing disappears unseen.
-// Close:     when the source is closed and drained and every consumer has ended (every handler
-//            call returned), the stage closes its sink (unless PoolOptions::close_sink is false,
-//            for several stages feeding one sink). Closing the head of a pipeline therefore
-//            drains each stage in order and then closes the next: nothing in flight is lost.
-//            Destroying a stage closes its source and joins, like ConsumerPool.
+// Close:     a stage leaves its sink once it will emit no more: when its source is closed and
+//            drained and every consumer has ended (every handler call returned), or when the
+//            stage is destroyed. The last stage to leave a sink closes it (fan-in: a sink fed by
+//            several stages closes after the last of them; PoolOptions::close_sink = false
+//            leaves the sink to the user). Closing the head of a pipeline therefore drains each
+//            stage in order and then closes the next: nothing in flight is lost. Like a
+//            ConsumerPool, a stage never closes its source; destroying it ends its consumers once
+//            they have handled (and emitted) what they hold.
 // Ordering:  a consumer emits in the order it handles; with one consumer per stage the events of
 //            one producer keep their order through the whole pipeline.
 // Memory:    what a handler did before emitting e happens-before the downstream handler's call
@@ -38,13 +41,16 @@
 
 namespace pushstage {
 
-// What a stage can emit into: something with producer handles and close().
+// What a stage can emit into: something with producer handles, close(), and the fan-in count
+// (add_upstream(), remove_upstream(): the last upstream to leave closes the sink).
 template <class S>
 concept StageSink = requires(S& sink) {
   typename S::value_type;
   typename S::Producer;
   { sink.producer() } -> std::same_as<typename S::Producer>;
   sink.close();
+  sink.add_upstream();
+  sink.remove_upstream();
 };
 
 template <class In, StageSink Sink>
@@ -64,8 +70,8 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
 
   // Starts options.consumers threads that drain `source` and emit into `sink`; both must outlive
   // the stage. Throws std::invalid_argument for invalid options or an empty handler. If a thread
-  // cannot be started (std::system_error), closes `source`, lets the threads already started
-  // drain it, joins them and rethrows.
+  // cannot be started (std::system_error), stops the threads already started (each handles what
+  // it holds), joins them, leaves the sink and rethrows; `source` stays open.
   Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, Handler handler,
         DeadLetter dead_letter = {})
       : Core(std::move(source), options,
@@ -94,9 +100,12 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
   static std::function<Emitter()> producer_of(Sink& sink) {
     return [&sink] { return sink.producer(); };
   }
+  // With close_sink: counts this stage as one of the sink's upstreams now, before any thread
+  // starts, and returns what leaves it (the pool calls it once, when it will emit no more).
   static std::function<void()> closer_of(Sink& sink, bool close) {
     if (!close) return {};
-    return [&sink] { sink.close(); };
+    sink.add_upstream();
+    return [&sink] { sink.remove_upstream(); };
   }
 
   Sink& sink_;

@@ -509,8 +509,10 @@ const PolicyCase kPolicies[] = {{"unbounded", 0, Overflow::Block},
 class DestroyedInFlight : public ::testing::TestWithParam<PolicyCase> {};
 
 // A pool destroyed without join() while producers (a handle, tokenless single and bulk pushes)
-// keep pushing until they see Closed. Every accepted event is handled once (or, DropOldest,
-// dropped); no event refused or pushed after close is handled; nothing leaks or is copied.
+// keep pushing: its consumers end, each handling what it holds, and the source stays open; the
+// test then closes it and takes what is left. Every accepted event is handled once, by the pool
+// or from what it left (or, DropOldest, dropped); no event refused or pushed after close is
+// handled; nothing leaks or is copied.
 TEST_P(DestroyedInFlight, PoolDestroyedWithoutJoinWhileProducersPush) {
   Tracked::live = 0;
   Tracked::copies = 0;
@@ -574,8 +576,13 @@ TEST_P(DestroyedInFlight, PoolDestroyedWithoutJoinWhileProducersPush) {
       while (pushed.load() < limit / 4 && finished.load() < kProducers) {
         std::this_thread::yield();
       }
-    }  // ~ConsumerPool: close() and join() while the producers still push
+    }  // ~ConsumerPool: the consumers end while the producers still push
+    EXPECT_FALSE(d.closed());
+    d.close();  // the producers see Closed (a blocked one is released)
     for (auto& t : producers) t.join();
+    auto rest = d.consumer();
+    while (std::optional<Tracked> t = rest.try_pop()) ledger.handled(*t->event);
+    EXPECT_TRUE(d.drained());
     for (const std::uint64_t n : accepted_by) accepted += n;
     dropped = d.stats().dropped;
     EXPECT_EQ(d.stats().pushed, accepted);

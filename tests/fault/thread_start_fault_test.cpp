@@ -171,6 +171,12 @@ class Tally {
     threads_.insert(std::this_thread::get_id());
   }
   // Read after the pool's threads were joined (the constructor's rethrow comes after its join).
+  void expect_each_at_most_once() const {
+    for (int e = 0; e < kEvents; ++e) {
+      const int calls = calls_[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
+      ASSERT_LE(calls, 1) << "event " << e;
+    }
+  }
   void expect_each_handled(int times) const {
     for (int e = 0; e < kEvents; ++e) {
       const int calls = calls_[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
@@ -217,10 +223,11 @@ class ThreadStartFault : public ::testing::Test {
   }
 };
 
-// The 1st, 2nd or 3rd of 4 starts refused: the consumers already running drain the source.
+// The 1st, 2nd or 3rd of 4 starts refused: the consumers already running are stopped (each
+// handles what it holds), the error is rethrown, and the source stays open with the rest.
 class ThreadStartFaultAt : public ThreadStartFault, public ::testing::WithParamInterface<int> {};
 
-TEST_P(ThreadStartFaultAt, StartedConsumersDrainTheClosedSourceThenTheErrorIsRethrown) {
+TEST_P(ThreadStartFaultAt, StartedConsumersStopThenTheErrorIsRethrown) {
   const int started = GetParam();
   Dispatcher<int> d;
   push_all(d);
@@ -238,14 +245,13 @@ TEST_P(ThreadStartFaultAt, StartedConsumersDrainTheClosedSourceThenTheErrorIsRet
     }
     EXPECT_EQ(RefuseThreadStarts::attempts(), started + 1) << "it kept starting after a refusal";
   }
-  EXPECT_TRUE(d.closed());
-  if (started == 0) {  // nobody to drain it: every event waits in the closed source
+  EXPECT_FALSE(d.closed());
+  tally.expect_each_at_most_once();
+  EXPECT_LE(tally.threads(), static_cast<std::size_t>(started));
+  EXPECT_EQ(static_cast<std::uint64_t>(tally.total()) + d.stats().buffered,
+            static_cast<std::uint64_t>(kEvents));
+  if (started == 0) {
     EXPECT_EQ(tally.total(), 0);
-    EXPECT_EQ(d.stats().buffered, static_cast<std::uint64_t>(kEvents));
-  } else {
-    tally.expect_each_handled(1);
-    EXPECT_LE(tally.threads(), static_cast<std::size_t>(started));
-    EXPECT_EQ(d.stats().buffered, 0U);
   }
   expect_no_cpu_held();
 }
@@ -255,9 +261,9 @@ INSTANTIATE_TEST_SUITE_P(Refused, ThreadStartFaultAt, ::testing::Values(0, 1, 2)
                            return "start_" + std::to_string(param.param + 1);
                          });
 
-// DemandMode::Manual with no ask(): the started consumers wait for demand that never comes unless
-// the constructor lifts the limit before it joins them.
-TEST_F(ThreadStartFault, AManualPoolWithoutDemandStillDrains) {
+// DemandMode::Manual with no ask(): the started consumers wait for demand that never comes; the
+// constructor must end them anyway before it joins them (they take nothing).
+TEST_F(ThreadStartFault, AManualPoolWithoutDemandStillStops) {
   Dispatcher<int> d;
   push_all(d);
   Tally tally;
@@ -275,16 +281,17 @@ TEST_F(ThreadStartFault, AManualPoolWithoutDemandStillDrains) {
       expect_refused(e);
     }
   }
-  EXPECT_TRUE(d.closed());
-  tally.expect_each_handled(1);
-  EXPECT_EQ(d.stats().buffered, 0U);
+  EXPECT_FALSE(d.closed());
+  EXPECT_EQ(tally.total(), 0);
+  EXPECT_EQ(d.stats().buffered, static_cast<std::uint64_t>(kEvents));
   expect_no_cpu_held();
 }
 
 // A handler pauses the pool (through a reference to the pool under construction, as a handler
 // that captures its pool does) before the third start is refused: the constructor must resume
-// the pool, or its join waits forever for consumers that hold still.
-TEST_F(ThreadStartFault, APausedPoolIsResumedToDrain) {
+// the pool so that they handle what they hold and end, or its join waits forever for consumers
+// that hold still.
+TEST_F(ThreadStartFault, APausedPoolIsResumedToStop) {
   Dispatcher<int> d;
   push_all(d);
   Tally tally;
@@ -320,15 +327,16 @@ TEST_F(ThreadStartFault, APausedPoolIsResumedToDrain) {
   ASSERT_TRUE(paused.load());
   // Paused when the start was refused: at most the two started consumers' calls under way then.
   EXPECT_LE(handled_when_refused, 2);
-  EXPECT_TRUE(d.closed());
-  tally.expect_each_handled(1);
-  EXPECT_EQ(d.stats().buffered, 0U);
+  EXPECT_FALSE(d.closed());
+  tally.expect_each_at_most_once();
+  EXPECT_EQ(static_cast<std::uint64_t>(tally.total()) + d.stats().buffered,
+            static_cast<std::uint64_t>(kEvents));
   expect_no_cpu_held();
 }
 
-// A Stage's constructor takes the same path; its started consumers emit every event into the
-// sink, and the last of them to end closes it.
-TEST_F(ThreadStartFault, AStageEmitsEverythingAndClosesItsSink) {
+// A Stage's constructor takes the same path; its started consumers emit what they took, and the
+// stage leaves its sink, which it was the only upstream of: the sink closes, the source does not.
+TEST_F(ThreadStartFault, AStageEmitsWhatItTookAndClosesItsSink) {
   Dispatcher<int> in;
   Dispatcher<int> out;
   push_all(in);
@@ -344,13 +352,14 @@ TEST_F(ThreadStartFault, AStageEmitsEverythingAndClosesItsSink) {
       expect_refused(e);
     }
   }
-  EXPECT_TRUE(in.closed());
-  EXPECT_EQ(in.stats().buffered, 0U);
+  EXPECT_FALSE(in.closed());
   EXPECT_TRUE(out.closed());
   Tally tally;
   auto c = out.consumer();
   while (std::optional<int> e = c.try_pop()) tally.handled(*e);
-  tally.expect_each_handled(1);
+  tally.expect_each_at_most_once();
+  EXPECT_EQ(static_cast<std::uint64_t>(tally.total()) + in.stats().buffered,
+            static_cast<std::uint64_t>(kEvents));
 }
 
 }  // namespace

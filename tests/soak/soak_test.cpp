@@ -2,8 +2,9 @@
 // four buffer policies (unbounded, bounded Block, Reject, DropOldest; they take turns), starts
 // ConsumerPools over it, and sends bursts from new producer threads (Producer handles and tokenless
 // calls; push, try_push, push_bulk) separated by idle gaps in which every consumer parks. Rounds
-// end by destroying the pools without join(), by close() then join(), by closing while producers
-// still push, or with a pool that starts only after the dispatcher was filled and closed.
+// end by destroying the pools without join() (new pools then take what they left), by close()
+// then join(), by closing while producers still push, or with a pool that starts only after the
+// dispatcher was filled and closed.
 // Alongside, one long-lived bounded dispatcher (Block, capacity kBackboneCapacity) is fed by the
 // same producer threads for the whole run and drained by one consumer thread.
 //
@@ -206,10 +207,18 @@ class Round {
         for (auto& pool : pools_) pool->join();
       }
     }
-    for (auto& pool : pools_) {  // kDestroyPools: close() and join() happen here
+    for (auto& pool : pools_) {
+      if (ending_ != Ending::kDestroyPools) pool->join();  // closed: they drain it
       for (const ConsumerStats& s : pool->stats()) EXPECT_EQ(s.failed, 0U);
     }
-    pools_.clear();
+    pools_.clear();  // kDestroyPools: the consumers end here; the rest stays in the dispatcher
+    if (ending_ == Ending::kDestroyPools) {
+      EXPECT_FALSE(d_->closed()) << "round " << index_ << ": a pool closed its source";
+      d_->close();
+      start_pools();  // the next pools take what the destroyed ones left
+      for (auto& pool : pools_) pool->join();
+      pools_.clear();
+    }
     check(totals);
   }
 

@@ -98,40 +98,48 @@ TEST(StageStress, CloseWhileBusyLosesNothing) {
   }
 }
 
-// Destroying a pipeline from its tail while producers run: each destructor closes its source and
-// drains it; what the upstream stage emits into a closed dispatcher is refused (Closed) and
-// reaches on_drop. Every accepted event is either handled or seen by on_drop, never both.
+// Destroying a pipeline from its tail while producers run: each destructor ends its consumers
+// (each handles and emits what it holds) and leaves its source open; the stage, once destroyed,
+// leaves mid, which closes. Every accepted event is handled or, still buffered when the
+// dispatchers go, seen by their on_drop: never lost, never both.
 TEST(StageStress, DestroyingTheTailFirstLosesNothingUnseen) {
   for (int round = 0; round < 5; ++round) {
-    Dispatcher<Event> head(bounded(64));
-    std::atomic<std::uint64_t> refused{0};
-    Dispatcher<Event> mid(bounded(16), [&](Event&&, DropReason why) {
-      EXPECT_EQ(why, DropReason::Closed);
-      refused.fetch_add(1);
-    });
+    std::atomic<std::uint64_t> dropped{0};  // accepted events that reached an on_drop
+    auto count_drop = [&](Event&&, DropReason) { dropped.fetch_add(1); };
+    // head's on_drop also sees the producer's last push, refused after close: not accepted.
+    auto count_left = [&](Event&&, DropReason why) {
+      if (why == DropReason::Destroyed) dropped.fetch_add(1);
+    };
     std::atomic<std::uint64_t> handled{0};
     std::atomic<std::uint64_t> accepted{0};
-    std::atomic<bool> stop{false};
-    std::thread producer;
     {
-      PoolOptions o;
-      o.consumers = 2;
-      Stage pass(head, mid, o,
-                 [](Event& e, Dispatcher<Event>::Producer& out) { (void)out.push(e); });
+      Dispatcher<Event> head(bounded(64), count_left);
+      Dispatcher<Event> mid(bounded(16), count_drop);
+      std::thread producer;
       {
-        ConsumerPool<Event> last(mid, o, [&](Event&) { handled.fetch_add(1); });
-        producer = std::thread([&] {
-          for (std::uint32_t s = 0; !stop.load(); ++s) {
-            if (head.push(Event{0, s}) != PushResult::Pushed) break;
-            accepted.fetch_add(1);
-          }
-        });
-        while (accepted.load() < kEvents / 50) std::this_thread::yield();
-      }  // the tail goes first: mid is closed while the stage still emits into it
-    }    // then the stage: closes head, drains it into the closed mid (refused, to on_drop)
-    stop.store(true);
-    producer.join();
-    EXPECT_EQ(handled.load() + refused.load(), accepted.load()) << "round " << round;
+        PoolOptions o;
+        o.consumers = 2;
+        Stage pass(head, mid, o,
+                   [](Event& e, Dispatcher<Event>::Producer& out) { (void)out.push(e); });
+        {
+          ConsumerPool<Event> last(mid, o, [&](Event&) { handled.fetch_add(1); });
+          producer = std::thread([&] {
+            for (std::uint32_t s = 0;; ++s) {
+              if (head.push(Event{0, s}) != PushResult::Pushed) break;
+              accepted.fetch_add(1);
+            }
+          });
+          while (accepted.load() < kEvents / 50) std::this_thread::yield();
+        }  // the tail goes first: mid stays open, the stage may fill it and wait for room
+        mid.close();  // releases the stage's consumers if they wait for room in mid (refused)
+      }               // then the stage: its consumers end, it leaves mid
+      EXPECT_TRUE(mid.closed());
+      EXPECT_FALSE(head.closed());
+      head.close();  // releases the producer
+      producer.join();
+      EXPECT_EQ(mid.stats().refused_closed, dropped.load());  // refused so far: only by mid
+    }  // the dispatchers go: what they still hold goes to on_drop
+    EXPECT_EQ(handled.load() + dropped.load(), accepted.load()) << "round " << round;
   }
 }
 

@@ -5,10 +5,13 @@
 //
 // Threading: the constructor starts the threads; the public members are safe from any thread.
 //
-// Each consumer thread, over its queue (the one Dispatcher, or its partition or subscriber):
-//   take:   wait for one event (try_pop, then pop_for in rounds of kRecheck, so that a consumer
-//           parked in the source still notices a retire request), then take up to max_demand - 1
-//           more without waiting. max_demand 1 takes one event per round and holds nothing.
+// Each consumer thread, over its source handle (the one Dispatcher, its partition or subscriber,
+// or the ready slots of a KeyedDispatcher):
+//   take:   wait in the source for at least one event and take up to max_demand without waiting
+//           more (a keyed source: up to max_demand events of one ready slot, held until they are
+//           handled). The wait is interruptible: the pool interrupts it (Interrupter) to retire
+//           or stop the consumer, so an idle consumer costs no wakeups. max_demand 1 takes one
+//           event per round and holds nothing.
 //   handle: in chunks of at most max_demand - min_demand events, in the order taken; a throw is
 //           retried on the same thread after a sleep (RetryPolicy), so order is kept; an event
 //           that still fails or is past its deadline goes to the dead letter;
@@ -23,22 +26,33 @@
 //           unhandled; events not taken stay in the source. An event pushed after pause() returned
 //           is taken through the source's release/acquire pair, so the check after the take sees
 //           the pause (paused_ is read acquire after the pop's acquire).
-//   manual: DemandMode::Manual: before it takes events a consumer takes credits from credits_
-//           (CAS, relaxed: a count that publishes nothing), as many as it may take, and gives back
-//           what it did not use. ask(n) adds n (seq_cst, N1) and notifies signal_; a consumer
-//           without credits waits on signal_ (A3: credits_ > 0, seq_cst), in rounds of kRecheck
-//           so that it notices a drained source. The destructor sets unlimited_ (N1).
-//   retire: resize() to fewer consumers sets the newest ones' retire flags (relaxed: read between
-//           events and between wait rounds); such a consumer ends once it holds nothing.
-//   finish: when the source is drained (pop_for returned nothing and drained() says so) and it
-//           holds nothing, the thread ends. The last thread to end after a drain calls
-//           on_drained (Stage: closes its sink). live_ counts running threads (F1).
+//   manual: DemandMode::Manual: credits_ counts demand granted by ask(n) and not yet used. A
+//           consumer takes credits only once its source has an event for them: it waits in the
+//           source until one is buffered (wait_ready, interruptible), then takes up to max_demand
+//           credits (CAS, relaxed: a count that publishes nothing), takes that many events
+//           without waiting and gives back what it did not use. So no consumer holds demand while
+//           it waits, and demand reaches whichever partition or subscriber has events. Without
+//           credits it waits on its source's notice (Dispatcher::wait_until; A3: credits_ > 0,
+//           unlimited_, retiring, or the source drained, all seq_cst); ask(), a give-back, resize()
+//           and shutdown() notify every source handle (N1 their seq_cst writes), and the source
+//           notifies when it closes or drains.
+//   retire: resize() to fewer consumers and the destructor set retire flags, notify, and interrupt
+//           each retiring consumer's wait: (R2) retire = true, then read interruptible; (R1) the
+//           consumer sets interruptible once its Interrupter is published, then reads retire
+//           before every take; all seq_cst, Dekker's pair: either the retirer interrupts the wait
+//           or the consumer sees the flag. Such a consumer handles what it holds, takes no more
+//           and ends.
+//   finish: when the source is drained and it holds nothing, the thread ends. The pool calls
+//           on_finished once (Stage: leaves its sink, closing it if it was the last upstream):
+//           after the last thread ended with the source drained, or at destruction.
+//           live_ counts running threads (F1).
 // Ordering and memory (the pool's own atomics; the source's are described in demand.hpp):
 //   (F1) a thread that ends: drained_ = true (if it saw the drain), then live_ -= 1 (acq_rel).
 //        The thread whose RMW takes live_ to 0 reads drained_ (acquire): every earlier ending
 //        thread's store is in the release sequence of live_, so it sees a drain if any thread saw
-//        one. Only that thread calls on_drained, after every handler call of every thread
-//        returned (their RMWs on live_ come after their last handler call).
+//        one. Then on_finished runs after every handler call of every thread returned (their RMWs
+//        on live_ come after their last handler call); finished_ (exchange, acq_rel) makes sure
+//        it runs once, also against the destructor.
 //   Counters in State are written by their own thread only and read relaxed (statistics).
 #pragma once
 
@@ -102,10 +116,12 @@ std::vector<int> plan_consumer_cpus(const PoolOptions& options);
 
 // The event source of a pool: one Dispatcher that every consumer shares, one queue per consumer
 // (the partitions of a PartitionDispatcher, the subscribers of a BroadcastDispatcher), or the
-// ready slots of a KeyedDispatcher.
+// ready slots of a KeyedDispatcher. A pool never closes its source.
 template <class T>
 class PoolSource {
  public:
+  using Clock = std::chrono::steady_clock;
+
   PoolSource(Dispatcher<T>& d) : queues_{&d} {}  // NOLINT(google-explicit-constructor)
   PoolSource(PartitionDispatcher<T>& d)          // NOLINT(google-explicit-constructor)
       : kind_("partition of the PartitionDispatcher") {
@@ -113,25 +129,82 @@ class PoolSource {
   }
   PoolSource(KeyedDispatcher<T>& d) : keyed_(&d) {}  // NOLINT(google-explicit-constructor)
   PoolSource(BroadcastDispatcher<T>& d)              // NOLINT(google-explicit-constructor)
-      : kind_("subscriber of the BroadcastDispatcher"), broadcast_(&d) {
+      : kind_("subscriber of the BroadcastDispatcher") {
     for (std::size_t i = 0; i < d.subscribers(); ++i) queues_.push_back(&d.subscriber(i));
   }
 
-  // The queue consumer `index` takes from.
-  [[nodiscard]] Dispatcher<T>& queue_for(std::size_t index) const noexcept {
-    return *queues_[queues_.size() == 1 ? 0 : index];
+  // One consumer's access to its part of the source. Belongs to that consumer's thread, except
+  // interrupter(), which other threads use.
+  class Handle {
+   public:
+    // Waits (no deadline, interruptible) for at least one event; appends up to `max` to `out`.
+    TakeResult take(std::vector<T>& out, std::size_t max) {
+      return keyed_ ? keyed_->take(out, max, Clock::time_point::max())
+                    : consumer_->take(out, max, Clock::time_point::max());
+    }
+    // The same for one event (max_demand 1: no vector on the path).
+    TakeResult take_one(std::optional<T>& out) {
+      if (!keyed_) return consumer_->take(out, Clock::time_point::max());
+      scratch_.clear();
+      const TakeResult r = keyed_->take(scratch_, 1, Clock::time_point::max());
+      if (r == TakeResult::Got) out.emplace(std::move(scratch_.front()));
+      return r;
+    }
+    // Appends up to `max` buffered events without waiting; returns how many.
+    std::size_t try_take(std::vector<T>& out, std::size_t max) {
+      return keyed_ ? keyed_->try_take(out, max)
+                    : consumer_->try_pop_bulk(std::back_inserter(out), max);
+    }
+    // More events for a consumer that still holds some, without waiting. A keyed consumer takes
+    // none: it hands its slot back before it takes again.
+    std::size_t try_top_up(std::vector<T>& out, std::size_t max) {
+      return keyed_ ? 0 : consumer_->try_pop_bulk(std::back_inserter(out), max);
+    }
+    // Waits (interruptible) until an event is probably there, without taking it.
+    TakeResult wait_ready() {
+      return keyed_ ? keyed_->wait_ready(Clock::time_point::max())
+                    : consumer_->wait_ready(Clock::time_point::max());
+    }
+    // Done with what the last take returned (every handler call for it returned).
+    void release() noexcept {
+      if (keyed_) keyed_->release();
+    }
+    [[nodiscard]] Interrupter interrupter() const noexcept {
+      return keyed_ ? keyed_->interrupter() : consumer_->interrupter();
+    }
+    [[nodiscard]] bool drained() const noexcept {
+      return keyed_source_ != nullptr ? keyed_source_->drained() : queue_->drained();
+    }
+    // Waits on the source's notice until pred() holds (see Dispatcher::wait_until()).
+    template <class Pred>
+    void wait_until(Pred&& pred) noexcept {
+      if (keyed_source_ != nullptr) {
+        keyed_source_->wait_until(std::forward<Pred>(pred));
+      } else {
+        queue_->wait_until(std::forward<Pred>(pred));
+      }
+    }
+
+   private:
+    friend class PoolSource;
+    explicit Handle(Dispatcher<T>& queue) : queue_(&queue), consumer_(queue.consumer()) {}
+    explicit Handle(KeyedDispatcher<T>& keyed) : keyed_source_(&keyed), keyed_(keyed.consumer()) {}
+    Dispatcher<T>* queue_ = nullptr;
+    KeyedDispatcher<T>* keyed_source_ = nullptr;
+    std::optional<typename Dispatcher<T>::Consumer> consumer_;
+    std::optional<typename KeyedDispatcher<T>::Consumer> keyed_;
+    std::vector<T> scratch_;  // keyed take_one()
+  };
+
+  // The handle of consumer `index`.
+  [[nodiscard]] Handle handle(std::size_t index) const {
+    if (keyed_ != nullptr) return Handle(*keyed_);
+    return Handle(*queues_[queues_.size() == 1 ? 0 : index]);
   }
-  [[nodiscard]] KeyedDispatcher<T>* keyed() const noexcept { return keyed_; }
-  void close() const noexcept {
-    if (keyed_ != nullptr) {
-      keyed_->close();
-      return;
-    }
-    if (broadcast_ != nullptr) {
-      broadcast_->close();  // through its gate: all or nothing
-      return;
-    }
-    for (Dispatcher<T>* q : queues_) q->close();
+  // Notifies every handle's wait_until() (a waiter's condition changed).
+  void notify() const noexcept {
+    if (keyed_ != nullptr) keyed_->notify();
+    for (Dispatcher<T>* q : queues_) q->notify();
   }
   // Consumers may come and go: false when each consumer owns a queue of its own.
   [[nodiscard]] bool resizable() const noexcept { return kind_ == nullptr; }
@@ -147,7 +220,6 @@ class PoolSource {
  private:
   std::vector<Dispatcher<T>*> queues_;
   const char* kind_ = nullptr;  // what each consumer owns one of; null: one shared queue
-  BroadcastDispatcher<T>* broadcast_ = nullptr;
   KeyedDispatcher<T>* keyed_ = nullptr;
 };
 
@@ -171,12 +243,14 @@ class PoolCore {
   using BatchHandler = std::conditional_t<kPlain, std::function<void(std::span<T>)>,
                                           std::function<void(std::span<T>, Ctx&)>>;
 
-  // Resumes a paused pool (and lifts a manual pool's demand limit), closes the source and waits
-  // for every consumer to finish.
+  // Stops the pool: every consumer handles what it holds (a paused pool is resumed for that),
+  // takes nothing more and ends; then the destructor joins them. The source is never closed: what
+  // the pool did not take stays there, for other consumers, or for the source's on_drop when the
+  // source is destroyed. To handle everything first: close the source, then join().
   ~PoolCore() {
-    shutdown();
-    source_.close();
-    join();
+    stop();
+    join_threads();
+    finish_once();
   }
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
@@ -211,9 +285,10 @@ class PoolCore {
     }
     if (n == 0) return;
     credits_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);  // N1
-    signal_.notify_all();
+    source_.notify();
   }
-  // DemandMode::Manual: demand granted by ask() and not yet used (a snapshot).
+  // DemandMode::Manual: demand granted by ask() and not yet used by an event (a snapshot; a
+  // consumer holds credits only for the moment between taking them and taking its events).
   [[nodiscard]] std::size_t demand() const noexcept {
     const std::int64_t c = credits_.load(std::memory_order_relaxed);  // a snapshot for display
     return c > 0 ? static_cast<std::size_t>(c) : 0;
@@ -222,18 +297,7 @@ class PoolCore {
   // Waits until the source is closed and drained and every handler call has returned (a paused
   // pool does not drain: join() waits for resume()). Does not close the source itself. Safe to
   // call more than once and from several threads.
-  void join() {
-    const std::lock_guard lock(join_mutex_);
-    for (std::size_t i = 0;; ++i) {
-      std::thread* t = nullptr;
-      {
-        const std::lock_guard workers(workers_mutex_);
-        if (i >= workers_.size()) break;
-        t = &workers_[i]->thread;
-      }
-      if (t->joinable()) t->join();
-    }
-  }
+  void join() { join_threads(); }
 
   // The consumers the pool runs: options.consumers, or the last resize().
   [[nodiscard]] std::size_t size() const noexcept {
@@ -242,7 +306,7 @@ class PoolCore {
 
   // Runs n consumers from now on, n in [1, 65536]: starts new ones, or retires the most recently
   // started. A retiring consumer first handles every event it holds, then takes no more and ends
-  // (within kRecheck if it was waiting for events; after resume() if paused). Nothing is lost.
+  // (at once if it was waiting for events; after resume() if paused). Nothing is lost.
   // Throws std::invalid_argument for n out of range, or for a source with one consumer per
   // partition or subscriber.
   void resize(std::size_t n) {
@@ -261,13 +325,9 @@ class PoolCore {
       if (!w->retire.load(std::memory_order_relaxed)) serving.push_back(w.get());  // ours to write
     }
     for (std::size_t i = serving.size(); i < n; ++i) start_worker_locked();
-    for (std::size_t i = n; i < serving.size(); ++i) {
-      // seq_cst: the N1 of signal_ for a consumer waiting for demand; elsewhere the consumer reads
-      // it relaxed, between events, and only needs to see it eventually.
-      serving[i]->retire.store(true, std::memory_order_seq_cst);
-    }
+    for (std::size_t i = n; i < serving.size(); ++i) retire_locked(*serving[i]);
     consumers_.store(n, std::memory_order_relaxed);
-    signal_.notify_all();  // consumers waiting for demand re-check their retire flag
+    source_.notify();  // consumers waiting for manual demand re-check their retire flag
   }
 
   // Per consumer, in start order. Recent values while the pool runs; exact after join().
@@ -288,8 +348,6 @@ class PoolCore {
   }
 
  protected:
-  // How long a consumer waits inside its source before it re-checks pool requests (retire).
-  static constexpr std::chrono::milliseconds kRecheck{100};
   static constexpr std::size_t kMaxConsumers = 65536;
 
   struct Callbacks {
@@ -297,12 +355,12 @@ class PoolCore {
     BatchHandler batch_handler;
     std::function<void(T&, const Failure&)> dead_letter;  // may be empty
     std::function<Ctx()> make_context;  // per consumer thread; unused for NoContext
-    std::function<void()> on_drained;   // after the last consumer finished a drained source
+    std::function<void()> on_finished;  // once: the pool will hand out no more (see finish)
   };
 
   // Validates everything first (std::invalid_argument), then starts the threads. If starting one
-  // fails (std::system_error), closes the source, lets the threads already started drain it
-  // (resumed, without a manual demand limit), joins them and rethrows.
+  // fails (std::system_error), stops the threads already started (each handles what it holds),
+  // joins them, calls on_finished and rethrows; the source stays open.
   PoolCore(PoolSource<T> source, PoolOptions options, Callbacks callbacks)
       : source_(std::move(source)),
         plan_(plan_pool(options)),
@@ -316,9 +374,15 @@ class PoolCore {
         has_deadline_(options.deadline.count() > 0),
         rate_(std::move(options.rate_limit)) {
     if (!callbacks_.handler && !callbacks_.batch_handler) {
+      finish_once();
       throw std::invalid_argument("ConsumerPool: handler must not be empty");
     }
-    source_.check_consumers(options.consumers);
+    try {
+      source_.check_consumers(options.consumers);
+    } catch (...) {
+      finish_once();
+      throw;
+    }
     consumers_.store(options.consumers, std::memory_order_relaxed);
     try {
       for (std::size_t i = 0; i < options.consumers; ++i) {
@@ -326,19 +390,20 @@ class PoolCore {
         start_worker_locked();
       }
     } catch (...) {
-      shutdown();       // else a manual pool's threads would wait for demand and join() forever
-      source_.close();  // the threads already started exit once the source drains
-      join();
+      stop();  // else a paused or manual pool's threads could wait for ever
+      join_threads();
+      finish_once();
       throw;
     }
   }
 
-  // Before a final close and join: resumes a paused pool and lifts a manual pool's demand limit
-  // for good, so that the consumers take every event until the source drains.
+  // Before a final join of a closed source: resumes a paused pool and lifts a manual pool's
+  // demand limit for good, so that the consumers take every event until the source drains.
   template <class, class>
   friend class pushstage::Batcher;
   void shutdown() noexcept {
-    unlimited_.store(true, std::memory_order_seq_cst);  // N1 of signal_, with resume's
+    unlimited_.store(true, std::memory_order_seq_cst);  // N1 of the sources' notice
+    source_.notify();
     resume();
   }
 
@@ -356,9 +421,12 @@ class PoolCore {
   struct Worker {
     State state;
     std::size_t index = 0;
-    std::atomic<bool> retire{false};  // set by resize(), read by the consumer between events
+    std::atomic<bool> retire{false};         // set by resize() and stop(), read by the consumer
+    std::optional<Interrupter> interrupter;  // its source handle's, set by the consumer once
+    std::atomic<bool> interruptible{false};  // interrupter is set (R1)
     std::thread thread;
   };
+  using Handle = typename PoolSource<T>::Handle;
   enum class Exit { kDrained, kRetired };
 
   static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
@@ -385,6 +453,42 @@ class PoolCore {
     }
   }
 
+  // Asks a consumer to end (see retire in the header block). Caller holds workers_mutex_.
+  static void retire_locked(Worker& w) noexcept {
+    // (R2) seq_cst: Dekker with the consumer's (R1); also the N1 of the sources' notice for a
+    // consumer waiting for manual demand.
+    w.retire.store(true, std::memory_order_seq_cst);
+    if (w.interruptible.load(std::memory_order_seq_cst)) w.interrupter->interrupt();
+  }
+  // Retires every consumer and lets paused ones go on, so that each ends once it has handled what
+  // it holds.
+  void stop() noexcept {
+    {
+      const std::lock_guard lock(workers_mutex_);
+      for (const auto& w : workers_) retire_locked(*w);
+    }
+    source_.notify();
+    resume();
+  }
+  void join_threads() {
+    const std::lock_guard lock(join_mutex_);
+    for (std::size_t i = 0;; ++i) {
+      std::thread* t = nullptr;
+      {
+        const std::lock_guard workers(workers_mutex_);
+        if (i >= workers_.size()) break;
+        t = &workers_[i]->thread;
+      }
+      if (t->joinable()) t->join();
+    }
+  }
+  // on_finished, once (F1).
+  void finish_once() noexcept {
+    if (!finished_.exchange(true, std::memory_order_acq_rel) && callbacks_.on_finished) {
+      callbacks_.on_finished();
+    }
+  }
+
   void run(Worker& w) noexcept {
     const int cpu = take_cpu(plan_, w.index);
     w.state.cpu.store(cpu, std::memory_order_relaxed);  // statistics
@@ -407,30 +511,37 @@ class PoolCore {
     w.state.ended.store(true, std::memory_order_relaxed);                         // statistics
     if (exit == Exit::kDrained) drained_.store(true, std::memory_order_relaxed);  // ordered by F1
     if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&                     // F1
-        drained_.load(std::memory_order_acquire) && callbacks_.on_drained) {
-      callbacks_.on_drained();
+        drained_.load(std::memory_order_acquire)) {
+      finish_once();
     }
   }
 
+  // seq_cst (a plain load on x86-64): the (R1) half of the Dekker pair with retire_locked().
+  static bool retiring(const Worker& w) noexcept {
+    return w.retire.load(std::memory_order_seq_cst);
+  }
+
   Exit consume(Worker& w, Ctx& ctx) {
-    if (KeyedDispatcher<T>* keyed = source_.keyed()) return consume_keyed(w, ctx, *keyed);
-    Dispatcher<T>& queue = source_.queue_for(w.index);
-    typename Dispatcher<T>::Consumer c = queue.consumer();
+    Handle h = source_.handle(w.index);
+    // (R1): publish the interrupter, then check retire (below, before every take): either
+    // retire_locked() finds it and interrupts our wait, or our check sees the flag.
+    w.interrupter.emplace(h.interrupter());
+    w.interruptible.store(true, std::memory_order_seq_cst);
     if (max_demand_ == 1 && callbacks_.handler && !manual_) {
       // One event at a time: nothing held, nothing to top up.
       for (;;) {
         hold_while_paused();
-        if (w.retire.load(std::memory_order_relaxed)) [[unlikely]]
+        if (retiring(w)) [[unlikely]]
           return Exit::kRetired;
-        std::optional<T> e = c.try_pop();
-        if (!e) {
-          e = wait_for_event(w, c, queue);
-          if (!e) return exit_reason(w);
-        }
+        std::optional<T> e;
+        const TakeResult r = h.take_one(e);
+        if (r == TakeResult::Drained) return Exit::kDrained;
+        if (r != TakeResult::Got) continue;           // interrupted: re-check retire and pause
         hold_while_paused();                          // paused before we took it: hold the event
         const Clock::time_point taken = taken_now();  // the deadline counts the rate limit's wait
         if (rate_ != nullptr) rate_->acquire(1);
         handle_one(w.state, ctx, *e, taken);
+        h.release();
       }
     }
     std::vector<T> held;
@@ -441,26 +552,14 @@ class PoolCore {
     for (;;) {
       hold_while_paused();
       if (head == held.size()) {
+        h.release();
         held.clear();
         taken.clear();
         head = 0;
-        if (w.retire.load(std::memory_order_relaxed)) return Exit::kRetired;  // holds nothing
-        const std::size_t allowed =
-            take_credits(w, max_demand_, [&queue] { return queue.drained(); });
-        if (allowed == 0) return exit_reason(w);
-        std::optional<T> first = c.try_pop();
-        if (!first) {
-          first = wait_for_event(w, c, queue);
-          if (!first) {
-            give_back_credits(allowed);
-            return exit_reason(w);
-          }
-          hold_while_paused();  // paused while we waited: hold the event, take no more
-        }
-        held.push_back(std::move(*first));
-        first.reset();
-        if (allowed > 1) c.try_pop_bulk(std::back_inserter(held), allowed - 1);
-        give_back_credits(allowed - held.size());
+        if (retiring(w)) return Exit::kRetired;  // holds nothing
+        const TakeResult r = manual_ ? take_with_credits(w, h, held) : h.take(held, max_demand_);
+        if (r == TakeResult::Drained) return Exit::kDrained;
+        if (r != TakeResult::Got) continue;  // interrupted, or no credits yet: re-check
         if (has_deadline_) taken.assign(held.size(), Clock::now());
       } else if (held.size() - head <= plan_.min_demand) {
         // Top up to max_demand: move what is left to the front, then take more without waiting.
@@ -472,15 +571,40 @@ class PoolCore {
         head = 0;
         const std::size_t allowed = try_take_credits(max_demand_ - held.size());
         if (allowed != 0) {
-          const std::size_t got = c.try_pop_bulk(std::back_inserter(held), allowed);
+          const std::size_t got = h.try_top_up(held, allowed);
           give_back_credits(allowed - got);
           if (has_deadline_) taken.resize(held.size(), Clock::now());
         }
       }
-      hold_while_paused();  // paused before a take above (try_pop, top-up): hold the events
+      hold_while_paused();  // paused before a take above: hold the events
       head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
                            has_deadline_ ? taken.data() + head : nullptr);
     }
+  }
+
+  // Manual demand: waits until the source has an event, then takes credits for what it takes
+  // (at most max_demand), so that no consumer sits on demand while it waits. Without credits it
+  // waits for some (or for retire, shutdown, the source drained) and returns TimedOut: the caller
+  // re-checks and comes back.
+  TakeResult take_with_credits(Worker& w, Handle& h, std::vector<T>& held) {
+    const TakeResult r = h.wait_ready();
+    if (r != TakeResult::Got) return r;
+    const std::size_t allowed = try_take_credits(max_demand_);
+    if (allowed == 0) {
+      h.wait_until([this, &w, &h] {  // A3: pairs with the N1 of ask(), resize(), shutdown()
+        return credits_.load(std::memory_order_seq_cst) > 0 ||
+               unlimited_.load(std::memory_order_seq_cst) ||
+               w.retire.load(std::memory_order_seq_cst) || h.drained();
+      });
+      return TakeResult::TimedOut;
+    }
+    const std::size_t got = h.try_take(held, allowed);
+    give_back_credits(allowed - got);
+    if (got == 0) {
+      std::this_thread::yield();  // another consumer was faster, or a dequeue missed for a moment
+      return TakeResult::TimedOut;
+    }
+    return TakeResult::Got;
   }
 
   void hold_while_paused() noexcept {
@@ -504,68 +628,10 @@ class PoolCore {
     }
     return 0;
   }
-  // Like try_take_credits() but waits for at least one. 0: the source is drained, or the consumer
-  // is retiring.
-  template <class Drained>
-  std::size_t take_credits(Worker& w, std::size_t want, Drained&& drained) noexcept {
-    for (;;) {
-      if (const std::size_t got = try_take_credits(want)) return got;
-      if (drained() || w.retire.load(std::memory_order_relaxed)) return 0;
-      signal_.wait_for(
-          [this, &w] {  // A3: pairs with the N1 of ask(), resize() and the destructor
-            return credits_.load(std::memory_order_seq_cst) > 0 ||
-                   unlimited_.load(std::memory_order_seq_cst) ||
-                   w.retire.load(std::memory_order_seq_cst);
-          },
-          kRecheck);
-    }
-  }
   void give_back_credits(std::size_t n) noexcept {
-    if (!manual_ || n == 0) return;
+    if (!manual_ || n == 0 || unlimited_.load(std::memory_order_relaxed)) return;
     credits_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);  // N1
-    signal_.notify_all();
-  }
-
-  // Waits for one event in rounds of kRecheck. nullopt: the queue is closed and drained, or the
-  // consumer is retiring (exit_reason() tells which).
-  std::optional<T> wait_for_event(Worker& w, typename Dispatcher<T>::Consumer& c,
-                                  Dispatcher<T>& queue) {
-    for (;;) {
-      if (std::optional<T> e = c.pop_for(kRecheck)) return e;
-      if (queue.drained() || w.retire.load(std::memory_order_relaxed)) return std::nullopt;
-    }
-  }
-  static Exit exit_reason(const Worker& w) noexcept {
-    return w.retire.load(std::memory_order_relaxed) ? Exit::kRetired : Exit::kDrained;
-  }
-
-  // The keyed loop: take a ready slot's events (up to max_demand), handle them all in chunks,
-  // release the slot, repeat. A slot is never held across a wait for the next one.
-  Exit consume_keyed(Worker& w, Ctx& ctx, KeyedDispatcher<T>& keyed) {
-    typename KeyedDispatcher<T>::Consumer c = keyed.consumer();
-    using Take = typename KeyedDispatcher<T>::TakeResult;
-    std::vector<T> held;
-    std::vector<Clock::time_point> taken;
-    held.reserve(max_demand_);
-    for (;;) {
-      hold_while_paused();
-      if (w.retire.load(std::memory_order_relaxed)) return Exit::kRetired;
-      const std::size_t allowed =
-          take_credits(w, max_demand_, [&keyed] { return keyed.drained(); });
-      if (allowed == 0) return exit_reason(w);
-      held.clear();
-      const Take r = c.take(held, allowed, kRecheck);
-      give_back_credits(allowed - held.size());
-      if (r == Take::kDrained) return Exit::kDrained;
-      if (r == Take::kTimedOut) continue;
-      if (has_deadline_) taken.assign(held.size(), Clock::now());
-      for (std::size_t head = 0; head < held.size();) {
-        hold_while_paused();  // paused before the take or this chunk: hold the slot and its events
-        head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
-                             has_deadline_ ? taken.data() + head : nullptr);
-      }
-      c.release();
-    }
+    source_.notify();
   }
 
   // Handles the first chunk of `events` (at most max_demand - min_demand, and with a rate limit
@@ -708,10 +774,11 @@ class PoolCore {
   std::atomic<std::size_t> live_{0};              // running threads (F1)
   std::atomic<std::size_t> consumers_{0};         // for size()
   std::atomic<bool> drained_{false};              // some thread saw its queue drained (F1)
+  std::atomic<bool> finished_{false};             // on_finished ran (F1)
   alignas(kCacheLine) std::atomic<std::uint32_t> paused_{0};  // read before each take and chunk
-  std::atomic<std::int64_t> credits_{0};  // manual demand granted and not yet taken
-  std::atomic<bool> unlimited_{false};    // shutting down: manual demand no longer limits
-  Signal signal_;                         // pool requests: resume, ask
+  std::atomic<std::int64_t> credits_{0};  // manual demand granted and not yet used
+  std::atomic<bool> unlimited_{false};    // shutdown(): manual demand no longer limits
+  Signal signal_;                         // pause: resume() wakes paused consumers
 };
 
 }  // namespace pushstage::detail
