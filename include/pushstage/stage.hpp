@@ -69,7 +69,8 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
   Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, Handler handler,
         DeadLetter dead_letter = {})
       : Core(std::move(source), options,
-             {std::move(handler),
+             {"Stage",
+              std::move(handler),
               {},
               std::move(dead_letter),
               producer_of(sink),
@@ -81,7 +82,8 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
   Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, F batch_handler,
         DeadLetter dead_letter = {})
       : Core(std::move(source), options,
-             {{},
+             {"Stage",
+              {},
               BatchHandler(std::move(batch_handler)),
               std::move(dead_letter),
               producer_of(sink),

@@ -84,7 +84,8 @@ struct PoolPlan {
                               // else allowed_cpus(), each consumer taking the least loaded one
   std::size_t min_demand = 0;
 };
-PoolPlan plan_pool(const PoolOptions& options);
+// prefix: where the user set these options (a Batcher's: "BatcherOptions::processors.").
+PoolPlan plan_pool(const PoolOptions& options, std::string_view prefix = "PoolOptions::");
 // Pins the calling thread, consumer `index` of a pool, to its CPU as `plan` says (the rule: see
 // PoolOptions::pin) and counts it there, process-wide, so that other consumers go elsewhere.
 // Returns the CPU, or -1 (nothing counted) when the plan does not pin or the kernel refuses.
@@ -293,6 +294,7 @@ class PoolCore {
   static constexpr std::size_t kMaxConsumers = 65536;
 
   struct Callbacks {
+    const char* owner;  // the public type, as its errors name it: "ConsumerPool", "Stage"
     Handler handler;
     BatchHandler batch_handler;
     std::function<void(T&, const Failure&)> dead_letter;  // may be empty
@@ -316,7 +318,7 @@ class PoolCore {
         has_deadline_(options.deadline.count() > 0),
         rate_(std::move(options.rate_limit)) {
     if (!callbacks_.handler && !callbacks_.batch_handler) {
-      throw std::invalid_argument("ConsumerPool: handler must not be empty");
+      throw std::invalid_argument(std::string(callbacks_.owner) + ": handler must not be empty");
     }
     source_.check_consumers(options.consumers);
     consumers_.store(options.consumers, std::memory_order_relaxed);
