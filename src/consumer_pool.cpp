@@ -51,30 +51,29 @@ void check_retry(const RetryPolicy& r, std::string_view prefix) {
   }
 }
 
-PoolPlan plan_pool(const PoolOptions& options) {
+PoolPlan plan_pool(const PoolOptions& options, std::string_view prefix) {
+  const std::string p(prefix);
   if (options.consumers < 1 || options.consumers > kMaxConsumers) {
-    throw std::invalid_argument("PoolOptions::consumers must be in [1, " +
-                                std::to_string(kMaxConsumers) + "]; got " +
-                                std::to_string(options.consumers));
+    throw std::invalid_argument(p + "consumers must be in [1, " + std::to_string(kMaxConsumers) +
+                                "]; got " + std::to_string(options.consumers));
   }
   if (options.max_demand < 1 || options.max_demand > kMaxDemand) {
-    throw std::invalid_argument("PoolOptions::max_demand must be in [1, " +
-                                std::to_string(kMaxDemand) + "]; got " +
-                                std::to_string(options.max_demand));
+    throw std::invalid_argument(p + "max_demand must be in [1, " + std::to_string(kMaxDemand) +
+                                "]; got " + std::to_string(options.max_demand));
   }
   if (options.demand != DemandMode::Automatic && options.demand != DemandMode::Manual) {
-    throw std::invalid_argument("PoolOptions::demand must be Automatic or Manual");
+    throw std::invalid_argument(p + "demand must be Automatic or Manual");
   }
-  check_retry(options.retry, "PoolOptions::retry.");
+  check_retry(options.retry, p + "retry.");
   if (options.deadline.count() < 0) {
-    throw std::invalid_argument("PoolOptions::deadline must be >= 0 ns (0: none); got " +
+    throw std::invalid_argument(p + "deadline must be >= 0 ns (0: none); got " +
                                 std::to_string(options.deadline.count()) + " ns");
   }
   PoolPlan plan;
   if (options.min_demand == PoolOptions::kAutoMinDemand) {
     plan.min_demand = options.max_demand / 2;
   } else if (options.min_demand >= options.max_demand) {
-    throw std::invalid_argument("PoolOptions::min_demand must be in [0, max_demand - 1] = [0, " +
+    throw std::invalid_argument(p + "min_demand must be in [0, max_demand - 1] = [0, " +
                                 std::to_string(options.max_demand - 1) + "]; got " +
                                 std::to_string(options.min_demand));
   } else {
@@ -82,7 +81,7 @@ PoolPlan plan_pool(const PoolOptions& options) {
   }
   if (!options.pin) {
     if (!options.cpus.empty()) {
-      throw std::invalid_argument("PoolOptions::cpus must be empty when pin is false; got " +
+      throw std::invalid_argument(p + "cpus must be empty when pin is false; got " +
                                   list(options.cpus));
     }
     return plan;
@@ -91,7 +90,7 @@ PoolPlan plan_pool(const PoolOptions& options) {
   std::vector<int> use = options.cpus.empty() ? allowed : options.cpus;
   for (const int cpu : use) {
     if (!std::binary_search(allowed.begin(), allowed.end(), cpu)) {
-      throw std::invalid_argument("PoolOptions::cpus: CPU " + std::to_string(cpu) +
+      throw std::invalid_argument(p + "cpus: CPU " + std::to_string(cpu) +
                                   " is not one this process may use; allowed: " + list(allowed));
     }
   }

@@ -79,8 +79,9 @@ struct BatcherStats {
 };
 
 namespace detail {
-// Throws std::invalid_argument naming the field unless batch_size and batch_timeout are in range.
-void check_batcher_options(const BatcherOptions& options);
+// Throws std::invalid_argument naming the field (processors: "BatcherOptions::processors.consumers"
+// and so on) unless every option is in range, or "Batcher: handler must not be empty".
+void check_batcher_options(const BatcherOptions& options, bool has_handler);
 }  // namespace detail
 
 template <class T, class Key = int>
@@ -105,7 +106,8 @@ class Batcher {
       : Batcher(std::move(options), KeyOf{}, std::move(handler), std::move(dead_letter)) {}
   // Events grouped by key_of(event) (Key: hashable, equality-comparable, copyable).
   Batcher(BatcherOptions options, KeyOf key_of, Handler handler, DeadLetter dead_letter = {})
-      : size_((detail::check_batcher_options(options), options.batch_size)),
+      : size_((detail::check_batcher_options(options, static_cast<bool>(handler)),
+               options.batch_size)),
         timeout_(options.batch_timeout),
         key_of_(std::move(key_of)),
         input_(options.input),
@@ -168,10 +170,8 @@ class Batcher {
     std::uint64_t id;
   };
 
-  // Built before the processors' pool: validate its options first, so that an error names the
-  // PoolOptions field (consumers) rather than the capacity derived from it.
+  // Built before the processors' pool, from options check_batcher_options() already validated.
   static DispatcherOptions batch_buffer(const PoolOptions& processors) {
-    (void)detail::plan_pool(processors);  // std::invalid_argument naming the field
     DispatcherOptions o;
     o.capacity = 2 * processors.consumers;  // consumers in [1, 65536]
     return o;

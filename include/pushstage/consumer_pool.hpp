@@ -68,14 +68,20 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
   ConsumerPool(detail::PoolSource<T> source, PoolOptions options, Handler handler,
                DeadLetter dead_letter = {})
       : Core(std::move(source), std::move(options),
-             {std::move(handler), {}, std::move(dead_letter), {}, {}}) {}
+             {"ConsumerPool", std::move(handler), {}, std::move(dead_letter), {}, {}, {}}) {}
 
   // The same with a batch handler: any callable taking std::span<T> (and not T&).
   template <detail::BatchCallable<T> F>
   ConsumerPool(detail::PoolSource<T> source, PoolOptions options, F batch_handler,
                DeadLetter dead_letter = {})
       : Core(std::move(source), std::move(options),
-             {{}, BatchHandler(std::move(batch_handler)), std::move(dead_letter), {}, {}}) {}
+             {"ConsumerPool",
+              {},
+              BatchHandler(std::move(batch_handler)),
+              std::move(dead_letter),
+              {},
+              {},
+              {}}) {}
 };
 
 }  // namespace pushstage

@@ -75,11 +75,13 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
   Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, Handler handler,
         DeadLetter dead_letter = {})
       : Core(std::move(source), options,
-             {std::move(handler),
+             {"Stage",
+              std::move(handler),
               {},
               std::move(dead_letter),
               producer_of(sink),
-              closer_of(sink, options.close_sink)}),
+              joiner_of(sink, options.close_sink),
+              leaver_of(sink, options.close_sink)}),
         sink_(sink) {}
 
   // The same with a batch handler: any callable taking (std::span<In>, Emitter&).
@@ -87,11 +89,13 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
   Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, F batch_handler,
         DeadLetter dead_letter = {})
       : Core(std::move(source), options,
-             {{},
+             {"Stage",
+              {},
               BatchHandler(std::move(batch_handler)),
               std::move(dead_letter),
               producer_of(sink),
-              closer_of(sink, options.close_sink)}),
+              joiner_of(sink, options.close_sink),
+              leaver_of(sink, options.close_sink)}),
         sink_(sink) {}
 
   [[nodiscard]] Sink& sink() const noexcept { return sink_; }
@@ -100,11 +104,14 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
   static std::function<Emitter()> producer_of(Sink& sink) {
     return [&sink] { return sink.producer(); };
   }
-  // With close_sink: counts this stage as one of the sink's upstreams now, before any thread
-  // starts, and returns what leaves it (the pool calls it once, when it will emit no more).
-  static std::function<void()> closer_of(Sink& sink, bool close) {
+  // With close_sink: the stage counts as one of the sink's upstreams from before its threads start
+  // (join) until it will emit no more (leave; the pool calls it once).
+  static std::function<void()> joiner_of(Sink& sink, bool close) {
     if (!close) return {};
-    sink.add_upstream();
+    return [&sink] { sink.add_upstream(); };
+  }
+  static std::function<void()> leaver_of(Sink& sink, bool close) {
+    if (!close) return {};
     return [&sink] { sink.remove_upstream(); };
   }
 

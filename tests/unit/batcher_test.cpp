@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "pushstage/cpus.hpp"
 #include "pushstage/stage.hpp"
 #include "test_payloads.hpp"
 
@@ -241,14 +242,94 @@ TEST(Batcher, InvalidOptionsNameTheField) {
   o.batch_timeout = 0ns;
   EXPECT_NE(message_of(o).find("BatcherOptions::batch_timeout must be in [1 us, 24 h]"),
             std::string::npos);
-  o = {};
+}
+
+// The processors' options are the user's BatcherOptions::processors: each refusal names that
+// field, in full (not the PoolOptions of the pool the batcher builds from it).
+TEST(Batcher, EveryRejectedProcessorsOptionNamesItsBatcherField) {
+  auto message_of = [](const BatcherOptions& o) -> std::string {
+    try {
+      Batcher<int> b(o, [](Batcher<int>::Batch&) {});
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  std::string allowed = "{";
+  for (const int cpu : allowed_cpus()) {
+    allowed += (allowed.size() > 1 ? "," : "") + std::to_string(cpu);
+  }
+  allowed += "}";
+  BatcherOptions o;
   o.processors.consumers = 0;
-  EXPECT_NE(message_of(o).find("PoolOptions::consumers"), std::string::npos);
-  o = {};
+  EXPECT_EQ(message_of(o), "BatcherOptions::processors.consumers must be in [1, 65536]; got 0");
   o.processors.consumers = std::size_t{1} << 40;  // twice that: no valid buffer capacity either
-  EXPECT_NE(message_of(o).find("PoolOptions::consumers must be in [1, 65536]; got 1099511627776"),
-            std::string::npos)
-      << message_of(o);
+  EXPECT_EQ(message_of(o),
+            "BatcherOptions::processors.consumers must be in [1, 65536]; got 1099511627776");
+  o = {};
+  o.processors.max_demand = 0;
+  EXPECT_EQ(message_of(o), "BatcherOptions::processors.max_demand must be in [1, 65536]; got 0");
+  o = {};
+  o.processors.max_demand = 10;
+  o.processors.min_demand = 10;
+  EXPECT_EQ(
+      message_of(o),
+      "BatcherOptions::processors.min_demand must be in [0, max_demand - 1] = [0, 9]; got 10");
+  o = {};
+  o.processors.demand = static_cast<DemandMode>(9);
+  EXPECT_EQ(message_of(o), "BatcherOptions::processors.demand must be Automatic or Manual");
+  o = {};
+  o.processors.retry.max_attempts = 0;
+  EXPECT_EQ(message_of(o),
+            "BatcherOptions::processors.retry.max_attempts must be in [1, 100]; got 0");
+  o = {};
+  o.processors.retry.backoff = -1ns;
+  EXPECT_EQ(message_of(o), "BatcherOptions::processors.retry.backoff must be >= 0 ns; got -1 ns");
+  o = {};
+  o.processors.retry.multiplier = 0.5;
+  EXPECT_EQ(message_of(o),
+            "BatcherOptions::processors.retry.multiplier must be in [1, 100]; got 0.500000");
+  o = {};
+  o.processors.retry.max_backoff = 1ms;
+  EXPECT_EQ(message_of(o),
+            "BatcherOptions::processors.retry.max_backoff must be >= "
+            "BatcherOptions::processors.retry.backoff (10000000 ns); got 1000000 ns");
+  o = {};
+  o.processors.deadline = -1ns;
+  EXPECT_EQ(message_of(o),
+            "BatcherOptions::processors.deadline must be >= 0 ns (0: none); got -1 ns");
+  o = {};
+  o.processors.cpus = {4095};
+  EXPECT_EQ(message_of(o),
+            "BatcherOptions::processors.cpus: CPU 4095 is not one this process may use; "
+            "allowed: " +
+                allowed);
+  o = {};
+  o.processors.pin = false;
+  o.processors.cpus = {0, 1};
+  EXPECT_EQ(message_of(o),
+            "BatcherOptions::processors.cpus must be empty when pin is false; got {0,1}");
+  o = {};
+  o.processors.consumers = 1;
+  o.processors.cpus = {allowed_cpus().back()};
+  EXPECT_EQ(message_of(o), "accepted");
+}
+
+// A batcher refuses an empty batch handler under its own name, with or without a key function.
+TEST(Batcher, AnEmptyHandlerIsReportedAsTheBatchers) {
+  try {
+    Batcher<int> b(BatcherOptions{}, Batcher<int>::Handler{});
+    ADD_FAILURE() << "an empty handler was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "Batcher: handler must not be empty");
+  }
+  try {
+    Batcher<int> b(
+        BatcherOptions{}, [](const int& e) { return e % 2; }, Batcher<int>::Handler{});
+    ADD_FAILURE() << "an empty handler was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "Batcher: handler must not be empty");
+  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -214,6 +215,28 @@ TEST(Stage, EmitsIntoAClosedSinkGoToItsOnDrop) {
   head.close();
   pass.join();
   EXPECT_EQ(dropped.load(), 10);
+}
+
+// A stage refuses an empty handler (per event or per chunk) under its own name, before it starts:
+// source and sink stay open.
+TEST(Stage, AnEmptyHandlerIsReportedAsTheStages) {
+  Dispatcher<int> head;
+  Dispatcher<int> out;
+  using Pass = Stage<int, Dispatcher<int>>;
+  try {
+    Pass stage(head, out, one_consumer(), Pass::Handler{});
+    ADD_FAILURE() << "an empty handler was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "Stage: handler must not be empty");
+  }
+  try {
+    Pass stage(head, out, one_consumer(), Pass::BatchHandler{});
+    ADD_FAILURE() << "an empty batch handler was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "Stage: handler must not be empty");
+  }
+  EXPECT_FALSE(head.closed());
+  EXPECT_FALSE(out.closed());
 }
 
 }  // namespace

@@ -98,7 +98,8 @@ struct PoolPlan {
                               // else allowed_cpus(), each consumer taking the least loaded one
   std::size_t min_demand = 0;
 };
-PoolPlan plan_pool(const PoolOptions& options);
+// prefix: where the user set these options (a Batcher's: "BatcherOptions::processors.").
+PoolPlan plan_pool(const PoolOptions& options, std::string_view prefix = "PoolOptions::");
 // Pins the calling thread, consumer `index` of a pool, to its CPU as `plan` says (the rule: see
 // PoolOptions::pin) and counts it there, process-wide, so that other consumers go elsewhere.
 // Returns the CPU, or -1 (nothing counted) when the plan does not pin or the kernel refuses.
@@ -351,16 +352,19 @@ class PoolCore {
   static constexpr std::size_t kMaxConsumers = 65536;
 
   struct Callbacks {
+    const char* owner;  // the public type, as its errors name it: "ConsumerPool", "Stage"
     Handler handler;
     BatchHandler batch_handler;
     std::function<void(T&, const Failure&)> dead_letter;  // may be empty
     std::function<Ctx()> make_context;  // per consumer thread; unused for NoContext
-    std::function<void()> on_finished;  // once: the pool will hand out no more (see finish)
+    std::function<void()> on_start;     // once valid, before the first thread starts
+    std::function<void()> on_finished;  // once, if on_start ran: the pool will take no more
   };
 
-  // Validates everything first (std::invalid_argument), then starts the threads. If starting one
-  // fails (std::system_error), stops the threads already started (each handles what it holds),
-  // joins them, calls on_finished and rethrows; the source stays open.
+  // Validates everything first (std::invalid_argument: nothing else happens), calls on_start, then
+  // starts the threads. If starting one fails (std::system_error), stops the threads already
+  // started (each handles what it holds), joins them, calls on_finished and rethrows; the source
+  // stays open.
   PoolCore(PoolSource<T> source, PoolOptions options, Callbacks callbacks)
       : source_(std::move(source)),
         plan_(plan_pool(options)),
@@ -374,16 +378,12 @@ class PoolCore {
         has_deadline_(options.deadline.count() > 0),
         rate_(std::move(options.rate_limit)) {
     if (!callbacks_.handler && !callbacks_.batch_handler) {
-      finish_once();
-      throw std::invalid_argument("ConsumerPool: handler must not be empty");
+      throw std::invalid_argument(std::string(callbacks_.owner) + ": handler must not be empty");
     }
-    try {
-      source_.check_consumers(options.consumers);
-    } catch (...) {
-      finish_once();
-      throw;
-    }
+    source_.check_consumers(options.consumers);
     consumers_.store(options.consumers, std::memory_order_relaxed);
+    if (callbacks_.on_start) callbacks_.on_start();
+    started_ = true;
     try {
       for (std::size_t i = 0; i < options.consumers; ++i) {
         const std::lock_guard lock(workers_mutex_);
@@ -482,9 +482,10 @@ class PoolCore {
       if (t->joinable()) t->join();
     }
   }
-  // on_finished, once (F1).
+  // on_finished, once, if on_start ran (F1).
   void finish_once() noexcept {
-    if (!finished_.exchange(true, std::memory_order_acq_rel) && callbacks_.on_finished) {
+    if (started_ && !finished_.exchange(true, std::memory_order_acq_rel) &&
+        callbacks_.on_finished) {
       callbacks_.on_finished();
     }
   }
@@ -774,6 +775,7 @@ class PoolCore {
   std::atomic<std::size_t> live_{0};              // running threads (F1)
   std::atomic<std::size_t> consumers_{0};         // for size()
   std::atomic<bool> drained_{false};              // some thread saw its queue drained (F1)
+  bool started_ = false;                          // on_start ran (set before any thread starts)
   std::atomic<bool> finished_{false};             // on_finished ran (F1)
   alignas(kCacheLine) std::atomic<std::uint32_t> paused_{0};  // read before each take and chunk
   std::atomic<std::int64_t> credits_{0};  // manual demand granted and not yet used
