@@ -16,19 +16,26 @@
 // Memory:    what a producer did before push(e) happens-before the handler's call for e; what a
 //            consumer's handler did for an event of a slot happens-before the next handler call
 //            for that slot, on any consumer.
+// Memory use: until its first push a slot costs a pointer (8 bytes), whatever sizeof(T). A slot's
+//            first push allocates its queue (at most 1 KiB), and each thread's first push into a
+//            slot its record there with a block of 32 events (at most 1.5 KiB + 32 x sizeof(T)); a
+//            thread's backlog in a slot grows by such blocks. Nothing is returned before the
+//            dispatcher is destroyed. tests/fault/keyed_alloc_test checks these bounds.
 // Close:     every push that returned Pushed is handled; close() never waits for consumers.
 // Failure:   a hash that throws: push() and try_push() throw it before accepting the event
 //            (nothing counted; try_push leaves the event with the caller). std::bad_alloc from the
-//            slot's queue: push() throws it, the event not accepted. Making a slot ready also may
-//            allocate (ready_ grows a block when a thread first makes a slot ready, or fills its
-//            block): if that fails after the event was accepted (push()) or while a consumer hands
-//            a slot back (release()), std::terminate is called, since a slot with events that is
-//            not ready would never be served and join() would hang.
+//            slot's queue (allocated by the slot's first push, before K1, or growing in K2): push()
+//            throws it, the event not accepted. Making a slot ready also may allocate (ready_
+//            grows a block when a thread first makes a slot ready, or fills its block): if that
+//            fails after the event was accepted (push()) or while a consumer hands a slot back
+//            (release()), std::terminate is called, since a slot with events that is not ready
+//            would never be served and join() would hang.
 // Not guaranteed: order across keys or producers; which consumer serves a slot.
 //
 // Protocol. gate_ = | closed: 1 bit | events accepted and not yet released: 63 bits |;
 // slot.pending = events of the slot accepted and not yet released.
-//   (K1) push, once the hash picked the slot (a throwing hash leaves nothing to undo): gate_ += 1
+//   (K1) push, once the hash picked the slot (a throwing hash leaves nothing to undo) and the
+//        slot's queue exists (the slot's first push installs it by CAS): gate_ += 1
 //        (fetch_add, or CAS when bounded to stay within capacity), seq_cst. If the closed bit was
 //        set: undo (K5) and return Closed.
 //   (K2) push: enqueue into the slot's moodycamel queue (release inside moodycamel).
@@ -101,33 +108,37 @@ class KeyedDispatcher {
   class Producer;
   class Consumer;
 
-  // `slots` queues (more slots than consumers: fewer keys share a slot). `options`: capacity
-  // (0: unbounded) counts every event accepted and not yet handled; overflow Block or Reject;
-  // spin, wake_order and max_spinners apply to consumers waiting for a ready slot. on_drop
-  // receives events push() refused (Rejected, Closed). Throws std::invalid_argument.
+  // `slots` queues (more slots than consumers: fewer keys share a slot), each allocated by its
+  // first push. `options`: capacity (0: unbounded) counts every event accepted and not yet
+  // handled; overflow Block or Reject; spin, wake_order and max_spinners apply to consumers
+  // waiting for a ready slot. on_drop receives events push() refused (Rejected, Closed). Throws
+  // std::invalid_argument, std::bad_alloc.
   KeyedDispatcher(std::size_t slots, Hash hash, DispatcherOptions options = {},
                   DropHandler on_drop = {})
       : hash_((detail::check_keyed_options(slots, static_cast<bool>(hash), options),
                std::move(hash))),
+        slot_count_(slots),
+        slots_(std::make_unique<std::atomic<Slot*>[]>(slots)),
         ready_(ready_options(options)),
         capacity_(options.capacity),
         reject_(options.overflow == Overflow::Reject),
-        on_drop_(std::move(on_drop)) {
-    slots_.reserve(slots);
-    for (std::size_t i = 0; i < slots; ++i) slots_.push_back(std::make_unique<Slot>());
-  }
+        on_drop_(std::move(on_drop)) {}
   KeyedDispatcher(const KeyedDispatcher&) = delete;
   KeyedDispatcher& operator=(const KeyedDispatcher&) = delete;
   // No other thread may use the dispatcher any more; events not yet handled are destroyed (after
   // going to on_drop, if set, as DropReason::Destroyed).
   ~KeyedDispatcher() {
-    if (!on_drop_) return;
-    for (auto& s : slots_) {
-      std::optional<T> left;
-      while (s->queue.try_dequeue(left)) {
-        on_drop_(std::move(*left), DropReason::Destroyed);
-        left.reset();
+    for (std::size_t i = 0; i < slot_count_; ++i) {
+      Slot* s = slots_[i].load(std::memory_order_acquire);  // pairs with install()'s CAS
+      if (s == nullptr) continue;
+      if (on_drop_) {
+        std::optional<T> left;
+        while (s->queue.try_dequeue(left)) {
+          on_drop_(std::move(*left), DropReason::Destroyed);
+          left.reset();
+        }
       }
+      delete s;
     }
   }
 
@@ -158,12 +169,18 @@ class KeyedDispatcher {
   // Closed, and every accepted event has been handled and released.
   [[nodiscard]] bool drained() const noexcept { return ready_.drained(); }
 
-  [[nodiscard]] std::size_t slots() const noexcept { return slots_.size(); }
-  [[nodiscard]] std::size_t slot_of(const T& event) const { return hash_(event) % slots_.size(); }
+  [[nodiscard]] std::size_t slots() const noexcept { return slot_count_; }
+  [[nodiscard]] std::size_t slot_of(const T& event) const { return hash_(event) % slot_count_; }
 
   [[nodiscard]] KeyedStats stats() const {
     KeyedStats s;
-    for (const auto& slot : slots_) {
+    s.slot_pushed.reserve(slot_count_);
+    for (std::size_t i = 0; i < slot_count_; ++i) {
+      const Slot* slot = slots_[i].load(std::memory_order_acquire);  // pairs with install()
+      if (slot == nullptr) {
+        s.slot_pushed.push_back(0);
+        continue;
+      }
       // Statistics: relaxed. taken before pending: a release between the two reads can only
       // count its events once more, never lose them.
       const std::uint64_t taken = slot->released.load(std::memory_order_relaxed);
@@ -220,7 +237,7 @@ class KeyedDispatcher {
       std::optional<std::uint32_t> id = ready_.try_pop();
       if (!id) id = ready_.pop_for(timeout);
       if (!id) return d_->ready_.drained() ? TakeResult::kDrained : TakeResult::kTimedOut;
-      Slot& s = *d_->slots_[*id];
+      Slot& s = d_->slot(*id);
       const std::uint64_t pending = s.pending.load(std::memory_order_acquire);  // K4, >= 1
       const std::size_t n = pending < max ? static_cast<std::size_t>(pending) : max;
       const std::size_t first = out.size();
@@ -240,7 +257,7 @@ class KeyedDispatcher {
     // (K5): done with the events of the held slot (every handler call for them returned).
     void release() noexcept {
       if (!held_) return;
-      Slot& s = *d_->slots_[*held_];
+      Slot& s = d_->slot(*held_);
       s.released.store(s.released.load(std::memory_order_relaxed) + held_count_,
                        std::memory_order_relaxed);  // one holder at a time; statistics
       const std::uint64_t left =
@@ -267,10 +284,17 @@ class KeyedDispatcher {
  private:
   static constexpr std::uint64_t kClosed = std::uint64_t{1} << 63;
 
+  // moodycamel allocates through these: through operator new, like the rest of the dispatcher,
+  // so a program that replaces operator new (to track or to limit memory) sees the slots' queues.
+  struct SlotQueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
+    static void* malloc(std::size_t size) noexcept { return ::operator new(size, std::nothrow); }
+    static void free(void* p) noexcept { ::operator delete(p); }
+  };
+
   struct Slot {
     alignas(detail::kCacheLine) std::atomic<std::uint64_t> pending{0};  // K3, K5
     std::atomic<std::uint64_t> released{0};  // written by the holder only (statistics)
-    moodycamel::ConcurrentQueue<T> queue{moodycamel::ConcurrentQueue<T>::BLOCK_SIZE};
+    moodycamel::ConcurrentQueue<T, SlotQueueTraits> queue{0};  // blocks come with pushes
   };
 
   static DispatcherOptions ready_options(DispatcherOptions o) {
@@ -279,13 +303,35 @@ class KeyedDispatcher {
     return o;
   }
 
+  // A slot a ready-queue entry or a held index names: installed before the push that made it
+  // ready, which happens-before (through ready_, or the holder's own program order).
+  Slot& slot(std::uint32_t index) noexcept {
+    return *slots_[index].load(std::memory_order_acquire);  // pairs with install()'s CAS
+  }
+  // The slot for a push: its queue is allocated by the slot's first push, before (K1).
+  Slot& slot_for_push(std::size_t index) {
+    Slot* s = slots_[index].load(std::memory_order_acquire);  // pairs with install()'s CAS
+    return s != nullptr ? *s : install(index);
+  }
+  [[gnu::noinline]] Slot& install(std::size_t index) {
+    auto fresh = std::make_unique<Slot>();
+    Slot* seen = nullptr;
+    // acq_rel: publishes the new slot (release) and, if another producer was first, reads its
+    // slot (acquire, from the failure order).
+    if (slots_[index].compare_exchange_strong(seen, fresh.get(), std::memory_order_acq_rel,
+                                              std::memory_order_acquire)) {
+      return *fresh.release();
+    }
+    return *seen;  // ours is freed
+  }
+
   PushResult push_one(T& event, bool may_wait) {
-    // The user's hash first: if it throws, nothing has been counted yet.
+    // The user's hash first, then the slot's allocation: if either throws, nothing is counted.
     const std::size_t index = slot_of(event);
+    Slot& s = slot_for_push(index);
     if (!enter(may_wait)) {  // K1
       return closed() ? PushResult::Closed : PushResult::Rejected;
     }
-    Slot& s = *slots_[index];
     bool ok = false;
     try {
       ok = s.queue.enqueue(std::move(event));  // K2
@@ -349,8 +395,9 @@ class KeyedDispatcher {
   }
 
   const Hash hash_;
-  std::vector<std::unique_ptr<Slot>> slots_;
-  Dispatcher<std::uint32_t> ready_;  // slots with events that no consumer holds
+  const std::size_t slot_count_;
+  const std::unique_ptr<std::atomic<Slot*>[]> slots_;  // null until the slot's first push
+  Dispatcher<std::uint32_t> ready_;                    // slots with events that no consumer holds
   const std::uint64_t capacity_;
   const bool reject_;
   const DropHandler on_drop_;
