@@ -1,7 +1,8 @@
-// keyed_dispatcher.cpp: the non-template parts of KeyedDispatcher: options validation and the
-// statistics.
+// keyed_dispatcher.cpp: the non-template parts of KeyedDispatcher: options validation, the ready
+// ring's allocation and the statistics.
 #include "pushstage/keyed_dispatcher.hpp"
 
+#include <bit>
 #include <stdexcept>
 #include <string>
 
@@ -10,7 +11,7 @@ namespace pushstage {
 namespace detail {
 
 void check_keyed_options(std::size_t slots, bool has_hash, const DispatcherOptions& options) {
-  constexpr std::size_t kMaxSlots = 65536;
+  constexpr std::size_t kMaxSlots = kMaxKeyedSlots;
   constexpr std::size_t kMaxCapacity = 0x7FFF'FFFF;
   if (slots < 1 || slots > kMaxSlots) {
     throw std::invalid_argument("KeyedDispatcher: slots must be in [1, " +
@@ -31,6 +32,17 @@ void check_keyed_options(std::size_t slots, bool has_hash, const DispatcherOptio
     throw std::invalid_argument(
         "KeyedDispatcher: options.overflow Reject needs a capacity in [1, " +
         std::to_string(kMaxCapacity) + "]; got capacity 0 (unbounded)");
+  }
+}
+
+// At least 2 cells: a full cell's turn (t + 1) must differ from the turn of a cell freed for the
+// append one lap later (t + capacity).
+ReadyRing::ReadyRing(std::size_t slots)
+    : mask_(std::bit_ceil(slots < 2 ? std::size_t{2} : slots) - 1),
+      cells_(std::make_unique<std::atomic<std::uint64_t>[]>(mask_ + 1)) {
+  // Cell i is free for the append at position i (turn i). Before any other thread can see them.
+  for (std::uint64_t i = 0; i <= mask_; ++i) {
+    cells_[i].store(i << kTurnShift, std::memory_order_relaxed);
   }
 }
 

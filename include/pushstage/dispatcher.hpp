@@ -72,6 +72,8 @@ class Interrupter {
  private:
   template <class>
   friend class Dispatcher;
+  template <class>
+  friend class KeyedDispatcher;
   Interrupter(detail::Demand& d, detail::ConsumerSlot& slot) : d_(&d), slot_(&slot) {}
   detail::Demand* d_;
   detail::ConsumerSlot* slot_;

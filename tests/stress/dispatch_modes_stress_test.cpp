@@ -9,7 +9,9 @@
 #include <latch>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pushstage/broadcast_dispatcher.hpp"
@@ -252,14 +254,17 @@ TEST(DispatchModesStress, BroadcastCloseDoesNotWaitForAStoppedSubscriber) {
   }
 }
 
-// Keys move between consumers, yet each key's events are handled one at a time in order.
+// Keys move between consumers, yet each key's events are handled one at a time in order. 16 slots
+// for 64 keys, and 1 slot for all (its ready ring of 2 cells laps on every other hand-back).
 TEST(DispatchModesStress, KeyedKeepsKeyOrderOnAnyConsumer) {
   const std::uint32_t per_key = kEvents / (kProducers * kKeys);
-  for (const std::size_t capacity : {std::size_t{0}, std::size_t{100}}) {
+  for (const auto& [slots, capacity] :
+       {std::pair<std::size_t, std::size_t>{16, 0}, {16, 100}, {1, 0}, {1, 100}}) {
+    SCOPED_TRACE("slots " + std::to_string(slots) + ", capacity " + std::to_string(capacity));
     DispatcherOptions o;
     o.capacity = capacity;
     KeyedDispatcher<Event> d(
-        16, [](const Event& e) { return std::size_t{e.key}; }, o);
+        slots, [](const Event& e) { return std::size_t{e.key}; }, o);
     Ledger ledger(per_key);
     KeyOrder order;
     std::vector<std::atomic<int>> inside(kKeys);
@@ -283,6 +288,46 @@ TEST(DispatchModesStress, KeyedKeepsKeyOrderOnAnyConsumer) {
     EXPECT_EQ(s.handled, std::uint64_t{per_key} * kProducers * kKeys);
     EXPECT_EQ(s.buffered, 0U);
   }
+}
+
+// KeyedDispatcher's ready ring alone, over many laps: threads pop a slot index, hold it and append
+// it again, as consumers hand slots back (each index in the ring at most once). 3 indices in 4
+// cells: appends often reach a cell whose pop one lap earlier has not freed it yet (Q1's wait).
+// Each index has one holder at a time; none is lost or duplicated.
+TEST(DispatchModesStress, KeyedReadyRingHandsEachSlotToOneHolderAtATime) {
+  constexpr std::uint32_t kIndices = 3;
+  constexpr std::uint32_t kThreads = 4;
+  const std::uint32_t rounds = kEvents / kThreads;  // pops per thread
+  detail::ReadyRing ring(kIndices);
+  for (std::uint32_t i = 0; i < kIndices; ++i) ring.push(i);
+  std::vector<std::atomic<int>> holders(kIndices);
+  std::vector<std::atomic<std::uint64_t>> taken(kIndices);
+  std::atomic<int> overlaps{0};
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (std::uint32_t t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      start.arrive_and_wait();
+      for (std::uint32_t n = 0; n < rounds; ++n) {
+        std::uint32_t id = 0;
+        while (!ring.try_pop(id)) std::this_thread::yield();
+        if (holders.at(id).fetch_add(1) != 0) overlaps.fetch_add(1);
+        taken[id].fetch_add(1, std::memory_order_relaxed);
+        holders[id].fetch_sub(1);
+        ring.push(id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(overlaps.load(), 0);
+  std::uint64_t total = 0;
+  for (const auto& n : taken) total += n.load();
+  EXPECT_EQ(total, std::uint64_t{rounds} * kThreads);
+  // Each index exactly once in the ring at the end, in some order.
+  std::vector<int> left(kIndices, 0);
+  std::uint32_t id = 0;
+  while (ring.try_pop(id)) ++left.at(id);
+  for (std::uint32_t i = 0; i < kIndices; ++i) EXPECT_EQ(left[i], 1) << "index " << i;
 }
 
 // close() while producers push into a bounded KeyedDispatcher: every accepted push is handled.
