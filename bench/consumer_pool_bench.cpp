@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "peers.hpp"
-#include "pushstage/consumer_pool.hpp"
+#include "pushstage/core/cache_line.hpp"
 #include "pushstage/cpus.hpp"
-#include "pushstage/detail/cache_line.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
 
 namespace pushstage::bench {
 namespace {

@@ -32,7 +32,7 @@
 #include <optional>
 #include <utility>
 
-#include "pushstage/detail/cache_line.hpp"
+#include "pushstage/core/cache_line.hpp"
 #include "pushstage/dispatcher.hpp"
 
 namespace pushstage::bench {

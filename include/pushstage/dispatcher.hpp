@@ -31,7 +31,7 @@
 //            move that threw inside the lock-free queue would lose the event uncounted.
 // Not guaranteed: order across producers; exact stats() while producers and consumers run.
 //
-// How it works: pushstage/detail/demand.hpp (the wake protocol and its memory orderings).
+// How it works: pushstage/core/queue_core.hpp (the wake protocol and its memory orderings).
 #pragma once
 
 #include <concurrentqueue/concurrentqueue.h>
@@ -47,8 +47,8 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/detail/demand.hpp"
-#include "pushstage/detail/upstreams.hpp"
+#include "pushstage/core/queue_core.hpp"
+#include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher_options.hpp"
 
 #ifdef PUSHSTAGE_FAULT_INJECTION
@@ -74,8 +74,8 @@ class Interrupter {
   friend class Dispatcher;
   template <class>
   friend class KeyedDispatcher;
-  Interrupter(detail::Demand& d, detail::ConsumerSlot& slot) : d_(&d), slot_(&slot) {}
-  detail::Demand* d_;
+  Interrupter(detail::QueueCore& d, detail::ConsumerSlot& slot) : d_(&d), slot_(&slot) {}
+  detail::QueueCore* d_;
   detail::ConsumerSlot* slot_;
 };
 
@@ -113,7 +113,7 @@ class Dispatcher {
 
   // Throws std::invalid_argument for options out of range (the message names the field).
   explicit Dispatcher(DispatcherOptions options = {}, DropHandler on_drop = {})
-      : demand_(options), queue_(initial_queue_capacity(options)), on_drop_(std::move(on_drop)) {}
+      : core_(options), queue_(initial_queue_capacity(options)), on_drop_(std::move(on_drop)) {}
   // Destroys the events still buffered (after giving them to on_drop, if set). No other thread may
   // use the dispatcher any more.
   ~Dispatcher() {
@@ -127,14 +127,14 @@ class Dispatcher {
   // buffered event instead (to on_drop). Returns Closed after close() (the event goes to on_drop,
   // else is destroyed). Throws std::bad_alloc if the queue cannot grow.
   PushResult push(T event) {
-    SlotLease lease(demand_);
+    SlotLease lease(core_);
     return refused(push_one(lease.slot, nullptr, event, true), event);
   }
 
   // Like push() but never waits: when full under Block it returns Rejected. The event is moved
   // from only when the result is Pushed or DroppedOldest; otherwise it stays with the caller.
   [[nodiscard]] PushResult try_push(T& event) {
-    SlotLease lease(demand_);
+    SlotLease lease(core_);
     return push_one(lease.slot, nullptr, event, false);
   }
 
@@ -143,7 +143,7 @@ class Dispatcher {
   // rejected and counted) or when close() interrupts it.
   template <std::forward_iterator It>
   std::size_t push_bulk(It first, It last) {
-    SlotLease lease(demand_);
+    SlotLease lease(core_);
     return push_many(lease.slot, nullptr, first, last);
   }
 
@@ -163,24 +163,24 @@ class Dispatcher {
   // Refuses further pushes, releases blocked producers, waits for pushes in progress, then wakes
   // every parked consumer (they drain what is buffered and then get nullopt). Idempotent; a
   // second concurrent call may return before the first has finished.
-  void close() noexcept { demand_.close(); }
-  [[nodiscard]] bool closed() const noexcept { return demand_.closed(); }
+  void close() noexcept { core_.close(); }
+  [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
   // Closed, and every accepted event has been popped or dropped: pop() returns nullopt from now
   // on. Never waits; false may be stale (a drain in progress), true is final.
-  [[nodiscard]] bool drained() const noexcept { return demand_.drained(); }
+  [[nodiscard]] bool drained() const noexcept { return core_.drained(); }
 
-  [[nodiscard]] DispatcherStats stats() const noexcept { return demand_.stats(); }
+  [[nodiscard]] DispatcherStats stats() const noexcept { return core_.stats(); }
 
   // For threads that wait for a condition of their own that involves this dispatcher's end (a
   // pool's consumers waiting for manual demand): wait_until(pred) returns once pred() holds; pred
   // is evaluated again whenever the dispatcher is closed, a consumer finds it drained, or someone
   // calls notify() after changing what pred reads (pred reads it with seq_cst loads; see
-  // detail/signal.hpp). notify() costs a system call only when someone waits.
+  // core/signal.hpp). notify() costs a system call only when someone waits.
   template <class Pred>
   void wait_until(Pred&& pred) noexcept {
-    demand_.wait_until(std::forward<Pred>(pred));
+    core_.wait_until(std::forward<Pred>(pred));
   }
-  void notify() noexcept { demand_.notify(); }
+  void notify() noexcept { core_.notify(); }
 
   // Fan-in (Stage with PoolOptions::close_sink): each stage emitting into this sink adds itself
   // before it starts and removes itself once it will emit no more; the last one to leave closes
@@ -205,7 +205,7 @@ class Dispatcher {
     Producer(const Producer&) = delete;
     Producer& operator=(const Producer&) = delete;
     ~Producer() {
-      if (slot_ != nullptr) d_->demand_.return_slot(*slot_);
+      if (slot_ != nullptr) d_->core_.return_slot(*slot_);
     }
 
     PushResult push(T event) {
@@ -223,7 +223,7 @@ class Dispatcher {
     friend class Dispatcher;
     friend class Transaction;
     explicit Producer(Dispatcher& d)
-        : d_(&d), slot_(&d.demand_.lease_producer_slot()), token_(d.queue_) {}
+        : d_(&d), slot_(&d.core_.lease_producer_slot()), token_(d.queue_) {}
     Dispatcher* d_;
     detail::ProducerSlot* slot_;
     moodycamel::ProducerToken token_;
@@ -238,7 +238,7 @@ class Dispatcher {
   class Transaction {
    public:
     // Tokenless: leases a producer slot until destroyed.
-    explicit Transaction(Dispatcher& d) : d_(&d), slot_(&d.demand_.lease_producer_slot()) {}
+    explicit Transaction(Dispatcher& d) : d_(&d), slot_(&d.core_.lease_producer_slot()) {}
     // Through a Producer handle (its sub-queue and order).
     explicit Transaction(Producer& p) : d_(p.d_), slot_(p.slot_), token_(&p.token_) {}
     Transaction(Transaction&& other) noexcept
@@ -253,32 +253,32 @@ class Dispatcher {
     ~Transaction() {
       if (d_ == nullptr) return;
       abort();
-      if (token_ == nullptr) d_->demand_.return_slot(*slot_);
+      if (token_ == nullptr) d_->core_.return_slot(*slot_);
     }
 
     // Bounded: reserves room for the event if there is some; never waits. Unbounded: true.
     // Ignores close (begin() decides whether the push is accepted).
     [[nodiscard]] bool try_reserve() noexcept {
-      if (!d_->demand_.bounded() || room_) return true;
-      room_ = d_->demand_.try_reserve(1) == 1;
+      if (!d_->core_.bounded() || room_) return true;
+      room_ = d_->core_.try_reserve(1) == 1;
       return room_;
     }
     // Waits until room may have been freed (true: try again) or the dispatcher is closed (false).
     // Holds no room while it waits. Unbounded: true at once.
-    bool wait_for_room() noexcept { return !d_->demand_.bounded() || d_->demand_.wait_for_room(); }
+    bool wait_for_room() noexcept { return !d_->core_.bounded() || d_->core_.wait_for_room(); }
     // Gives back the room reserved, if any (a push that will not happen).
     void release_room() noexcept {
-      if (room_) d_->demand_.release_room(1);
+      if (room_) d_->core_.release_room(1);
       room_ = false;
     }
     // (P0) after try_reserve() succeeded. False: closed (counted in stats().refused_closed; the
     // room is released).
     [[nodiscard]] bool begin() noexcept {
-      if (d_->demand_.begin_push(*slot_)) {
+      if (d_->core_.begin_push(*slot_)) {
         begun_ = true;
         return true;
       }
-      d_->demand_.note_refused_closed(1);
+      d_->core_.note_refused_closed(1);
       release_room();
       return false;
     }
@@ -298,11 +298,11 @@ class Dispatcher {
       }
       begun_ = false;
       room_ = false;
-      d_->demand_.end_push(*slot_, 1);  // P2, P4, P3
+      d_->core_.end_push(*slot_, 1);  // P2, P4, P3
     }
     // Undoes what was not committed.
     void abort() noexcept {
-      if (begun_) detail::Demand::abort_push(*slot_);
+      if (begun_) detail::QueueCore::abort_push(*slot_);
       begun_ = false;
       release_room();
     }
@@ -325,7 +325,7 @@ class Dispatcher {
     Consumer(const Consumer&) = delete;
     Consumer& operator=(const Consumer&) = delete;
     ~Consumer() {
-      if (slot_ != nullptr) d_->demand_.return_slot(*slot_);
+      if (slot_ != nullptr) d_->core_.return_slot(*slot_);
     }
 
     std::optional<T> pop() { return pop_until(Clock::time_point::max()); }
@@ -353,7 +353,7 @@ class Dispatcher {
         after_pop(1);
         return TakeResult::Got;
       }
-      return result_of(d_->demand_.wait(
+      return result_of(d_->core_.wait(
           *slot_,
           [&] {
             if (!d_->queue_.try_dequeue(token_, out)) return false;
@@ -378,34 +378,34 @@ class Dispatcher {
     TakeResult wait_ready(Clock::time_point deadline) {
       auto ready = [this] { return d_->queue_.size_approx() != 0; };
       if (ready()) return TakeResult::Got;
-      return result_of(d_->demand_.wait(*slot_, ready, deadline, true));
+      return result_of(d_->core_.wait(*slot_, ready, deadline, true));
     }
     // Interrupts this handle's waits from another thread (see Interrupter).
     [[nodiscard]] Interrupter interrupter() const noexcept {
-      return Interrupter(d_->demand_, *slot_);
+      return Interrupter(d_->core_, *slot_);
     }
 
    private:
     friend class Dispatcher;
     explicit Consumer(Dispatcher& d)
-        : d_(&d), slot_(&d.demand_.lease_consumer_slot()), token_(d.queue_) {}
+        : d_(&d), slot_(&d.core_.lease_consumer_slot()), token_(d.queue_) {}
 
-    static TakeResult result_of(detail::Demand::WaitResult r) noexcept {
+    static TakeResult result_of(detail::QueueCore::WaitResult r) noexcept {
       switch (r) {
-        case detail::Demand::WaitResult::kGot:
+        case detail::QueueCore::WaitResult::kGot:
           return TakeResult::Got;
-        case detail::Demand::WaitResult::kDrained:
+        case detail::QueueCore::WaitResult::kDrained:
           return TakeResult::Drained;
-        case detail::Demand::WaitResult::kTimedOut:
+        case detail::QueueCore::WaitResult::kTimedOut:
           return TakeResult::TimedOut;
-        case detail::Demand::WaitResult::kInterrupted:
+        case detail::QueueCore::WaitResult::kInterrupted:
           break;
       }
       return TakeResult::Interrupted;
     }
     void after_pop(std::size_t n) {
-      detail::Demand::note_popped(*slot_, n);
-      if (d_->demand_.bounded()) d_->demand_.release_room(static_cast<std::uint32_t>(n));
+      detail::QueueCore::note_popped(*slot_, n);
+      if (d_->core_.bounded()) d_->core_.release_room(static_cast<std::uint32_t>(n));
     }
     std::optional<T> pop_until(Clock::time_point deadline) {
       std::optional<T> out;
@@ -413,7 +413,7 @@ class Dispatcher {
         after_pop(1);
         return out;
       }
-      d_->demand_.wait(
+      d_->core_.wait(
           *slot_,
           [&] {
             if (!d_->queue_.try_dequeue(token_, out)) return false;
@@ -432,11 +432,11 @@ class Dispatcher {
  private:
   // A producer slot held for one tokenless call.
   struct SlotLease {
-    explicit SlotLease(detail::Demand& demand) : d(demand), slot(demand.lease_producer_slot()) {}
+    explicit SlotLease(detail::QueueCore& demand) : d(demand), slot(demand.lease_producer_slot()) {}
     ~SlotLease() { d.return_slot(slot); }
     SlotLease(const SlotLease&) = delete;
     SlotLease& operator=(const SlotLease&) = delete;
-    detail::Demand& d;
+    detail::QueueCore& d;
     detail::ProducerSlot& slot;
   };
 
@@ -484,21 +484,21 @@ class Dispatcher {
   // many units of room the caller now holds; 0 means stop: rejected (counted) or closed.
   std::size_t make_room(std::size_t want, bool may_wait, bool& dropped) {
     for (;;) {
-      const auto n = demand_.try_reserve(static_cast<std::uint32_t>(
-          want < detail::Demand::kRoomMaxRequest ? want : detail::Demand::kRoomMaxRequest));
+      const auto n = core_.try_reserve(static_cast<std::uint32_t>(
+          want < detail::QueueCore::kRoomMaxRequest ? want : detail::QueueCore::kRoomMaxRequest));
       if (n != 0) return n;
-      switch (demand_.overflow()) {
+      switch (core_.overflow()) {
         case Overflow::Reject:
           return 0;
         case Overflow::Block:
-          if (!may_wait || !demand_.wait_for_room()) return 0;
+          if (!may_wait || !core_.wait_for_room()) return 0;
           break;
         case Overflow::DropOldest:
           if (drop_oldest()) {
             dropped = true;
             return 1;  // the dropped event's room is ours now
           }
-          demand_.yield_to_others();  // room is held by pushes still enqueueing; let them finish
+          core_.yield_to_others();  // room is held by pushes still enqueueing; let them finish
           break;
       }
     }
@@ -506,7 +506,7 @@ class Dispatcher {
   bool drop_oldest() {
     std::optional<T> victim;
     if (!queue_.try_dequeue(victim)) return false;
-    demand_.note_dropped(1);
+    core_.note_dropped(1);
     if (on_drop_) [[unlikely]]
       drop(std::move(*victim), DropReason::Oldest);
     return true;
@@ -542,8 +542,8 @@ class Dispatcher {
 
   PushResult push_one(detail::ProducerSlot& slot, moodycamel::ProducerToken* token, T& event,
                       bool may_wait) {
-    if (!demand_.begin_push(slot)) {  // P0
-      demand_.note_refused_closed(1);
+    if (!core_.begin_push(slot)) {  // P0
+      core_.note_refused_closed(1);
       return PushResult::Closed;
     }
 #ifdef PUSHSTAGE_DELIBERATE_SLOWDOWN
@@ -553,13 +553,13 @@ class Dispatcher {
     while (spin < 4) spin = spin + 1;
 #endif
     bool dropped = false;
-    if (demand_.bounded() && make_room(1, may_wait, dropped) == 0) {
-      detail::Demand::abort_push(slot);
-      if (demand_.closed()) {
-        demand_.note_refused_closed(1);
+    if (core_.bounded() && make_room(1, may_wait, dropped) == 0) {
+      detail::QueueCore::abort_push(slot);
+      if (core_.closed()) {
+        core_.note_refused_closed(1);
         return PushResult::Closed;
       }
-      demand_.note_rejected(1);
+      core_.note_rejected(1);
       return PushResult::Rejected;
     }
     bool ok = false;
@@ -573,7 +573,7 @@ class Dispatcher {
       undo(slot, 1);
       throw std::bad_alloc();
     }
-    demand_.end_push(slot, 1);  // P2, P4, P3
+    core_.end_push(slot, 1);  // P2, P4, P3
     return dropped ? PushResult::DroppedOldest : PushResult::Pushed;
   }
 
@@ -583,20 +583,20 @@ class Dispatcher {
     const auto total = static_cast<std::size_t>(std::distance(first, last));
     std::size_t accepted = 0;
     while (accepted < total) {
-      if (!demand_.begin_push(slot)) {  // P0, once per chunk: close() may stop a bulk
-        demand_.note_refused_closed(total - accepted);
+      if (!core_.begin_push(slot)) {  // P0, once per chunk: close() may stop a bulk
+        core_.note_refused_closed(total - accepted);
         break;
       }
       std::size_t n = total - accepted;
-      if (demand_.bounded()) {
+      if (core_.bounded()) {
         bool dropped = false;
         n = make_room(n, true, dropped);
         if (n == 0) {
-          detail::Demand::abort_push(slot);
-          if (demand_.closed()) {
-            demand_.note_refused_closed(total - accepted);
+          detail::QueueCore::abort_push(slot);
+          if (core_.closed()) {
+            core_.note_refused_closed(total - accepted);
           } else {
-            demand_.note_rejected(total - accepted);
+            core_.note_rejected(total - accepted);
           }
           break;
         }
@@ -612,20 +612,20 @@ class Dispatcher {
         undo(slot, n);
         throw std::bad_alloc();
       }
-      demand_.end_push(slot, n);  // P2, P4, P3: per chunk, so consumers can free room meanwhile
+      core_.end_push(slot, n);  // P2, P4, P3: per chunk, so consumers can free room meanwhile
       accepted += n;
     }
     return accepted;
   }
 
   void undo(detail::ProducerSlot& slot, std::size_t reserved) {
-    if (demand_.bounded()) demand_.release_room(static_cast<std::uint32_t>(reserved));
-    detail::Demand::abort_push(slot);
+    if (core_.bounded()) core_.release_room(static_cast<std::uint32_t>(reserved));
+    detail::QueueCore::abort_push(slot);
   }
 
   void after_pop_shared() {
-    demand_.note_popped_shared(1);
-    if (demand_.bounded()) demand_.release_room(1);
+    core_.note_popped_shared(1);
+    if (core_.bounded()) core_.release_room(1);
   }
   std::optional<T> pop_tokenless(Clock::time_point deadline) {
     std::optional<T> out;
@@ -633,19 +633,19 @@ class Dispatcher {
       after_pop_shared();
       return out;
     }
-    detail::ConsumerSlot& slot = demand_.lease_consumer_slot();
+    detail::ConsumerSlot& slot = core_.lease_consumer_slot();
     auto try_one = [&] {
       if (!queue_.try_dequeue(out)) return false;
-      detail::Demand::note_popped(slot, 1);
-      if (demand_.bounded()) demand_.release_room(1);
+      detail::QueueCore::note_popped(slot, 1);
+      if (core_.bounded()) core_.release_room(1);
       return true;
     };
-    demand_.wait(slot, try_one, deadline);
-    demand_.return_slot(slot);
+    core_.wait(slot, try_one, deadline);
+    core_.return_slot(slot);
     return out;
   }
 
-  detail::Demand demand_;
+  detail::QueueCore core_;
   Queue queue_;
   const DropHandler on_drop_;    // read-only after construction
   detail::Upstreams upstreams_;  // fan-in: stages that may still emit

@@ -11,15 +11,15 @@
 //   merged across threads
 #pragma once
 
-#include "pushstage/batcher.hpp"
-#include "pushstage/broadcast_dispatcher.hpp"
-#include "pushstage/consumer_pool.hpp"
 #include "pushstage/cpus.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 #include "pushstage/histogram.hpp"
-#include "pushstage/keyed_dispatcher.hpp"
-#include "pushstage/partition_dispatcher.hpp"
-#include "pushstage/pool_options.hpp"
-#include "pushstage/rate_limiter.hpp"
-#include "pushstage/stage.hpp"
+#include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/keyed_dispatcher.hpp"
+#include "pushstage/modes/partition_dispatcher.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
+#include "pushstage/pool/pool_options.hpp"
+#include "pushstage/pool/rate_limiter.hpp"
+#include "pushstage/stages/batcher.hpp"
+#include "pushstage/stages/stage.hpp"

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/detail/pool_core.hpp"
+#include "pushstage/pool/pool_core.hpp"
 #include "source_core.hpp"
 
 namespace pushstage::nats::detail {

@@ -28,9 +28,9 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/consumer_pool.hpp"
 #include "pushstage/cpus.hpp"
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
 
 namespace pushstage {
 namespace {

@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/keyed_dispatcher.hpp"
+#include "pushstage/modes/keyed_dispatcher.hpp"
 
 namespace {
 

@@ -30,10 +30,10 @@
 #include <thread>
 #include <vector>
 
-#include "pushstage/consumer_pool.hpp"
 #include "pushstage/cpus.hpp"
 #include "pushstage/dispatcher.hpp"
-#include "pushstage/stage.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
+#include "pushstage/stages/stage.hpp"
 
 // ---- the interposed pthread_create ----
 

@@ -38,8 +38,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pushstage/consumer_pool.hpp"
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define PUSHSTAGE_SOAK_SANITIZED 1

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "pushstage/consumer_pool.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
 
 namespace pushstage {
 namespace {

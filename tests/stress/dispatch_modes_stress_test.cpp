@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/broadcast_dispatcher.hpp"
-#include "pushstage/consumer_pool.hpp"
-#include "pushstage/keyed_dispatcher.hpp"
-#include "pushstage/partition_dispatcher.hpp"
+#include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/keyed_dispatcher.hpp"
+#include "pushstage/modes/partition_dispatcher.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
 
 namespace pushstage {
 namespace {

@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "pushstage/consumer_pool.hpp"
-#include "pushstage/stage.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
+#include "pushstage/stages/stage.hpp"
 
 namespace pushstage {
 namespace {

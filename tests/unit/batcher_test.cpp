@@ -1,6 +1,6 @@
 // batcher_test.cpp: Batcher: batches by size, by timeout, by key, at close; its processors pool;
 // failures; as the sink of a Stage.
-#include "pushstage/batcher.hpp"
+#include "pushstage/stages/batcher.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "pushstage/cpus.hpp"
-#include "pushstage/stage.hpp"
+#include "pushstage/stages/stage.hpp"
 #include "test_payloads.hpp"
 
 namespace pushstage {

@@ -1,5 +1,5 @@
 // consumer_pool_test.cpp: the public API of ConsumerPool<T>.
-#include "pushstage/consumer_pool.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -18,10 +18,10 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/cpus.hpp"
-#include "pushstage/partition_dispatcher.hpp"
-#include "pushstage/stage.hpp"
+#include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/partition_dispatcher.hpp"
+#include "pushstage/stages/stage.hpp"
 #include "test_payloads.hpp"
 
 namespace pushstage {

@@ -1,6 +1,6 @@
 // keyed_dispatcher_test.cpp: KeyedDispatcher alone and under pools: per-key order on any consumer,
 // a hot key that does not hold back the others, bounds, close.
-#include "pushstage/keyed_dispatcher.hpp"
+#include "pushstage/modes/keyed_dispatcher.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "pushstage/consumer_pool.hpp"
-#include "pushstage/stage.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
+#include "pushstage/stages/stage.hpp"
 #include "test_payloads.hpp"
 
 namespace pushstage {

@@ -1,5 +1,5 @@
 // partition_dispatcher_test.cpp: PartitionDispatcher alone, under a ConsumerPool, behind a Stage.
-#include "pushstage/partition_dispatcher.hpp"
+#include "pushstage/modes/partition_dispatcher.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "pushstage/consumer_pool.hpp"
-#include "pushstage/stage.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
+#include "pushstage/stages/stage.hpp"
 #include "test_payloads.hpp"
 
 namespace pushstage {

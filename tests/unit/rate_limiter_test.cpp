@@ -1,6 +1,6 @@
 // rate_limiter_test.cpp: RateLimiter alone and in pools. Windows of an hour make the counts exact
 // on any machine (a window never ends during a test); the one timed test asserts a lower bound.
-#include "pushstage/rate_limiter.hpp"
+#include "pushstage/pool/rate_limiter.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@
 #include <thread>
 #include <utility>
 
-#include "pushstage/consumer_pool.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
 
 namespace pushstage {
 namespace {

@@ -1,5 +1,5 @@
 /* wake.pml: the park/wake, interrupt and close protocol of pushstage's Dispatcher
- * (detail/demand.hpp), at the level of its atomic operations. Tags (P0)..(K5) are the header's.
+ * (core/queue_core.hpp), at the level of its atomic operations. Tags (P0)..(K5) are the header's.
  *
  * Memory model. Every operation the protocol pairs (P2/P3 with W1/W2, S1/S2, K1/K2 with P0,
  * K4/K5) is seq_cst (or the asymmetric fence pair, which orders like two seq_cst fences), so

@@ -29,14 +29,14 @@
 #include <vector>
 
 #include "peers.hpp"
-#include "pushstage/broadcast_dispatcher.hpp"
-#include "pushstage/consumer_pool.hpp"
+#include "pushstage/core/cache_line.hpp"
 #include "pushstage/cpus.hpp"
-#include "pushstage/detail/cache_line.hpp"
 #include "pushstage/dispatcher.hpp"
-#include "pushstage/keyed_dispatcher.hpp"
-#include "pushstage/partition_dispatcher.hpp"
-#include "pushstage/stage.hpp"
+#include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/keyed_dispatcher.hpp"
+#include "pushstage/modes/partition_dispatcher.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
+#include "pushstage/stages/stage.hpp"
 #include "results_json.hpp"
 
 namespace pushstage::bench {

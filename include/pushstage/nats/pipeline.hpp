@@ -27,9 +27,9 @@
 #include <memory>
 #include <vector>
 
-#include "pushstage/consumer_pool.hpp"
 #include "pushstage/nats/message.hpp"
 #include "pushstage/nats/source.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
 
 namespace pushstage::nats {
 

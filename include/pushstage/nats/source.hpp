@@ -42,7 +42,7 @@
 #include "pushstage/nats/connect_options.hpp"
 #include "pushstage/nats/error.hpp"
 #include "pushstage/nats/message.hpp"
-#include "pushstage/pool_options.hpp"
+#include "pushstage/pool/pool_options.hpp"
 
 namespace pushstage::nats {
 

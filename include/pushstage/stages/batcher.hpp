@@ -1,6 +1,6 @@
-// pushstage/batcher.hpp: Broadway's batchers. Events pushed into a Batcher are grouped by batch
-// key into batches of batch_size, flushed when full or batch_timeout after their first event at
-// the latest; a batch handler runs on the batcher's own ConsumerPool (its processors). Push into
+// pushstage/stages/batcher.hpp: Broadway's batchers. Events pushed into a Batcher are grouped by
+// batch key into batches of batch_size, flushed when full or batch_timeout after their first event
+// at the latest; a batch handler runs on the batcher's own ConsumerPool (its processors). Push into
 // it from a handler, or make it the sink of a Stage.
 //
 // Threading: every member is safe from any thread. One thread of the batcher's own (not pinned)
@@ -37,9 +37,9 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/consumer_pool.hpp"
 #include "pushstage/dispatcher.hpp"
-#include "pushstage/pool_options.hpp"
+#include "pushstage/pool/consumer_pool.hpp"
+#include "pushstage/pool/pool_options.hpp"
 
 namespace pushstage {
 

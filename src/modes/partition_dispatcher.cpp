@@ -1,6 +1,6 @@
 // partition_dispatcher.cpp: the non-template parts of PartitionDispatcher: options validation
 // and the statistics over partitions.
-#include "pushstage/partition_dispatcher.hpp"
+#include "pushstage/modes/partition_dispatcher.hpp"
 
 #include <stdexcept>
 #include <string>

@@ -1,4 +1,4 @@
-// pushstage/detail/cache_line.hpp: cache-line size and the spin-wait pause, for the templates.
+// pushstage/core/cache_line.hpp: cache-line size and the spin-wait pause, for the templates.
 // Threading: constants and a stateless function; safe everywhere.
 #pragma once
 

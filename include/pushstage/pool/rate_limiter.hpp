@@ -1,4 +1,4 @@
-// pushstage/rate_limiter.hpp: Broadway's rate limiting: at most `allowed` events per interval,
+// pushstage/pool/rate_limiter.hpp: Broadway's rate limiting: at most `allowed` events per interval,
 // shared by every pool that holds the limiter (PoolOptions::rate_limit), changeable while they run.
 //
 // Threading: every member is safe from any thread.

@@ -1,6 +1,6 @@
-// pushstage/consumer_pool.hpp: N consumer threads, each pinned to a CPU, that drain a source and
-// call a handler for every event (or for every chunk of events). The source is a Dispatcher (the
-// consumers share it: GenStage's demand dispatch), a PartitionDispatcher (one consumer per
+// pushstage/pool/consumer_pool.hpp: N consumer threads, each pinned to a CPU, that drain a source
+// and call a handler for every event (or for every chunk of events). The source is a Dispatcher
+// (the consumers share it: GenStage's demand dispatch), a PartitionDispatcher (one consumer per
 // partition), a BroadcastDispatcher (one consumer per subscriber) or a KeyedDispatcher (any
 // consumer takes any key that has nothing in flight; per-key order kept).
 //
@@ -33,19 +33,19 @@
 //
 // Members (declared in detail::PoolCore, each with its contract): join(), size(), stats(),
 // pause(), resume(), paused(), ask(n), demand(), resize(n).
-// How it works: pushstage/detail/pool_core.hpp.
+// How it works: pushstage/pool/pool_core.hpp.
 #pragma once
 
 #include <functional>
 #include <span>
 #include <utility>
 
-#include "pushstage/broadcast_dispatcher.hpp"
-#include "pushstage/detail/pool_core.hpp"
 #include "pushstage/dispatcher.hpp"
-#include "pushstage/keyed_dispatcher.hpp"
-#include "pushstage/partition_dispatcher.hpp"
-#include "pushstage/pool_options.hpp"
+#include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/keyed_dispatcher.hpp"
+#include "pushstage/modes/partition_dispatcher.hpp"
+#include "pushstage/pool/pool_core.hpp"
+#include "pushstage/pool/pool_options.hpp"
 
 namespace pushstage {
 

@@ -1,5 +1,5 @@
-// pushstage/partition_dispatcher.hpp: GenStage's PartitionDispatcher: a hash of each event's key
-// picks one of N partitions; each partition is a Dispatcher of its own, drained by exactly one
+// pushstage/modes/partition_dispatcher.hpp: GenStage's PartitionDispatcher: a hash of each event's
+// key picks one of N partitions; each partition is a Dispatcher of its own, drained by exactly one
 // consumer (a ConsumerPool built over the PartitionDispatcher has one consumer per partition).
 //
 // Threading: every member is safe from any thread; a Producer handle belongs to one thread at a
@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/detail/upstreams.hpp"
+#include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 

@@ -1,4 +1,4 @@
-// pushstage/detail/signal.hpp: wakes threads that wait for a condition other threads change
+// pushstage/core/signal.hpp: wakes threads that wait for a condition other threads change
 // (a pool's pause/resume, manual demand credits, retire requests). One futex word for any number
 // of waiters; notify_all() costs a system call only when someone waits.
 //
@@ -24,7 +24,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "pushstage/detail/cache_line.hpp"
+#include "pushstage/core/cache_line.hpp"
 
 namespace pushstage::detail {
 

@@ -8,7 +8,7 @@
 
 #include "cpu_allocator.hpp"
 #include "pushstage/cpus.hpp"
-#include "pushstage/detail/pool_core.hpp"
+#include "pushstage/pool/pool_core.hpp"
 
 namespace pushstage::detail {
 namespace {

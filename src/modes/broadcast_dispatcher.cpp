@@ -1,6 +1,6 @@
 // broadcast_dispatcher.cpp: the non-template parts of BroadcastDispatcher: options validation
 // and the statistics.
-#include "pushstage/broadcast_dispatcher.hpp"
+#include "pushstage/modes/broadcast_dispatcher.hpp"
 
 #include <stdexcept>
 #include <string>

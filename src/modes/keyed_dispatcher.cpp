@@ -1,6 +1,6 @@
 // keyed_dispatcher.cpp: the non-template parts of KeyedDispatcher: options validation, the ready
 // ring's allocation and the statistics.
-#include "pushstage/keyed_dispatcher.hpp"
+#include "pushstage/modes/keyed_dispatcher.hpp"
 
 #include <bit>
 #include <stdexcept>

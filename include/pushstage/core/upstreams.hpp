@@ -1,4 +1,4 @@
-// pushstage/detail/upstreams.hpp: fan-in bookkeeping for a sink that several stages emit into.
+// pushstage/core/upstreams.hpp: fan-in bookkeeping for a sink that several stages emit into.
 // Each stage adds itself before it starts and removes itself once it will emit no more; the sink
 // closes when the last one leaves (Stage with PoolOptions::close_sink).
 //

@@ -1,4 +1,4 @@
-// pushstage/detail/pool_core.hpp: the consumer threads behind ConsumerPool and Stage: how they
+// pushstage/pool/pool_core.hpp: the consumer threads behind ConsumerPool and Stage: how they
 // take events from their source (demand), call the handler, and finish when the source drains.
 // ConsumerPool<T> is PoolCore<T, NoContext>; Stage<In, Sink> is PoolCore<In, Sink::Producer>,
 // whose handlers also get the consumer's own producer handle of the sink.
@@ -22,7 +22,7 @@
 //   pause:  pause() sets paused_ (seq_cst); a consumer checks it (acquire) before it takes events
 //           and again after every take and before every chunk, so nothing it took after pause()
 //           reaches the handler; seeing it set, it sleeps on signal_ until resume() (see
-//           detail/signal.hpp: resume's store is its (N1)). Events it already holds stay held,
+//           core/signal.hpp: resume's store is its (N1)). Events it already holds stay held,
 //           unhandled; events not taken stay in the source. An event pushed after pause() returned
 //           is taken through the source's release/acquire pair, so the check after the take sees
 //           the pause (paused_ is read acquire after the pop's acquire).
@@ -75,18 +75,18 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/broadcast_dispatcher.hpp"
-#include "pushstage/detail/cache_line.hpp"
-#include "pushstage/detail/signal.hpp"
+#include "pushstage/core/cache_line.hpp"
+#include "pushstage/core/signal.hpp"
 #include "pushstage/dispatcher.hpp"
-#include "pushstage/keyed_dispatcher.hpp"
-#include "pushstage/partition_dispatcher.hpp"
-#include "pushstage/pool_options.hpp"
-#include "pushstage/rate_limiter.hpp"
+#include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/keyed_dispatcher.hpp"
+#include "pushstage/modes/partition_dispatcher.hpp"
+#include "pushstage/pool/pool_options.hpp"
+#include "pushstage/pool/rate_limiter.hpp"
 
 namespace pushstage {
 template <class T, class Key>
-class Batcher;  // pushstage/batcher.hpp: shuts its processors down before it joins them
+class Batcher;  // pushstage/stages/batcher.hpp: shuts its processors down before it joins them
 }  // namespace pushstage
 
 namespace pushstage::detail {

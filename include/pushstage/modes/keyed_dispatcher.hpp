@@ -1,4 +1,4 @@
-// pushstage/keyed_dispatcher.hpp: per-key order without one consumer per partition. A hash of
+// pushstage/modes/keyed_dispatcher.hpp: per-key order without one consumer per partition. A hash of
 // each event's key picks one of N slots (a queue each); a slot with events is "ready", and any
 // idle consumer takes the next ready slot, handles a batch of its events and hands it back. A slot
 // is held by at most one consumer at a time, so the events of one key are handled in push order,
@@ -11,7 +11,7 @@
 //            slot's counter and, when it makes the slot ready, the ready ring; it spins only in
 //            (Q1), for a consumer that is between (Q3) and (Q4) on the cell it needs. Consumers
 //            wait for a ready slot as Dispatcher consumers wait (spin, then park;
-//            detail/demand.hpp), and retry while the append ahead of a ready slot is between (Q1)
+//            core/queue_core.hpp), and retry while the append ahead of a ready slot is between (Q1)
 //            and (Q2). Bounded under Overflow::Block, a push waits while `capacity` events are
 //            accepted and not yet handled.
 // Ordering:  the events of one key pushed by one producer are handled in push order, by whichever
@@ -42,7 +42,7 @@
 //
 // Protocol. gate_ = | closed: 1 bit | events accepted and not yet released: 63 bits |;
 // slot.pending = events of the slot accepted and not yet released. The ready set is ready_ring_
-// (slot indices) counted and waited for by ready_, a detail::Demand: the pair is what a
+// (slot indices) counted and waited for by ready_, a detail::QueueCore: the pair is what a
 // Dispatcher<std::uint32_t> is, with a buffer allocated in full by the constructor.
 //   (K1) push, once the hash picked the slot, the slot's queue exists (the first push installs it
 //        by CAS) and the push holds a producer lease of ready_ (a Producer handle holds one for
@@ -84,7 +84,7 @@
 //   so exactly the one that reaches closed|0 sees it. Per-key order: the holder's handler calls
 //   happen-before its (K5) (program order), which the next holder's (K4) reads from, directly or
 //   through ready_ring_ (Q2)/(Q3).
-// Bounded: blocked producers wait on room_ (detail/signal.hpp: the (K5) RMW is its N1, the
+// Bounded: blocked producers wait on room_ (core/signal.hpp: the (K5) RMW is its N1, the
 //   predicate "count < capacity or closed" its A3).
 #pragma once
 
@@ -104,10 +104,10 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/detail/cache_line.hpp"
-#include "pushstage/detail/demand.hpp"
-#include "pushstage/detail/signal.hpp"
-#include "pushstage/detail/upstreams.hpp"
+#include "pushstage/core/cache_line.hpp"
+#include "pushstage/core/queue_core.hpp"
+#include "pushstage/core/signal.hpp"
+#include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 
@@ -468,11 +468,11 @@ class KeyedDispatcher {
 
   // A producer lease of ready_ held for one tokenless push (K1).
   struct ReadyLease {
-    explicit ReadyLease(detail::Demand& d) : demand(d), slot(d.lease_producer_slot()) {}
+    explicit ReadyLease(detail::QueueCore& d) : demand(d), slot(d.lease_producer_slot()) {}
     ~ReadyLease() { demand.return_slot(slot); }
     ReadyLease(const ReadyLease&) = delete;
     ReadyLease& operator=(const ReadyLease&) = delete;
-    detail::Demand& demand;
+    detail::QueueCore& demand;
     detail::ProducerSlot& slot;
   };
 
@@ -552,7 +552,7 @@ class KeyedDispatcher {
   }
   bool try_pop_ready(detail::ConsumerSlot& waiter, std::uint32_t& id) noexcept {
     if (!ready_ring_.try_pop(id)) return false;  // Q3, Q4
-    detail::Demand::note_popped(waiter, 1);
+    detail::QueueCore::note_popped(waiter, 1);
     return true;
   }
   // Dispatcher::Consumer::wait_ready's, over ready_ring_.
@@ -561,15 +561,15 @@ class KeyedDispatcher {
     if (ready()) return TakeResult::Got;
     return result_of(ready_.wait(waiter, ready, deadline, true));
   }
-  static TakeResult result_of(detail::Demand::WaitResult r) noexcept {
+  static TakeResult result_of(detail::QueueCore::WaitResult r) noexcept {
     switch (r) {
-      case detail::Demand::WaitResult::kGot:
+      case detail::QueueCore::WaitResult::kGot:
         return TakeResult::Got;
-      case detail::Demand::WaitResult::kDrained:
+      case detail::QueueCore::WaitResult::kDrained:
         return TakeResult::Drained;
-      case detail::Demand::WaitResult::kTimedOut:
+      case detail::QueueCore::WaitResult::kTimedOut:
         return TakeResult::TimedOut;
-      case detail::Demand::WaitResult::kInterrupted:
+      case detail::QueueCore::WaitResult::kInterrupted:
         break;
     }
     return TakeResult::Interrupted;
@@ -624,7 +624,7 @@ class KeyedDispatcher {
   const std::size_t slot_count_;
   const std::unique_ptr<std::atomic<Slot*>[]> slots_;  // null until the slot's first push
   detail::ReadyRing ready_ring_;                       // slots with events that no consumer holds
-  detail::Demand ready_;  // counts ready_ring_'s entries; consumers wait for one in it
+  detail::QueueCore ready_;  // counts ready_ring_'s entries; consumers wait for one in it
   const std::uint64_t capacity_;
   const bool reject_;
   const DropHandler on_drop_;

@@ -1,10 +1,10 @@
 // batcher.cpp: the non-template part of Batcher: options validation.
-#include "pushstage/batcher.hpp"
+#include "pushstage/stages/batcher.hpp"
 
 #include <stdexcept>
 #include <string>
 
-#include "pushstage/detail/pool_core.hpp"
+#include "pushstage/pool/pool_core.hpp"
 
 namespace pushstage::detail {
 

@@ -1,5 +1,5 @@
-// pushstage/broadcast_dispatcher.hpp: GenStage's BroadcastDispatcher: every subscriber gets every
-// event (or those its selector accepts), each through a bounded Dispatcher of its own; the
+// pushstage/modes/broadcast_dispatcher.hpp: GenStage's BroadcastDispatcher: every subscriber gets
+// every event (or those its selector accepts), each through a bounded Dispatcher of its own; the
 // slowest subscriber sets the pace. A ConsumerPool over it runs one consumer per subscriber; a
 // subscriber may also be drained by a pool of its own (subscriber(i) is a Dispatcher).
 //
@@ -26,7 +26,7 @@
 // Not guaranteed: order across producers; that subscribers see events at the same time.
 //
 // How a push stays all or nothing without a gate of its own: it uses each subscriber's
-// Dispatcher::Transaction (see Dispatcher's close protocol, detail/demand.hpp).
+// Dispatcher::Transaction (see Dispatcher's close protocol, core/queue_core.hpp).
 //   (B1) reserve room in every selected subscriber without waiting. One is full: give back all the
 //        room reserved, wait for room in that one (holding nothing, so producers never wait on
 //        each other in a cycle), and start again. The wait ends when room frees or that
@@ -55,9 +55,9 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/detail/cache_line.hpp"
-#include "pushstage/detail/signal.hpp"
-#include "pushstage/detail/upstreams.hpp"
+#include "pushstage/core/cache_line.hpp"
+#include "pushstage/core/signal.hpp"
+#include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 

@@ -1,4 +1,4 @@
-// pushstage/stage.hpp: GenStage's producer_consumer: a pool whose handler emits zero or more
+// pushstage/stages/stage.hpp: GenStage's producer_consumer: a pool whose handler emits zero or more
 // events into a downstream sink (a Dispatcher, or any of the other dispatchers or a Batcher).
 // Chain stages to build a pipeline: head Dispatcher -> Stage -> Dispatcher -> ... -> ConsumerPool.
 //
@@ -24,7 +24,7 @@
 //            for e (the sink's push/pop guarantee).
 // Not guaranteed: order across consumers of a stage.
 //
-// How it works: pushstage/detail/pool_core.hpp (the consumers), the sink's own header (the push).
+// How it works: pushstage/pool/pool_core.hpp (the consumers), the sink's own header (the push).
 #pragma once
 
 #include <concepts>
@@ -32,12 +32,12 @@
 #include <span>
 #include <utility>
 
-#include "pushstage/broadcast_dispatcher.hpp"
-#include "pushstage/detail/pool_core.hpp"
 #include "pushstage/dispatcher.hpp"
-#include "pushstage/keyed_dispatcher.hpp"
-#include "pushstage/partition_dispatcher.hpp"
-#include "pushstage/pool_options.hpp"
+#include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/keyed_dispatcher.hpp"
+#include "pushstage/modes/partition_dispatcher.hpp"
+#include "pushstage/pool/pool_core.hpp"
+#include "pushstage/pool/pool_options.hpp"
 
 namespace pushstage {
 

@@ -1,8 +1,8 @@
-// rate_limiter.cpp: the fixed-window counter of pushstage/rate_limiter.hpp, under one mutex.
+// rate_limiter.cpp: the fixed-window counter of pushstage/pool/rate_limiter.hpp, under one mutex.
 // Every member takes mutex_ for a few instructions; acquire() waits on room_ (a condition
 // variable tied to mutex_) until the window ends or set_rate() notifies it, so neither a grant nor
 // a rate change can be missed by a waiter.
-#include "pushstage/rate_limiter.hpp"
+#include "pushstage/pool/rate_limiter.hpp"
 
 #include <algorithm>
 #include <stdexcept>

@@ -1,5 +1,5 @@
-// pushstage/pool_options.hpp: the vocabulary of ConsumerPool and Stage: their options and stats.
-// Threading: plain value types; copy them freely.
+// pushstage/pool/pool_options.hpp: the vocabulary of ConsumerPool and Stage: their options and
+// stats. Threading: plain value types; copy them freely.
 #pragma once
 
 #include <chrono>
@@ -12,7 +12,7 @@
 
 namespace pushstage {
 
-class RateLimiter;  // pushstage/rate_limiter.hpp
+class RateLimiter;  // pushstage/pool/rate_limiter.hpp
 
 // Who asks for events: GenStage's subscription mode.
 enum class DemandMode {

@@ -12,7 +12,7 @@ namespace pushstage::detail {
 namespace {
 
 // The kernel reads the word behind the atomic; std::atomic<uint32_t> is a plain, lock-free
-// 32-bit object (asserted in demand.hpp), so its address is the word's address.
+// 32-bit object (asserted in core/slots.hpp), so its address is the word's address.
 std::uint32_t* raw(std::atomic<std::uint32_t>* word) noexcept {
   return reinterpret_cast<std::uint32_t*>(
       word);  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)

@@ -1,5 +1,5 @@
-// signal.cpp: the system calls of pushstage/detail/signal.hpp (its protocol block explains them).
-#include "pushstage/detail/signal.hpp"
+// signal.cpp: the system calls of pushstage/core/signal.hpp (its protocol block explains them).
+#include "pushstage/core/signal.hpp"
 
 #include <climits>
 
