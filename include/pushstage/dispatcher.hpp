@@ -50,6 +50,7 @@
 #include "pushstage/core/queue_core.hpp"
 #include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher_options.hpp"
+#include "pushstage/source.hpp"
 
 #ifdef PUSHSTAGE_FAULT_INJECTION
 // tests/fault only (a private compile definition of that test target, never set for users): the
@@ -58,26 +59,6 @@ bool pushstage_fault_enqueue_fails() noexcept;
 #endif
 
 namespace pushstage {
-
-// Ends a consumer handle's current or next take() or wait_ready() with TakeResult::Interrupted
-// (once per interrupt(); pop() and pop_for() are not interrupted). Copyable; interrupt() is safe
-// from any thread for as long as the dispatcher lives, also after the handle is gone (the interrupt
-// may then reach a later handle: callers treat Interrupted as "re-check your own conditions").
-// Pools use it to retire a consumer that is parked in its source. Get one from
-// Dispatcher<T>::Consumer::interrupter() (or a dispatch mode's consumer handle).
-class Interrupter {
- public:
-  void interrupt() const noexcept { d_->interrupt(*slot_); }
-
- private:
-  template <class>
-  friend class Dispatcher;
-  template <class>
-  friend class KeyedDispatcher;
-  Interrupter(detail::QueueCore& d, detail::ConsumerSlot& slot) : d_(&d), slot_(&slot) {}
-  detail::QueueCore* d_;
-  detail::ConsumerSlot* slot_;
-};
 
 template <class T>
 class Dispatcher {
@@ -194,6 +175,11 @@ class Dispatcher {
   [[nodiscard]] Producer producer() { return Producer(*this); }
   // A consumer handle: a ConsumerToken (fair rotation over producers) and its own counter line.
   [[nodiscard]] Consumer consumer() { return Consumer(*this); }
+
+  // As a Source (pushstage/source.hpp): every consumer of a pool shares the dispatcher, so there
+  // are as many as the pool likes, each with a handle of its own.
+  [[nodiscard]] Consumer handle_for(std::size_t /*consumer_index*/) { return consumer(); }
+  [[nodiscard]] static constexpr std::size_t fixed_consumers() noexcept { return 0; }
 
   class Producer {
    public:
@@ -372,6 +358,10 @@ class Dispatcher {
       if (max > 1) try_pop_bulk(std::back_inserter(out), max - 1);
       return TakeResult::Got;
     }
+    // Appends up to `max` buffered events to `out`, in the order taken; never waits.
+    std::size_t try_take(std::vector<T>& out, std::size_t max) {
+      return try_pop_bulk(std::back_inserter(out), max);
+    }
     // Waits like take() until an event is probably buffered, without taking it (Got: a try_pop()
     // will probably succeed, unless another consumer is faster). For consumers that may take
     // events only once they know one is there (a pool's manual demand).
@@ -383,6 +373,12 @@ class Dispatcher {
     // Interrupts this handle's waits from another thread (see Interrupter).
     [[nodiscard]] Interrupter interrupter() const noexcept {
       return Interrupter(d_->core_, *slot_);
+    }
+    // The dispatcher's drained() and wait_until(), for a handle's owner (see Source).
+    [[nodiscard]] bool drained() const noexcept { return d_->drained(); }
+    template <class Pred>
+    void wait_until(Pred&& pred) noexcept {
+      d_->wait_until(std::forward<Pred>(pred));
     }
 
    private:

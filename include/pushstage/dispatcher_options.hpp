@@ -37,14 +37,6 @@ enum class PushResult {
   Closed,         // close() came first; the event was not taken
 };
 
-// How a consumer handle's take() or wait_ready() ended.
-enum class TakeResult {
-  Got,          // take: events were moved out; wait_ready: an event is (probably) buffered
-  TimedOut,     // the deadline came first
-  Drained,      // closed, and every accepted event has been taken: nothing will come
-  Interrupted,  // Interrupter::interrupt() ended this wait (once per interrupt())
-};
-
 struct DispatcherOptions {
   // Most events buffered at once; 0 means unbounded. Bounded: 1 .. 2^31-1.
   std::size_t capacity = 0;

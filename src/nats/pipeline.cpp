@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "pushstage/dispatcher.hpp"
+
 namespace pushstage::nats {
 
 // Local attempts first, then one settlement: the handler never settles on a throw, or the pool's

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "pushstage/dispatcher.hpp"
 #include "pushstage/pool/pool_core.hpp"
 #include "source_core.hpp"
 

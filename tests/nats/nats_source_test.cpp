@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "nats_test_support.hpp"
+#include "pushstage/dispatcher.hpp"
 #include "pushstage/nats/nats.hpp"
 
 #ifndef PUSHSTAGE_NATS_WORKER

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "pushstage/dispatcher.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 
 namespace pushstage {

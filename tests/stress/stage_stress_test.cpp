@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "pushstage/dispatcher.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 #include "pushstage/stages/stage.hpp"
 

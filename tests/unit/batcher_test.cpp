@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pushstage/cpus.hpp"
+#include "pushstage/dispatcher.hpp"
 #include "pushstage/stages/stage.hpp"
 #include "test_payloads.hpp"
 

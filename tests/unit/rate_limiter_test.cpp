@@ -14,6 +14,7 @@
 #include <thread>
 #include <utility>
 
+#include "pushstage/dispatcher.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 
 namespace pushstage {

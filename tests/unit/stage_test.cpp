@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "pushstage/dispatcher.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 #include "test_payloads.hpp"
 

@@ -152,6 +152,19 @@ class BroadcastDispatcher {
   // Subscriber i's Dispatcher (i < subscribers()): pop from it, or build a pool on it.
   [[nodiscard]] Dispatcher<T>& subscriber(std::size_t i) noexcept { return subs_[i]->d; }
 
+  // As a Source (pushstage/source.hpp): exactly one consumer per subscriber; consumer i drains
+  // subscriber i.
+  [[nodiscard]] typename Dispatcher<T>::Consumer handle_for(std::size_t i) {
+    return subs_[i]->d.consumer();
+  }
+  [[nodiscard]] std::size_t fixed_consumers() const noexcept { return subs_.size(); }
+  [[nodiscard]] static constexpr const char* consumer_role() noexcept {
+    return "subscriber of the BroadcastDispatcher";
+  }
+  void notify() noexcept {
+    for (auto& s : subs_) s->d.notify();
+  }
+
   [[nodiscard]] BroadcastStats stats() const {
     BroadcastStats s;
     s.pushed = pushed_.load(std::memory_order_relaxed);  // statistics: relaxed throughout

@@ -327,6 +327,9 @@ class KeyedDispatcher {
   [[nodiscard]] Producer producer() { return Producer(*this); }
   // A consumer handle, for ConsumerPool (or a hand-written consumer loop). Throws std::bad_alloc.
   [[nodiscard]] Consumer consumer() { return Consumer(*this); }
+  // As a Source (pushstage/source.hpp): any number of consumers, each with a handle of its own.
+  [[nodiscard]] Consumer handle_for(std::size_t /*consumer_index*/) { return consumer(); }
+  [[nodiscard]] static constexpr std::size_t fixed_consumers() noexcept { return 0; }
 
   class Producer {
    public:
@@ -391,6 +394,12 @@ class KeyedDispatcher {
     }
     [[nodiscard]] Interrupter interrupter() const noexcept {
       return Interrupter(d_->ready_, *waiter_);
+    }
+    // The dispatcher's drained() and wait_until(), for a handle's owner (see Source).
+    [[nodiscard]] bool drained() const noexcept { return d_->drained(); }
+    template <class Pred>
+    void wait_until(Pred&& pred) noexcept {
+      d_->wait_until(std::forward<Pred>(pred));
     }
 
     // (K5): done with the events of the held slot (every handler call for them returned).

@@ -106,6 +106,19 @@ class PartitionDispatcher {
   // Partition i (i < partitions()), e.g. to inspect it.
   [[nodiscard]] Dispatcher<T>& partition(std::size_t i) noexcept { return *parts_[i]; }
 
+  // As a Source (pushstage/source.hpp): exactly one consumer per partition; consumer i drains
+  // partition i.
+  [[nodiscard]] typename Dispatcher<T>::Consumer handle_for(std::size_t i) {
+    return parts_[i]->consumer();
+  }
+  [[nodiscard]] std::size_t fixed_consumers() const noexcept { return parts_.size(); }
+  [[nodiscard]] static constexpr const char* consumer_role() noexcept {
+    return "partition of the PartitionDispatcher";
+  }
+  void notify() noexcept {
+    for (auto& p : parts_) p->notify();
+  }
+
   [[nodiscard]] PartitionStats stats() const {
     PartitionStats s;
     s.partitions.reserve(parts_.size());

@@ -1,8 +1,9 @@
 // pushstage/pool/consumer_pool.hpp: N consumer threads, each pinned to a CPU, that drain a source
-// and call a handler for every event (or for every chunk of events). The source is a Dispatcher
-// (the consumers share it: GenStage's demand dispatch), a PartitionDispatcher (one consumer per
-// partition), a BroadcastDispatcher (one consumer per subscriber) or a KeyedDispatcher (any
-// consumer takes any key that has nothing in flight; per-key order kept).
+// and call a handler for every event (or for every chunk of events). The source is any Source
+// (pushstage/source.hpp): a Dispatcher (the consumers share it: GenStage's demand dispatch), a
+// PartitionDispatcher (one consumer per partition), a BroadcastDispatcher (one consumer per
+// subscriber), a KeyedDispatcher (any consumer takes any key that has nothing in flight; per-key
+// order kept), or a dispatch mode of your own.
 //
 // Threading: the constructor starts the threads; the other members are safe from any thread.
 //            The handler runs on the pool's threads, concurrently with itself.
@@ -32,7 +33,7 @@
 // Not guaranteed: which consumer gets an event; order across consumers.
 //
 // Members (declared in detail::PoolCore, each with its contract): join(), size(), stats(),
-// pause(), resume(), paused(), ask(n), demand(), resize(n).
+// pause(), resume(), paused(), ask(n), demand(), resize(n), lift_limits().
 // How it works: pushstage/pool/pool_core.hpp.
 #pragma once
 
@@ -40,12 +41,9 @@
 #include <span>
 #include <utility>
 
-#include "pushstage/dispatcher.hpp"
-#include "pushstage/modes/broadcast_dispatcher.hpp"
-#include "pushstage/modes/keyed_dispatcher.hpp"
-#include "pushstage/modes/partition_dispatcher.hpp"
 #include "pushstage/pool/pool_core.hpp"
 #include "pushstage/pool/pool_options.hpp"
+#include "pushstage/source.hpp"
 
 namespace pushstage {
 
@@ -65,14 +63,14 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
   // Throws std::invalid_argument for invalid options or an empty handler, before starting any.
   // If a thread cannot be started (std::system_error), stops the threads already started (each
   // handles what it holds), joins them and rethrows; `source` stays open.
-  ConsumerPool(detail::PoolSource<T> source, PoolOptions options, Handler handler,
+  ConsumerPool(detail::SourceRef<T> source, PoolOptions options, Handler handler,
                DeadLetter dead_letter = {})
       : Core(std::move(source), std::move(options),
              {"ConsumerPool", std::move(handler), {}, std::move(dead_letter), {}, {}, {}}) {}
 
   // The same with a batch handler: any callable taking std::span<T> (and not T&).
   template <detail::BatchCallable<T> F>
-  ConsumerPool(detail::PoolSource<T> source, PoolOptions options, F batch_handler,
+  ConsumerPool(detail::SourceRef<T> source, PoolOptions options, F batch_handler,
                DeadLetter dead_letter = {})
       : Core(std::move(source), std::move(options),
              {"ConsumerPool",
@@ -83,5 +81,9 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
               {},
               {}}) {}
 };
+
+// ConsumerPool pool(source, options, handler[, dead_letter]): the event type is the source's.
+template <Source S, class... Rest>
+ConsumerPool(S&, PoolOptions, Rest...) -> ConsumerPool<typename S::value_type>;
 
 }  // namespace pushstage

@@ -34,7 +34,7 @@
 //           it waits, and demand reaches whichever partition or subscriber has events. Without
 //           credits it waits on its source's notice (Dispatcher::wait_until; A3: credits_ > 0,
 //           unlimited_, retiring, or the source drained, all seq_cst); ask(), a give-back, resize()
-//           and shutdown() notify every source handle (N1 their seq_cst writes), and the source
+//           and lift_limits() notify every source handle (N1 their seq_cst writes), and the source
 //           notifies when it closes or drains.
 //   retire: resize() to fewer consumers and the destructor set retire flags, notify, and interrupt
 //           each retiring consumer's wait: (R2) retire = true, then read interruptible; (R1) the
@@ -77,17 +77,10 @@
 
 #include "pushstage/core/cache_line.hpp"
 #include "pushstage/core/signal.hpp"
-#include "pushstage/dispatcher.hpp"
-#include "pushstage/modes/broadcast_dispatcher.hpp"
-#include "pushstage/modes/keyed_dispatcher.hpp"
-#include "pushstage/modes/partition_dispatcher.hpp"
 #include "pushstage/pool/pool_options.hpp"
 #include "pushstage/pool/rate_limiter.hpp"
-
-namespace pushstage {
-template <class T, class Key>
-class Batcher;  // pushstage/stages/batcher.hpp: shuts its processors down before it joins them
-}  // namespace pushstage
+#include "pushstage/pool/source_ref.hpp"
+#include "pushstage/source.hpp"
 
 namespace pushstage::detail {
 
@@ -114,115 +107,6 @@ void check_retry(const RetryPolicy& policy, std::string_view prefix);
 // take them (-1: not pinned), given the consumers this process runs now; takes none. With nothing
 // else running: round-robin over PoolOptions::cpus or allowed_cpus(). Validates like plan_pool().
 std::vector<int> plan_consumer_cpus(const PoolOptions& options);
-
-// The event source of a pool: one Dispatcher that every consumer shares, one queue per consumer
-// (the partitions of a PartitionDispatcher, the subscribers of a BroadcastDispatcher), or the
-// ready slots of a KeyedDispatcher. A pool never closes its source.
-template <class T>
-class PoolSource {
- public:
-  using Clock = std::chrono::steady_clock;
-
-  PoolSource(Dispatcher<T>& d) : queues_{&d} {}  // NOLINT(google-explicit-constructor)
-  PoolSource(PartitionDispatcher<T>& d)          // NOLINT(google-explicit-constructor)
-      : kind_("partition of the PartitionDispatcher") {
-    for (std::size_t i = 0; i < d.partitions(); ++i) queues_.push_back(&d.partition(i));
-  }
-  PoolSource(KeyedDispatcher<T>& d) : keyed_(&d) {}  // NOLINT(google-explicit-constructor)
-  PoolSource(BroadcastDispatcher<T>& d)              // NOLINT(google-explicit-constructor)
-      : kind_("subscriber of the BroadcastDispatcher") {
-    for (std::size_t i = 0; i < d.subscribers(); ++i) queues_.push_back(&d.subscriber(i));
-  }
-
-  // One consumer's access to its part of the source. Belongs to that consumer's thread, except
-  // interrupter(), which other threads use.
-  class Handle {
-   public:
-    // Waits (no deadline, interruptible) for at least one event; appends up to `max` to `out`.
-    TakeResult take(std::vector<T>& out, std::size_t max) {
-      return keyed_ ? keyed_->take(out, max, Clock::time_point::max())
-                    : consumer_->take(out, max, Clock::time_point::max());
-    }
-    // The same for one event (max_demand 1: no vector on the path).
-    TakeResult take_one(std::optional<T>& out) {
-      if (!keyed_) return consumer_->take(out, Clock::time_point::max());
-      scratch_.clear();
-      const TakeResult r = keyed_->take(scratch_, 1, Clock::time_point::max());
-      if (r == TakeResult::Got) out.emplace(std::move(scratch_.front()));
-      return r;
-    }
-    // Appends up to `max` buffered events without waiting; returns how many.
-    std::size_t try_take(std::vector<T>& out, std::size_t max) {
-      return keyed_ ? keyed_->try_take(out, max)
-                    : consumer_->try_pop_bulk(std::back_inserter(out), max);
-    }
-    // More events for a consumer that still holds some, without waiting. A keyed consumer takes
-    // none: it hands its slot back before it takes again.
-    std::size_t try_top_up(std::vector<T>& out, std::size_t max) {
-      return keyed_ ? 0 : consumer_->try_pop_bulk(std::back_inserter(out), max);
-    }
-    // Waits (interruptible) until an event is probably there, without taking it.
-    TakeResult wait_ready() {
-      return keyed_ ? keyed_->wait_ready(Clock::time_point::max())
-                    : consumer_->wait_ready(Clock::time_point::max());
-    }
-    // Done with what the last take returned (every handler call for it returned).
-    void release() noexcept {
-      if (keyed_) keyed_->release();
-    }
-    [[nodiscard]] Interrupter interrupter() const noexcept {
-      return keyed_ ? keyed_->interrupter() : consumer_->interrupter();
-    }
-    [[nodiscard]] bool drained() const noexcept {
-      return keyed_source_ != nullptr ? keyed_source_->drained() : queue_->drained();
-    }
-    // Waits on the source's notice until pred() holds (see Dispatcher::wait_until()).
-    template <class Pred>
-    void wait_until(Pred&& pred) noexcept {
-      if (keyed_source_ != nullptr) {
-        keyed_source_->wait_until(std::forward<Pred>(pred));
-      } else {
-        queue_->wait_until(std::forward<Pred>(pred));
-      }
-    }
-
-   private:
-    friend class PoolSource;
-    explicit Handle(Dispatcher<T>& queue) : queue_(&queue), consumer_(queue.consumer()) {}
-    explicit Handle(KeyedDispatcher<T>& keyed) : keyed_source_(&keyed), keyed_(keyed.consumer()) {}
-    Dispatcher<T>* queue_ = nullptr;
-    KeyedDispatcher<T>* keyed_source_ = nullptr;
-    std::optional<typename Dispatcher<T>::Consumer> consumer_;
-    std::optional<typename KeyedDispatcher<T>::Consumer> keyed_;
-    std::vector<T> scratch_;  // keyed take_one()
-  };
-
-  // The handle of consumer `index`.
-  [[nodiscard]] Handle handle(std::size_t index) const {
-    if (keyed_ != nullptr) return Handle(*keyed_);
-    return Handle(*queues_[queues_.size() == 1 ? 0 : index]);
-  }
-  // Notifies every handle's wait_until() (a waiter's condition changed).
-  void notify() const noexcept {
-    if (keyed_ != nullptr) keyed_->notify();
-    for (Dispatcher<T>* q : queues_) q->notify();
-  }
-  // Consumers may come and go: false when each consumer owns a queue of its own.
-  [[nodiscard]] bool resizable() const noexcept { return kind_ == nullptr; }
-  // Throws std::invalid_argument unless `consumers` fits the source (one per owned queue).
-  void check_consumers(std::size_t consumers) const {
-    if (kind_ != nullptr && consumers != queues_.size()) {
-      throw std::invalid_argument("PoolOptions::consumers must be " +
-                                  std::to_string(queues_.size()) + ", one per " + kind_ + "; got " +
-                                  std::to_string(consumers));
-    }
-  }
-
- private:
-  std::vector<Dispatcher<T>*> queues_;
-  const char* kind_ = nullptr;  // what each consumer owns one of; null: one shared queue
-  KeyedDispatcher<T>* keyed_ = nullptr;
-};
 
 // A batch handler for events of type T (with per-consumer context Ctx..., if any): a callable
 // taking std::span<T> and not T&, so that overloads for one-event and batch handlers never clash.
@@ -311,7 +195,7 @@ class PoolCore {
   // Throws std::invalid_argument for n out of range, or for a source with one consumer per
   // partition or subscriber.
   void resize(std::size_t n) {
-    if (!source_.resizable()) {
+    if (source_.fixed_consumers() != 0) {
       throw std::invalid_argument(
           "ConsumerPool::resize: a pool over a PartitionDispatcher or a BroadcastDispatcher has "
           "exactly one consumer per partition or subscriber");
@@ -365,7 +249,7 @@ class PoolCore {
   // starts the threads. If starting one fails (std::system_error), stops the threads already
   // started (each handles what it holds), joins them, calls on_finished and rethrows; the source
   // stays open.
-  PoolCore(PoolSource<T> source, PoolOptions options, Callbacks callbacks)
+  PoolCore(SourceRef<T> source, PoolOptions options, Callbacks callbacks)
       : source_(std::move(source)),
         plan_(plan_pool(options)),
         max_demand_(options.max_demand),
@@ -380,7 +264,7 @@ class PoolCore {
     if (!callbacks_.handler && !callbacks_.batch_handler) {
       throw std::invalid_argument(std::string(callbacks_.owner) + ": handler must not be empty");
     }
-    source_.check_consumers(options.consumers);
+    check_source(options);
     consumers_.store(options.consumers, std::memory_order_relaxed);
     if (callbacks_.on_start) callbacks_.on_start();
     started_ = true;
@@ -397,11 +281,27 @@ class PoolCore {
     }
   }
 
+  // Throws std::invalid_argument unless the source takes options.consumers consumers and, for
+  // DemandMode::Manual, can wait for readiness (pushstage/source.hpp).
+  void check_source(const PoolOptions& options) const {
+    const std::size_t fixed = source_.fixed_consumers();
+    if (fixed != 0 && options.consumers != fixed) {
+      throw std::invalid_argument("PoolOptions::consumers must be " + std::to_string(fixed) +
+                                  ", one per " + source_.consumer_role() + "; got " +
+                                  std::to_string(options.consumers));
+    }
+    if (manual_ && !source_.manual_ready()) {
+      throw std::invalid_argument(
+          "PoolOptions::demand Manual needs a source whose handles have wait_ready(), drained() "
+          "and wait_until(), and that has notify() (pushstage/source.hpp)");
+    }
+  }
+
+ public:
   // Before a final join of a closed source: resumes a paused pool and lifts a manual pool's
-  // demand limit for good, so that the consumers take every event until the source drains.
-  template <class, class>
-  friend class pushstage::Batcher;
-  void shutdown() noexcept {
+  // demand limit for good, so that the consumers take every event until the source drains
+  // (Batcher's destructor does this with its processors). Safe from any thread; idempotent.
+  void lift_limits() noexcept {
     unlimited_.store(true, std::memory_order_seq_cst);  // N1 of the sources' notice
     source_.notify();
     resume();
@@ -426,7 +326,7 @@ class PoolCore {
     std::atomic<bool> interruptible{false};  // interrupter is set (R1)
     std::thread thread;
   };
-  using Handle = typename PoolSource<T>::Handle;
+  using Handle = PoolHandle<T>;
   enum class Exit { kDrained, kRetired };
 
   static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
@@ -523,7 +423,8 @@ class PoolCore {
   }
 
   Exit consume(Worker& w, Ctx& ctx) {
-    Handle h = source_.handle(w.index);
+    const std::unique_ptr<Handle> handle = source_.handle_for(w.index);
+    Handle& h = *handle;
     // (R1): publish the interrupter, then check retire (below, before every take): either
     // retire_locked() finds it and interrupts our wait, or our check sees the flag.
     w.interrupter.emplace(h.interrupter());
@@ -592,11 +493,12 @@ class PoolCore {
     if (r != TakeResult::Got) return r;
     const std::size_t allowed = try_take_credits(max_demand_);
     if (allowed == 0) {
-      h.wait_until([this, &w, &h] {  // A3: pairs with the N1 of ask(), resize(), shutdown()
+      auto demand_or_end = [this, &w, &h] {  // A3: pairs with the N1 of ask(), resize(), ...
         return credits_.load(std::memory_order_seq_cst) > 0 ||
                unlimited_.load(std::memory_order_seq_cst) ||
                w.retire.load(std::memory_order_seq_cst) || h.drained();
-      });
+      };
+      h.wait_until(PredicateRef(demand_or_end));
       return TakeResult::TimedOut;
     }
     const std::size_t got = h.try_take(held, allowed);
@@ -757,7 +659,7 @@ class PoolCore {
     return std::chrono::nanoseconds(static_cast<std::int64_t>(ns < cap ? ns : cap));
   }
 
-  PoolSource<T> source_;
+  SourceRef<T> source_;
   const PoolPlan plan_;
   const std::size_t max_demand_;
   const bool manual_;        // DemandMode::Manual
@@ -779,7 +681,7 @@ class PoolCore {
   std::atomic<bool> finished_{false};             // on_finished ran (F1)
   alignas(kCacheLine) std::atomic<std::uint32_t> paused_{0};  // read before each take and chunk
   std::atomic<std::int64_t> credits_{0};  // manual demand granted and not yet used
-  std::atomic<bool> unlimited_{false};    // shutdown(): manual demand no longer limits
+  std::atomic<bool> unlimited_{false};    // lift_limits(): manual demand no longer limits
   Signal signal_;                         // pause: resume() wakes paused consumers
 };
 

@@ -121,7 +121,7 @@ class Batcher {
   // wait for room among their batches for ever), and joins.
   ~Batcher() {
     close();
-    processors_.shutdown();
+    processors_.lift_limits();
     join();
   }
 

@@ -32,12 +32,9 @@
 #include <span>
 #include <utility>
 
-#include "pushstage/dispatcher.hpp"
-#include "pushstage/modes/broadcast_dispatcher.hpp"
-#include "pushstage/modes/keyed_dispatcher.hpp"
-#include "pushstage/modes/partition_dispatcher.hpp"
 #include "pushstage/pool/pool_core.hpp"
 #include "pushstage/pool/pool_options.hpp"
+#include "pushstage/source.hpp"
 
 namespace pushstage {
 
@@ -72,7 +69,7 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
   // the stage. Throws std::invalid_argument for invalid options or an empty handler. If a thread
   // cannot be started (std::system_error), stops the threads already started (each handles what
   // it holds), joins them, leaves the sink and rethrows; `source` stays open.
-  Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, Handler handler,
+  Stage(detail::SourceRef<In> source, Sink& sink, PoolOptions options, Handler handler,
         DeadLetter dead_letter = {})
       : Core(std::move(source), options,
              {"Stage",
@@ -86,7 +83,7 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
 
   // The same with a batch handler: any callable taking (std::span<In>, Emitter&).
   template <detail::BatchCallable<In, Emitter> F>
-  Stage(detail::PoolSource<In> source, Sink& sink, PoolOptions options, F batch_handler,
+  Stage(detail::SourceRef<In> source, Sink& sink, PoolOptions options, F batch_handler,
         DeadLetter dead_letter = {})
       : Core(std::move(source), options,
              {"Stage",
@@ -118,21 +115,8 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
   Sink& sink_;
 };
 
-template <class In, class Sink, class H>
-Stage(Dispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
-template <class In, class Sink, class H, class D>
-Stage(Dispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
-template <class In, class Sink, class H>
-Stage(BroadcastDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
-template <class In, class Sink, class H, class D>
-Stage(BroadcastDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
-template <class In, class Sink, class H>
-Stage(KeyedDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
-template <class In, class Sink, class H, class D>
-Stage(KeyedDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
-template <class In, class Sink, class H>
-Stage(PartitionDispatcher<In>&, Sink&, PoolOptions, H) -> Stage<In, Sink>;
-template <class In, class Sink, class H, class D>
-Stage(PartitionDispatcher<In>&, Sink&, PoolOptions, H, D) -> Stage<In, Sink>;
+// Stage stage(source, sink, options, handler[, dead_letter]): the event type is the source's.
+template <Source S, class Sink, class... Rest>
+Stage(S&, Sink&, PoolOptions, Rest...) -> Stage<typename S::value_type, Sink>;
 
 }  // namespace pushstage

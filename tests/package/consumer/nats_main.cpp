@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "pushstage/dispatcher.hpp"
+
 int main() {
   pushstage::Dispatcher<pushstage::nats::Message> messages;
   pushstage::nats::SourceOptions options;
