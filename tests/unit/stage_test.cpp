@@ -178,19 +178,21 @@ TEST_P(FanIn, TheSinkClosesAfterTheLastUpstreamDrains) {
   std::atomic<int> handled{0};
   ConsumerPool<int> last(merged, two, [&](int&) { handled.fetch_add(1); });
   std::vector<std::thread> producers;
-  for (int i = 0; i < upstreams; ++i) {
+  for (std::size_t i = 0; i < sources.size(); ++i) {
     producers.emplace_back([&, i] {
       // The first source is pushed at once and closed; the others keep pushing, in slices with
       // pauses, long after the first stage has drained.
       for (int e = 0; e < kPerSource; ++e) {
         ASSERT_EQ(sources[i]->push(e), PushResult::Pushed);
-        if (i > 0 && e % 200 == 199) std::this_thread::sleep_for(std::chrono::milliseconds(i));
+        if (i > 0 && e % 200 == 199) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(i)));
+        }
       }
       sources[i]->close();
     });
   }
   for (auto& t : producers) t.join();
-  for (int i = 0; i + 1 < upstreams; ++i) stages[i]->join();
+  for (std::size_t i = 0; i + 1 < stages.size(); ++i) stages[i]->join();
   last.join();  // returns once the sink is closed and drained
   EXPECT_EQ(handled.load(), upstreams * kPerSource);
   EXPECT_EQ(dropped.load(), 0);
