@@ -72,10 +72,9 @@ class Dispatcher {
   static_assert(!std::is_reference_v<T> && !std::is_const_v<T>, "T must be a plain object type");
 
   // Consumer handles move on to the next producer's sub-queue after 16 events of one (moodycamel
-  // rotates after 256 by default). Measured with pushstage-bench --scenario fairness (7:1:1:1
-  // producers, per-producer p99 spread, two runs each): 256: 3.0-3.5, 32: 1.9-2.9, 16: 1.4-1.7,
-  // 8: 1.4-2.8, 4: 2.7-5.1. The price is contention when several consumers serve the same
-  // producers: BM_Throughput 2P2C 14.5 M/s against 33.9 M/s at 256 (1P1C, 1P4C, 4P1C within 5%).
+  // rotates after 256 by default): a light producer is not stuck behind a heavy one's backlog, at
+  // the price of contention when several consumers serve the same producers. The measurements
+  // that chose 16 are in README.md (How it works, Fairness).
   struct QueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
     static constexpr std::uint32_t EXPLICIT_CONSUMER_CONSUMPTION_QUOTA_BEFORE_ROTATE = 16;
   };

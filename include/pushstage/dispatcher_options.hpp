@@ -46,7 +46,8 @@ struct DispatcherOptions {
   WakeOrder wake_order = WakeOrder::Fifo;
   // How long a consumer with nothing to do spins (with a pause instruction) before it parks.
   // A spinning consumer receives an event in well under a microsecond; waking a parked one costs
-  // the producer a system call and the consumer 3-60 us. 0 disables spinning. Must be >= 0.
+  // the producer a system call and the consumer a wake-up, tens of microseconds on a busy VM
+  // (README.md, Results). 0 disables spinning. Must be >= 0.
   // The longest spin: a consumer whose spins keep finding nothing (gaps longer than `spin`)
   // halves its own window, down to spin / 32, and spins the full `spin` every 16th wait to notice
   // when gaps shorten; a spin that finds an event restores the full window.

@@ -4,8 +4,8 @@
 // with it calls heavy_fence(): membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) makes every running
 // thread of this process execute a full memory barrier before it returns (threads that are not
 // running pass one on their next context switch). Together the pair orders like two seq_cst
-// fences. Costs here: about 10-17 us per heavy fence (inter-processor interrupts), 0 on the light
-// side.
+// fences. The heavy fence costs inter-processor interrupts (microseconds, README.md: How it
+// works), the light side nothing.
 // Threading: safe from any thread.
 // Failure:   the light side is chosen once, when registration succeeds, and cannot be taken back
 //            from threads already past it; so the heavy side never degrades alone. A failing

@@ -1,5 +1,5 @@
 // futex.hpp: the two Linux futex operations pushstage parks on.
-// Threading: safe from any thread. Both are system calls (about 1.5 us here); callers skip them
+// Threading: safe from any thread. Both are system calls; callers skip them
 // when nobody can be waiting.
 #pragma once
 

@@ -81,6 +81,16 @@
 //   (K4) final_ = true, seq_cst: counts are final from here on.
 //   (K5) read demand_ (seq_cst) and wake every parked consumer. Pairs with (W1)/(W2): a consumer
 //        that registers after (K4) sees final_ at (W2).
+// Close across the library: every dispatch mode closes through (K1)-(K5), one gate with one set
+//   of tags: a Dispatcher directly; a PartitionDispatcher partition by partition; a
+//   BroadcastDispatcher subscriber by subscriber after (BC4), its pushes being Transactions whose
+//   (P0) in every subscriber comes before any commit, so they stay all or nothing; a
+//   KeyedDispatcher on its ready set, once its counting gate reads "closed, nothing unreleased"
+//   (KY5/KY6), because until then a consumer holding a slot may hand it back to the ready set. So
+//   close means the same everywhere: a push that starts after it is refused with Closed (counted
+//   in refused_closed, given to on_drop), producers waiting for room are released, consumers see
+//   Drained once everything accepted has been taken, nothing accepted is lost, and close() never
+//   waits for a consumer.
 // Bounded buffer: room_ = | closed: 1 bit | free room: 31 bits |, a futex word.
 //   producer reserves room by CAS (never more than capacity buffered, exactly), then pushes;
 //   consumer: (R1) room_ += n, seq_cst; (R2) read blocked_ (seq_cst), FUTEX_WAKE room_ if > 0.

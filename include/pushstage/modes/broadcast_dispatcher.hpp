@@ -27,22 +27,22 @@
 //
 // How a push stays all or nothing without a gate of its own: it uses each subscriber's
 // Dispatcher::Transaction (see Dispatcher's close protocol, core/queue_core.hpp).
-//   (B1) reserve room in every selected subscriber without waiting. One is full: give back all the
+//   (BC1) reserve room in every selected subscriber without waiting. One is full: give back all the
 //        room reserved, wait for room in that one (holding nothing, so producers never wait on
 //        each other in a cycle), and start again. The wait ends when room frees or that
 //        subscriber is closed; closed: the push is Closed if the broadcast is closing, else that
 //        subscriber is detached and refuses its copy.
-//   (B2) begin the push in every selected subscriber (P0: from here its close() waits for us). A
+//   (BC2) begin the push in every selected subscriber (P0: from here its close() waits for us). A
 //        subscriber that refuses is closed: if the broadcast is closing, undo every begun push
 //        and return Closed (nothing was enqueued anywhere); else it is detached.
-//   (B3) commit each (enqueue, count, wake): nothing waits between (B2) and the last commit.
-//   close(): (C1) closing_ = true (seq_cst), then (C2) close every subscriber in turn: each
-//   close() releases that subscriber's producers waiting for room (they see closing_ at B1 and
-//   return Closed) and waits for pushes between their (B2) and their commit.
-// All or nothing: a push commits only after every selected subscriber accepted its (B2). A push
-//   whose (B2) in subscriber i came before i's close() commits everywhere (every other close()
-//   waits for it too, or came after its B2); a push that finds a subscriber closed by (C2)
-//   reads closing_ after acquiring that subscriber's closed flag, so it sees (C1) and undoes.
+//   (BC3) commit each (enqueue, count, wake): nothing waits between (BC2) and the last commit.
+//   close(): (BC4) closing_ = true (seq_cst), then (BC5) close every subscriber in turn: each
+//   close() releases that subscriber's producers waiting for room (they see closing_ at BC1 and
+//   return Closed) and waits for pushes between their (BC2) and their commit.
+// All or nothing: a push commits only after every selected subscriber accepted its (BC2). A push
+//   whose (BC2) in subscriber i came before i's close() commits everywhere (every other close()
+//   waits for it too, or came after its BC2); a push that finds a subscriber closed by (BC5)
+//   reads closing_ after acquiring that subscriber's closed flag, so it sees (BC4) and undoes.
 #pragma once
 
 #include <atomic>
@@ -128,8 +128,8 @@ class BroadcastDispatcher {
 
   // See Close above. Idempotent; a second concurrent call may return before the first finished.
   void close() noexcept {
-    closing_.store(true, std::memory_order_seq_cst);  // C1
-    for (auto& s : subs_) s->d.close();               // C2
+    closing_.store(true, std::memory_order_seq_cst);  // BC4
+    for (auto& s : subs_) s->d.close();               // BC5
   }
   [[nodiscard]] bool closed() const noexcept { return closing_.load(std::memory_order_acquire); }
   // Every subscriber is drained.
@@ -231,7 +231,7 @@ class BroadcastDispatcher {
     bool detached = false;  // closed by the user: refuses its copy
   };
 
-  // (B1)..(B3); `open(i)` makes a Transaction on subscriber i; `legs` is scratch space.
+  // (BC1)..(BC3); `open(i)` makes a Transaction on subscriber i; `legs` is scratch space.
   template <class Open>
   PushResult deliver(T event, std::vector<Leg>& legs, Open&& open) {
     // Here rather than on the class: naming BroadcastDispatcher<T> (a pool's overloads do) must
@@ -247,7 +247,7 @@ class BroadcastDispatcher {
       }
       legs.push_back(Leg{i, open(i)});
     }
-    // (B1): room everywhere, or wait for the full one holding nothing and start again.
+    // (BC1): room everywhere, or wait for the full one holding nothing and start again.
     for (std::size_t k = 0; k < legs.size();) {
       if (legs[k].detached || legs[k].txn.try_reserve()) {
         ++k;
@@ -260,11 +260,11 @@ class BroadcastDispatcher {
       }
       k = 0;
     }
-    // (B2)
+    // (BC2)
     for (Leg& leg : legs) {
       if (leg.detached || leg.txn.begin()) continue;
       // Closed. Acquire its flag, then read closing_: a close() that reached this subscriber set
-      // closing_ before (C1 is sequenced before C2).
+      // closing_ before (BC4 is sequenced before BC5).
       (void)subs_[leg.sub]->d.closed();
       if (closing_.load(std::memory_order_acquire)) {
         for (Leg& l : legs) l.txn.abort();
@@ -272,7 +272,7 @@ class BroadcastDispatcher {
       }
       leg.detached = true;
     }
-    // (B3): a copy for every leg but one; the event itself to the last live leg (else the last).
+    // (BC3): a copy for every leg but one; the event itself to the last live leg (else the last).
     std::size_t last = legs.size();
     for (std::size_t k = legs.size(); k-- > 0;) {
       if (!legs[k].detached) {
@@ -311,7 +311,7 @@ class BroadcastDispatcher {
   std::vector<Selector> selectors_;  // one per subscriber (empty: everything)
   const DropHandler on_drop_;
   std::vector<std::unique_ptr<Sub>> subs_;
-  alignas(detail::kCacheLine) std::atomic<bool> closing_{false};  // C1; read by every push
+  alignas(detail::kCacheLine) std::atomic<bool> closing_{false};  // BC4; read by every push
   std::atomic<std::uint64_t> pushed_{0};
   std::atomic<std::uint64_t> refused_closed_{0};
   detail::Upstreams upstreams_;  // fan-in: stages that may still emit

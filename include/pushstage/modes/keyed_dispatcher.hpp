@@ -31,7 +31,7 @@
 //            (nothing counted; try_push leaves the event with the caller). std::bad_alloc: push()
 //            and try_push() throw it with nothing accepted (try_push leaves the event with the
 //            caller): what they allocate (the slot's queue and its blocks, a lease in the ready
-//            set) comes before (K1) or is undone with it, and making a slot ready cannot fail (the
+//            set) comes before (KY1) or is undone with it, and making a slot ready cannot fail (the
 //            ready ring has a cell for every slot). One failure lasts: if it hits the index of a
 //            thread's record in a slot's queue (allocated by the thread's first push into the
 //            slot), moodycamel keeps the record without one, and that thread's later pushes into
@@ -44,26 +44,26 @@
 // slot.pending = events of the slot accepted and not yet released. The ready set is ready_ring_
 // (slot indices) counted and waited for by ready_, a detail::QueueCore: the pair is what a
 // Dispatcher<std::uint32_t> is, with a buffer allocated in full by the constructor.
-//   (K1) push, once the hash picked the slot, the slot's queue exists (the first push installs it
+//   (KY1) push, once the hash picked the slot, the slot's queue exists (the first push installs it
 //        by CAS) and the push holds a producer lease of ready_ (a Producer handle holds one for
 //        its life): gate_ += 1 (fetch_add, or CAS when bounded to stay within capacity), seq_cst.
-//        If the closed bit was set: undo (K5) and return Closed.
-//   (K2) push: enqueue into the slot's moodycamel queue (release inside moodycamel). If it cannot
-//        allocate: undo (K1) and throw std::bad_alloc.
-//   (K3) push: p = slot.pending += 1 (acq_rel). p == 0: the slot was idle and this producer makes
+//        If the closed bit was set: undo (KY5) and return Closed.
+//   (KY2) push: enqueue into the slot's moodycamel queue (release inside moodycamel). If it cannot
+//        allocate: undo (KY1) and throw std::bad_alloc.
+//   (KY3) push: p = slot.pending += 1 (acq_rel). p == 0: the slot was idle and this producer makes
 //        it ready: append it to ready_ring_ between ready_'s (P0) and (P2)-(P4)-(P3) on the lease,
 //        which wake a parked consumer. ready_ is open: it closes only when gate_ counts 0 events,
-//        and this event is counted from (K1) until its release.
-//   (K4) consumer: pop a slot from ready_ring_ (Q3), waiting in ready_'s protocol (W1)-(W2)
+//        and this event is counted from (KY1) until its release.
+//   (KY4) consumer: pop a slot from ready_ring_ (Q3), waiting in ready_'s protocol (W1)-(W2)
 //        until one is there; n = min(max, slot.pending) (acquire), n >= 1; make room for n events
-//        in the caller's vector (if that throws: hand the slot back as (K5) does, and rethrow);
+//        in the caller's vector (if that throws: hand the slot back as (KY5) does, and rethrow);
 //        dequeue n events (only the holder dequeues; it retries a dequeue that misses an event
-//        the count promises, which moodycamel makes visible by the release in (K2)); handle them.
-//   (K5) consumer, after its handler calls returned: left = slot.pending -= n (acq_rel). left > 0:
-//        append the slot to ready_ring_ as (K3) does, on the consumer's own lease (at the back:
+//        the count promises, which moodycamel makes visible by the release in (KY2)); handle them.
+//   (KY5) consumer, after its handler calls returned: left = slot.pending -= n (acq_rel). left > 0:
+//        append the slot to ready_ring_ as (KY3) does, on the consumer's own lease (at the back:
 //        fair across keys). Then gate_ -= n (seq_cst); if that leaves the closed bit and 0 events,
 //        close ready_, so waiting consumers drain out.
-//   (K6) close(): gate_ |= closed (seq_cst); if it counted 0 events, close ready_ at once.
+//   (KY6) close(): gate_ |= closed (seq_cst); if it counted 0 events, close ready_ at once.
 // Ready ring: cells_[i] = | turn: 48 bits | slot index: 16 bits |; tail_ and head_ count
 // positions; position t uses cell t % capacity, whose turn is t while free for it and t + 1 once
 // it holds an index.
@@ -76,15 +76,15 @@
 //        retry): claim h by CAS on head_ (relaxed, as in Q1).
 //   (Q4) cell h = turn h + capacity (release, pairs with Q1): free for the append a lap later.
 // Invariants: a slot with pending > 0 is in ready_ring_ (or being appended to it) or held by
-//   exactly one consumer: only the RMW that takes pending from 0 schedules it (K3), and only the
-//   holder's (K5) reschedules or idles it, all RMWs on one word being totally ordered. So each
+//   exactly one consumer: only the RMW that takes pending from 0 schedules it (KY3), and only the
+//   holder's (KY5) reschedules or idles it, all RMWs on one word being totally ordered. So each
 //   index is in the ring at most once, tail_ - head_ <= slots <= capacity, and an append never
 //   finds the ring full: the cell it needs was popped a lap earlier (Q3), at most not yet freed
-//   (Q4). ready_ closes once, after every accepted event was released: (K5)/(K6) are RMWs on gate_,
-//   so exactly the one that reaches closed|0 sees it. Per-key order: the holder's handler calls
-//   happen-before its (K5) (program order), which the next holder's (K4) reads from, directly or
-//   through ready_ring_ (Q2)/(Q3).
-// Bounded: blocked producers wait on room_ (core/signal.hpp: the (K5) RMW is its N1, the
+//   (Q4). ready_ closes once, after every accepted event was released: (KY5)/(KY6) are RMWs on
+//   gate_, so exactly the one that reaches closed|0 sees it. Per-key order: the holder's handler
+//   calls happen-before its (KY5) (program order), which the next holder's (KY4) reads from,
+//   directly or through ready_ring_ (Q2)/(Q3).
+// Bounded: blocked producers wait on room_ (core/signal.hpp: the (KY5) RMW is its N1, the
 //   predicate "count < capacity or closed" its A3).
 #pragma once
 
@@ -269,9 +269,9 @@ class KeyedDispatcher {
     return push_one(event, false, lease.slot);
   }
 
-  // (K6). Refuses further pushes; releases blocked producers. Idempotent; never waits.
+  // (KY6). Refuses further pushes; releases blocked producers. Idempotent; never waits.
   void close() noexcept {
-    const std::uint64_t g = gate_.fetch_or(kClosed, std::memory_order_seq_cst);  // K6
+    const std::uint64_t g = gate_.fetch_or(kClosed, std::memory_order_seq_cst);  // KY6
     if ((g & kClosed) != 0) return;
     if (g == 0) ready_.close();
     room_.notify_all();  // N1 was the fetch_or
@@ -370,7 +370,7 @@ class KeyedDispatcher {
       d_->ready_.return_slot(*lease_);
     }
 
-    // (K4): waits until `deadline` (time_point::max(): no limit) for a ready slot, then appends
+    // (KY4): waits until `deadline` (time_point::max(): no limit) for a ready slot, then appends
     // up to `max` (>= 1) of its events to `out`, in push order per producer. Drained: closed and
     // everything handled. The slot stays held until release(). Interruptible (Interrupter).
     // Throws std::bad_alloc (growing `out`) with nothing taken.
@@ -381,7 +381,7 @@ class KeyedDispatcher {
       if (r == TakeResult::Got) hold(id, out, max);
       return r;
     }
-    // (K4) without waiting: takes a ready slot's events if a slot is ready. Returns how many it
+    // (KY4) without waiting: takes a ready slot's events if a slot is ready. Returns how many it
     // appended (0: none ready, nothing held). Throws std::bad_alloc like take().
     std::size_t try_take(std::vector<T>& out, std::size_t max) {
       std::uint32_t id = 0;
@@ -402,14 +402,14 @@ class KeyedDispatcher {
       d_->wait_until(std::forward<Pred>(pred));
     }
 
-    // (K5): done with the events of the held slot (every handler call for them returned).
+    // (KY5): done with the events of the held slot (every handler call for them returned).
     void release() noexcept {
       if (!held_) return;
       Slot& s = d_->slot(*held_);
       s.released.store(s.released.load(std::memory_order_relaxed) + held_count_,
                        std::memory_order_relaxed);  // one holder at a time; statistics
       const std::uint64_t left =
-          s.pending.fetch_sub(held_count_, std::memory_order_acq_rel) - held_count_;  // K5
+          s.pending.fetch_sub(held_count_, std::memory_order_acq_rel) - held_count_;  // KY5
       if (left != 0) d_->make_ready(*held_, *lease_);
       d_->release_gate(held_count_);
       held_.reset();
@@ -421,14 +421,14 @@ class KeyedDispatcher {
     // Holds slot `id` (just taken from the ready set) and appends up to `max` of its events.
     std::size_t hold(std::uint32_t id, std::vector<T>& out, std::size_t max) {
       Slot& s = d_->slot(id);
-      const std::uint64_t pending = s.pending.load(std::memory_order_acquire);  // K4, >= 1
+      const std::uint64_t pending = s.pending.load(std::memory_order_acquire);  // KY4, >= 1
       const std::size_t n = pending < max ? static_cast<std::size_t>(pending) : max;
       const std::size_t first = out.size();
       try {
         // The take's only allocation, before any event moves; geometric, as push_back would be.
         if (out.capacity() - first < n) out.reserve(std::max(first + n, 2 * out.capacity()));
       } catch (...) {
-        d_->make_ready(id, *lease_);  // untouched: hand it back as (K5) would
+        d_->make_ready(id, *lease_);  // untouched: hand it back as (KY5) would
         throw;
       }
       unsigned misses = 0;
@@ -453,7 +453,7 @@ class KeyedDispatcher {
     }
     KeyedDispatcher* d_;
     detail::ConsumerSlot* waiter_;           // waits in ready_ (W1)-(W2)
-    detail::ProducerSlot* lease_ = nullptr;  // hands slots back (K5)
+    detail::ProducerSlot* lease_ = nullptr;  // hands slots back (KY5)
     std::optional<std::uint32_t> held_;
     std::size_t held_count_ = 0;
   };
@@ -470,12 +470,12 @@ class KeyedDispatcher {
   };
 
   struct Slot {
-    alignas(detail::kCacheLine) std::atomic<std::uint64_t> pending{0};  // K3, K5
+    alignas(detail::kCacheLine) std::atomic<std::uint64_t> pending{0};  // KY3, KY5
     std::atomic<std::uint64_t> released{0};  // written by the holder only (statistics)
     moodycamel::ConcurrentQueue<T, SlotQueueTraits> queue{0};  // blocks come with pushes
   };
 
-  // A producer lease of ready_ held for one tokenless push (K1).
+  // A producer lease of ready_ held for one tokenless push (KY1).
   struct ReadyLease {
     explicit ReadyLease(detail::QueueCore& d) : demand(d), slot(d.lease_producer_slot()) {}
     ~ReadyLease() { demand.return_slot(slot); }
@@ -496,7 +496,7 @@ class KeyedDispatcher {
   Slot& slot(std::uint32_t index) noexcept {
     return *slots_[index].load(std::memory_order_acquire);  // pairs with install()'s CAS
   }
-  // The slot for a push: its queue is allocated by the slot's first push, before (K1).
+  // The slot for a push: its queue is allocated by the slot's first push, before (KY1).
   Slot& slot_for_push(std::size_t index) {
     Slot* s = slots_[index].load(std::memory_order_acquire);  // pairs with install()'s CAS
     return s != nullptr ? *s : install(index);
@@ -517,10 +517,10 @@ class KeyedDispatcher {
     // The user's hash first, then the slot's allocation: if either throws, nothing is counted.
     const std::size_t index = slot_of(event);
     Slot& s = slot_for_push(index);
-    if (const PushResult r = enter(may_wait); r != PushResult::Pushed) return r;  // K1
+    if (const PushResult r = enter(may_wait); r != PushResult::Pushed) return r;  // KY1
     bool ok = false;
     try {
-      ok = s.queue.enqueue(std::move(event));  // K2
+      ok = s.queue.enqueue(std::move(event));  // KY2
     } catch (...) {
       release_gate(1);
       throw;
@@ -529,7 +529,7 @@ class KeyedDispatcher {
       release_gate(1);
       throw std::bad_alloc();
     }
-    if (s.pending.fetch_add(1, std::memory_order_acq_rel) == 0) {  // K3 pairs with K4, K5
+    if (s.pending.fetch_add(1, std::memory_order_acq_rel) == 0) {  // KY3 pairs with KY4, KY5
       make_ready(static_cast<std::uint32_t>(index), lease);
     }
     return PushResult::Pushed;
@@ -543,7 +543,7 @@ class KeyedDispatcher {
     return result;
   }
 
-  // (K3)/(K5): appends a slot that has events and no holder to the ready set, on `lease` (the
+  // (KY3)/(KY5): appends a slot that has events and no holder to the ready set, on `lease` (the
   // caller's producer lease of ready_). Allocates nothing and cannot fail: the ring has a cell for
   // every slot, and ready_ is open while the slot's events are counted in gate_.
   void make_ready(std::uint32_t index, detail::ProducerSlot& lease) noexcept {
@@ -552,7 +552,7 @@ class KeyedDispatcher {
     ready_.end_push(lease, 1);  // P2, P4, P3: wakes a parked consumer unless one spins
   }
 
-  // (K4)'s wait: Dispatcher::Consumer::take's, over ready_ring_ (interruptible).
+  // (KY4)'s wait: Dispatcher::Consumer::take's, over ready_ring_ (interruptible).
   TakeResult pop_ready(detail::ConsumerSlot& waiter, std::uint32_t& id,
                        Clock::time_point deadline) {
     if (try_pop_ready(waiter, id)) return TakeResult::Got;
@@ -584,11 +584,11 @@ class KeyedDispatcher {
     return TakeResult::Interrupted;
   }
 
-  // (K1). Pushed: the event may be enqueued. Closed or Rejected (full and not waiting): refused,
+  // (KY1). Pushed: the event may be enqueued. Closed or Rejected (full and not waiting): refused,
   // and counted.
   PushResult enter(bool may_wait) {
     if (capacity_ == 0) {
-      if ((gate_.fetch_add(1, std::memory_order_seq_cst) & kClosed) == 0) {  // K1
+      if ((gate_.fetch_add(1, std::memory_order_seq_cst) & kClosed) == 0) {  // KY1
         return PushResult::Pushed;
       }
       release_gate(1);
@@ -612,7 +612,7 @@ class KeyedDispatcher {
         continue;
       }
       if (gate_.compare_exchange_weak(g, g + 1, std::memory_order_seq_cst,
-                                      std::memory_order_relaxed)) {  // K1
+                                      std::memory_order_relaxed)) {  // KY1
         return PushResult::Pushed;
       }
     }
@@ -622,9 +622,9 @@ class KeyedDispatcher {
     return PushResult::Closed;
   }
 
-  // The gate half of (K5), also the undo of (K1).
+  // The gate half of (KY5), also the undo of (KY1).
   void release_gate(std::uint64_t n) noexcept {
-    const std::uint64_t g = gate_.fetch_sub(n, std::memory_order_seq_cst) - n;  // K5; N1 of room_
+    const std::uint64_t g = gate_.fetch_sub(n, std::memory_order_seq_cst) - n;  // KY5; N1 of room_
     if (g == kClosed) ready_.close();
     if (capacity_ != 0) room_.notify_all();
   }

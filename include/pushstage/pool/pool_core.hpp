@@ -37,7 +37,7 @@
 //           and lift_limits() notify every source handle (N1 their seq_cst writes), and the source
 //           notifies when it closes or drains.
 //   retire: resize() to fewer consumers and the destructor set retire flags, notify, and interrupt
-//           each retiring consumer's wait: (R2) retire = true, then read interruptible; (R1) the
+//           each retiring consumer's wait: (PR2) retire = true, then read interruptible; (PR1) the
 //           consumer sets interruptible once its Interrupter is published, then reads retire
 //           before every take; all seq_cst, Dekker's pair: either the retirer interrupts the wait
 //           or the consumer sees the flag. Such a consumer handles what it holds, takes no more
@@ -45,9 +45,9 @@
 //   finish: when the source is drained and it holds nothing, the thread ends. The pool calls
 //           on_finished once (Stage: leaves its sink, closing it if it was the last upstream):
 //           after the last thread ended with the source drained, or at destruction.
-//           live_ counts running threads (F1).
+//           live_ counts running threads (PF1).
 // Ordering and memory (the pool's own atomics; the source's are described in demand.hpp):
-//   (F1) a thread that ends: drained_ = true (if it saw the drain), then live_ -= 1 (acq_rel).
+//   (PF1) a thread that ends: drained_ = true (if it saw the drain), then live_ -= 1 (acq_rel).
 //        The thread whose RMW takes live_ to 0 reads drained_ (acquire): every earlier ending
 //        thread's store is in the release sequence of live_, so it sees a drain if any thread saw
 //        one. Then on_finished runs after every handler call of every thread returned (their RMWs
@@ -323,7 +323,7 @@ class PoolCore {
     std::size_t index = 0;
     std::atomic<bool> retire{false};         // set by resize() and stop(), read by the consumer
     std::optional<Interrupter> interrupter;  // its source handle's, set by the consumer once
-    std::atomic<bool> interruptible{false};  // interrupter is set (R1)
+    std::atomic<bool> interruptible{false};  // interrupter is set (PR1)
     std::thread thread;
   };
   using Handle = PoolHandle<T>;
@@ -355,7 +355,7 @@ class PoolCore {
 
   // Asks a consumer to end (see retire in the header block). Caller holds workers_mutex_.
   static void retire_locked(Worker& w) noexcept {
-    // (R2) seq_cst: Dekker with the consumer's (R1); also the N1 of the sources' notice for a
+    // (PR2) seq_cst: Dekker with the consumer's (PR1); also the N1 of the sources' notice for a
     // consumer waiting for manual demand.
     w.retire.store(true, std::memory_order_seq_cst);
     if (w.interruptible.load(std::memory_order_seq_cst)) w.interrupter->interrupt();
@@ -382,7 +382,7 @@ class PoolCore {
       if (t->joinable()) t->join();
     }
   }
-  // on_finished, once, if on_start ran (F1).
+  // on_finished, once, if on_start ran (PF1).
   void finish_once() noexcept {
     if (started_ && !finished_.exchange(true, std::memory_order_acq_rel) &&
         callbacks_.on_finished) {
@@ -407,17 +407,17 @@ class PoolCore {
     }
   }
 
-  // (F1).
+  // (PF1).
   void finish(Worker& w, Exit exit) noexcept {
     w.state.ended.store(true, std::memory_order_relaxed);                         // statistics
-    if (exit == Exit::kDrained) drained_.store(true, std::memory_order_relaxed);  // ordered by F1
-    if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&                     // F1
+    if (exit == Exit::kDrained) drained_.store(true, std::memory_order_relaxed);  // ordered by PF1
+    if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&                     // PF1
         drained_.load(std::memory_order_acquire)) {
       finish_once();
     }
   }
 
-  // seq_cst (a plain load on x86-64): the (R1) half of the Dekker pair with retire_locked().
+  // seq_cst (a plain load on x86-64): the (PR1) half of the Dekker pair with retire_locked().
   static bool retiring(const Worker& w) noexcept {
     return w.retire.load(std::memory_order_seq_cst);
   }
@@ -425,7 +425,7 @@ class PoolCore {
   Exit consume(Worker& w, Ctx& ctx) {
     const std::unique_ptr<Handle> handle = source_.handle_for(w.index);
     Handle& h = *handle;
-    // (R1): publish the interrupter, then check retire (below, before every take): either
+    // (PR1): publish the interrupter, then check retire (below, before every take): either
     // retire_locked() finds it and interrupts our wait, or our check sees the flag.
     w.interrupter.emplace(h.interrupter());
     w.interruptible.store(true, std::memory_order_seq_cst);
@@ -674,11 +674,11 @@ class PoolCore {
   mutable std::mutex workers_mutex_;              // guards workers_ (not the workers' counters)
   std::vector<std::unique_ptr<Worker>> workers_;  // in start order; never shrinks
   std::mutex join_mutex_;                         // one join() at a time
-  std::atomic<std::size_t> live_{0};              // running threads (F1)
+  std::atomic<std::size_t> live_{0};              // running threads (PF1)
   std::atomic<std::size_t> consumers_{0};         // for size()
-  std::atomic<bool> drained_{false};              // some thread saw its queue drained (F1)
+  std::atomic<bool> drained_{false};              // some thread saw its queue drained (PF1)
   bool started_ = false;                          // on_start ran (set before any thread starts)
-  std::atomic<bool> finished_{false};             // on_finished ran (F1)
+  std::atomic<bool> finished_{false};             // on_finished ran (PF1)
   alignas(kCacheLine) std::atomic<std::uint32_t> paused_{0};  // read before each take and chunk
   std::atomic<std::int64_t> credits_{0};  // manual demand granted and not yet used
   std::atomic<bool> unlimited_{false};    // lift_limits(): manual demand no longer limits

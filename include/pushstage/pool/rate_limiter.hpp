@@ -4,9 +4,9 @@
 // Threading: every member is safe from any thread.
 // Progress:  acquire() and acquire_up_to() sleep while the current window's allowance is spent;
 //            try_acquire(), set_rate() and the getters never wait (beyond a short mutex hold).
-// Ordering:  windows are fixed and back to back: [start + k * interval, start + (k + 1) *
-// interval),
-//            where start is the construction or the last set_rate(). At most `allowed` units are
+// Ordering:  windows are fixed and back to back, window k spanning
+//            [start + k * interval, start + (k + 1) * interval), where start is the
+//            construction or the last set_rate(). At most `allowed` units are
 //            granted per window, exactly. A pool takes a grant right before it calls the handler
 //            for that event (or chunk), retries included, so handler calls follow the grants.
 // Memory:    a mutex guards the window; grants publish nothing else.
