@@ -1,0 +1,15 @@
+# pushstage-bench's sources, listed once for the CLI (tools/CMakeLists.txt) and for its fuzz target
+# (tests/fuzz/CMakeLists.txt, which builds all of it but main.cpp and the broker).
+#   pushstage_bench_sources         all but main.cpp, bench_core.cpp (a library of its own, also
+#                                   compiled into bench_core_test) and the broker
+#   pushstage_bench_broker_sources  --broker (built when pushstage::nats is)
+set(pushstage_bench_sources
+  command_line.cpp
+  report.cpp
+  results_json.cpp
+  run.cpp
+  scenarios.cpp)
+set(pushstage_bench_broker_sources
+  broker.cpp)
+list(TRANSFORM pushstage_bench_sources PREPEND "${CMAKE_CURRENT_LIST_DIR}/")
+list(TRANSFORM pushstage_bench_broker_sources PREPEND "${CMAKE_CURRENT_LIST_DIR}/")
