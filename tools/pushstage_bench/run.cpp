@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "harness/clocks.hpp"
+#include "harness/work.hpp"
 #include "peers.hpp"
 #include "pushstage/broadcast_dispatcher.hpp"
 #include "pushstage/consumer_pool.hpp"
@@ -41,24 +43,9 @@
 
 namespace pushstage::bench {
 
-std::int64_t now_ns() noexcept {
-  return std::chrono::steady_clock::now().time_since_epoch().count();
-}
-
-std::int64_t process_cpu_ns() noexcept {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto ns = [](const timeval& tv) {
-    return std::int64_t{tv.tv_sec} * 1'000'000'000 + std::int64_t{tv.tv_usec} * 1000;
-  };
-  return ns(ru.ru_utime) + ns(ru.ru_stime);
-}
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
-static_assert(std::is_same_v<Clock::duration, std::chrono::nanoseconds>,
-              "stamps are steady_clock ticks taken as ns");
 
 constexpr ImplInfo kImpls[] = {
     {Impl::kPushstage, "pushstage", "pushstage",
@@ -84,35 +71,6 @@ constexpr ImplInfo kImpls[] = {
     {Impl::kBroadcast, "pushstage-broadcast", "ps-broadcast",
      "pushstage BroadcastDispatcher: every consumer handles every event (1024 per subscriber)"},
 };
-
-// ---- work ----
-
-double g_spin_iters_per_ns = 0;  // set by calibrate_spin_work() before any fork
-
-[[gnu::noinline]] std::uint64_t spin_iterations(std::uint64_t n) noexcept {
-  std::uint64_t x = 0x9E3779B97F4A7C15ULL;
-  for (std::uint64_t i = 0; i < n; ++i) {
-    x = x * 6364136223846793005ULL + 1442695040888963407ULL;  // a dependent chain: no shortcut
-    asm volatile("" : "+r"(x));
-  }
-  return x;
-}
-
-void sleep_ns(std::int64_t ns) noexcept {
-  if (ns <= 0) return;
-  timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
-  }
-}
-
-void sleep_until_ns(std::int64_t t) noexcept {
-  // steady_clock is CLOCK_MONOTONIC in libstdc++ on Linux.
-  timespec ts{static_cast<time_t>(t / 1'000'000'000), static_cast<long>(t % 1'000'000'000)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-  }
-}
-
-void low_timer_slack() noexcept { (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); }
 
 // Sleeps until shortly before `t`, then spins the last stretch. The stretch is the sleeps' mean
 // overshoot (an 8-sample moving average) plus 5 us, at most 30 us: on time after a typical
@@ -141,27 +99,6 @@ class Pacer {
   }
   std::int64_t overshoot_ = 20'000;
 };
-
-std::int64_t thread_cpu_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::int64_t peak_rss_kb() noexcept {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss;
-}
-
-std::int64_t current_rss_kb() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return 0;
-}
 
 // ---- per-consumer recording ----
 
@@ -214,13 +151,7 @@ struct Harness {
       ++log.bogus;
       return;
     }
-    const std::int64_t work = plan.work[id];
-    if (config.work_mode == WorkMode::kSpin) {
-      (void)spin_iterations(
-          static_cast<std::uint64_t>(static_cast<double>(work) * g_spin_iters_per_ns));
-    } else {
-      sleep_ns(work);
-    }
+    do_work(config.work_mode, plan.work[id]);
     const std::int64_t end = now_ns();
     if (log.n < log.capacity) {
       log.records[log.n++] = Record{id, start, end};
@@ -820,19 +751,6 @@ const ImplInfo& info(Impl impl) {
   throw std::logic_error("unknown Impl");
 }
 
-double calibrate_spin_work() {
-  constexpr std::uint64_t kIterations = 5'000'000;
-  std::int64_t best = std::numeric_limits<std::int64_t>::max();
-  for (int trial = 0; trial < 5; ++trial) {
-    const std::int64_t t = now_ns();
-    (void)spin_iterations(kIterations);
-    best = std::min(best, now_ns() - t);
-  }
-  g_spin_iters_per_ns =
-      static_cast<double>(kIterations) / static_cast<double>(std::max<std::int64_t>(best, 1));
-  return g_spin_iters_per_ns;
-}
-
 RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl, std::size_t rep,
                    std::string_view progress_label) {
   switch (impl) {
@@ -872,15 +790,6 @@ RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl, std::si
     }
   }
   throw std::logic_error("unknown Impl");
-}
-
-void do_work(WorkMode mode, std::int64_t ns) noexcept {
-  if (mode == WorkMode::kSpin) {
-    (void)spin_iterations(
-        static_cast<std::uint64_t>(static_cast<double>(ns) * g_spin_iters_per_ns));
-  } else {
-    sleep_ns(ns);
-  }
 }
 
 RunResult run_in_child(const RunConfig& config, const Plan& plan, Impl impl, std::size_t rep,

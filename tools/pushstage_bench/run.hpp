@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench_core.hpp"
+#include "harness/work.hpp"
 #include "pushstage/histogram.hpp"
 
 namespace pushstage::bench {
@@ -48,7 +49,6 @@ struct ImplInfo {
 [[nodiscard]] std::span<const ImplInfo> impls();
 [[nodiscard]] const ImplInfo& info(Impl impl);
 
-enum class WorkMode { kSpin, kSleep };
 enum class RunKind {
   kStream,  // arrivals follow the plan (open loop) or come as fast as possible (closed loop)
   kBatch,   // every event is buffered before the consumers start: makespan vs Graham's bound
@@ -104,17 +104,6 @@ struct RunResult {
   std::int64_t rss_growth_kb = 0;   // peak minus resident size when the run started
   std::int64_t idle_window_ns = 0;  // kIdle
 };
-
-// steady_clock now, in ns since its epoch (the stamps every run records).
-std::int64_t now_ns() noexcept;
-// CPU time of the whole process so far (getrusage: user + system), in ns.
-std::int64_t process_cpu_ns() noexcept;
-
-// Measures the spin-work loop once (call before forking) and returns its iterations per ns.
-double calibrate_spin_work();
-// The handlers' work: `ns` of the calibrated instruction loop (spin; calibrate_spin_work() first)
-// or of sleep. Used by the --broker workers, which handle events outside run_once().
-void do_work(WorkMode mode, std::int64_t ns) noexcept;
 
 // Runs `impl` over `plan` in this process. Never throws for lost events: they make !ok.
 [[nodiscard]] RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl,

@@ -5,6 +5,8 @@
 #   pushstage_bench_broker_sources  --broker (built when pushstage::nats is)
 set(pushstage_bench_sources
   command_line.cpp
+  harness/clocks.cpp
+  harness/work.cpp
   report.cpp
   results_json.cpp
   run.cpp
