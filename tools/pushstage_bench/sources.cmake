@@ -5,7 +5,9 @@
 #   pushstage_bench_broker_sources  --broker (built when pushstage::nats is)
 set(pushstage_bench_sources
   command_line.cpp
+  harness/analysis.cpp
   harness/clocks.cpp
+  harness/driver.cpp
   harness/work.cpp
   report.cpp
   results_json.cpp
