@@ -1,44 +1,18 @@
-// run.cpp: see run.hpp. The timed path is produce() and Harness::handle(); everything else runs
-// before the start or after the join.
+// run.cpp: see run.hpp. Every implementation's name and the backend that runs it.
 #include "run.hpp"
 
 #include <fcntl.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <chrono>
-#include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <latch>
-#include <limits>
-#include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
-#include <utility>
-#include <vector>
 
-#include "harness/driver.hpp"
-#include "harness/harness.hpp"
-#include "peers.hpp"
-#include "pushstage/broadcast_dispatcher.hpp"
-#include "pushstage/consumer_pool.hpp"
-#include "pushstage/cpus.hpp"
-#include "pushstage/detail/cache_line.hpp"
-#include "pushstage/dispatcher.hpp"
-#include "pushstage/keyed_dispatcher.hpp"
-#include "pushstage/partition_dispatcher.hpp"
-#include "pushstage/stage.hpp"
+#include "backends/backends.hpp"
 #include "results_json.hpp"
 
 namespace pushstage::bench {
@@ -70,198 +44,6 @@ constexpr ImplInfo kImpls[] = {
      "pushstage BroadcastDispatcher: every consumer handles every event (1024 per subscriber)"},
 };
 
-// ---- implementations behind one shape: start_consumers, producer, push, close_and_join ----
-
-class PushstageBackend {
- public:
-  using Producer = Dispatcher<std::uint32_t>::Producer;
-  PushstageBackend(Harness& h, WakeOrder order) : h_(h), d_(options(order)) {}
-  void start_consumers() {
-    PoolOptions po;
-    po.consumers = h_.config.consumers;
-    po.pin = h_.config.pin;
-    po.max_demand = h_.config.max_demand;
-    pool_.emplace(d_, std::move(po), [this](std::uint32_t& id) {
-      thread_local ConsumerLog* log = nullptr;
-      if (log == nullptr) log = &h_.claim();
-      h_.handle(*log, id);
-    });
-  }
-  Producer producer() { return d_.producer(); }
-  static void push(Producer& p, std::uint32_t id) { (void)p.push(id); }
-  void close_and_join() {
-    d_.close();
-    pool_->join();
-  }
-  // What the pool itself counted, to cross-check the harness.
-  std::optional<std::uint64_t> pool_handled() const {
-    std::uint64_t n = 0;
-    for (const ConsumerStats& s : pool_->stats()) n += s.handled;
-    return n;
-  }
-  // Handler calls per event.
-  static std::size_t copies() { return 1; }
-
- private:
-  static DispatcherOptions options(WakeOrder order) {
-    DispatcherOptions o;
-    o.wake_order = order;
-    return o;
-  }
-  Harness& h_;
-  Dispatcher<std::uint32_t> d_;
-  std::optional<ConsumerPool<std::uint32_t>> pool_;
-};
-
-// A peer queue with a consumer loop shaped like ConsumerPool::run: pinned, pop one (waiting),
-// take up to max_demand - 1 more without waiting, handle them with busy-time bookkeeping.
-template <template <class> class Q>
-class PeerBackend {
- public:
-  using Queue = Q<std::uint32_t>;
-  using Producer = typename Queue::Producer;
-  explicit PeerBackend(Harness& h) : h_(h) {
-    PoolOptions po;
-    po.consumers = h.config.consumers;
-    po.pin = h.config.pin;
-    cpus_ = detail::plan_consumer_cpus(po);  // the CPUs ConsumerPool would use
-  }
-  void start_consumers() {
-    for (std::size_t i = 0; i < cpus_.size(); ++i) threads_.emplace_back([this, i] { run(i); });
-  }
-  Producer producer() { return q_.producer(); }
-  void push(Producer& p, std::uint32_t id) { q_.push(p, id); }
-  void close_and_join() {
-    q_.close(threads_.size());
-    for (auto& t : threads_) t.join();
-  }
-  // The loop is ours: no independent count to compare with.
-  std::optional<std::uint64_t> pool_handled() const { return std::nullopt; }
-  static std::size_t copies() { return 1; }
-
- private:
-  void run(std::size_t index) {
-    if (cpus_[index] >= 0) pin_this_thread(cpus_[index]);
-    auto consumer = q_.consumer();
-    ConsumerLog* log = nullptr;
-    const std::size_t max_demand = h_.config.max_demand;
-    std::vector<std::uint32_t> batch;
-    batch.reserve(max_demand);
-    std::uint32_t id = 0;
-    while (q_.pop(consumer, id)) {
-      if (log == nullptr) log = &h_.claim();
-      batch.clear();
-      batch.push_back(id);
-      while (batch.size() < max_demand && q_.try_pop(consumer, id)) batch.push_back(id);
-      for (const std::uint32_t e : batch) timed_call(*log, [&] { h_.handle(*log, e); });
-    }
-  }
-
-  Harness& h_;
-  Queue q_;
-  std::vector<int> cpus_;
-  std::vector<std::thread> threads_;
-};
-
-// ---- pushstage's other shapes: pipelines and dispatch modes, the same harness handler ----
-
-// The consumer pool every shape ends in: the harness handler on config.consumers consumers.
-PoolOptions harness_pool_options(const Harness& h) {
-  PoolOptions po;
-  po.consumers = h.config.consumers;
-  po.pin = h.config.pin;
-  po.max_demand = h.config.max_demand;
-  return po;
-}
-std::function<void(std::uint32_t&)> harness_handler(Harness& h) {
-  return [&h](std::uint32_t& id) {
-    thread_local ConsumerLog* log = nullptr;
-    if (log == nullptr) log = &h.claim();
-    h.handle(*log, id);
-  };
-}
-std::uint64_t handled_by(const std::vector<ConsumerStats>& stats) {
-  std::uint64_t n = 0;
-  for (const ConsumerStats& s : stats) n += s.handled;
-  return n;
-}
-
-// head -> (stages - 1) pass-through Stages, one unpinned consumer each, bounded (1024, Block)
-// dispatchers in between -> the harness pool. Dispatch latency covers every hop.
-class PipelineBackend {
- public:
-  using Producer = Dispatcher<std::uint32_t>::Producer;
-  PipelineBackend(Harness& h, int stages) : h_(h) {
-    DispatcherOptions bounded;
-    bounded.capacity = 1024;
-    for (int i = 1; i < stages; ++i) {
-      mids_.push_back(std::make_unique<Dispatcher<std::uint32_t>>(bounded));
-    }
-  }
-  void start_consumers() {
-    PoolOptions pass;
-    pass.consumers = 1;
-    pass.pin = false;
-    Dispatcher<std::uint32_t>* from = &head_;
-    for (auto& to : mids_) {
-      stages_.push_back(std::make_unique<Stage<std::uint32_t, Dispatcher<std::uint32_t>>>(
-          *from, *to, pass, [](std::uint32_t& id, Producer& out) { (void)out.push(id); }));
-      from = to.get();
-    }
-    pool_.emplace(*from, harness_pool_options(h_), harness_handler(h_));
-  }
-  Producer producer() { return head_.producer(); }
-  static void push(Producer& p, std::uint32_t id) { (void)p.push(id); }
-  void close_and_join() {
-    head_.close();  // each stage closes the next once drained
-    pool_->join();
-  }
-  std::optional<std::uint64_t> pool_handled() const { return handled_by(pool_->stats()); }
-  static std::size_t copies() { return 1; }
-
- private:
-  Harness& h_;
-  Dispatcher<std::uint32_t> head_;
-  std::vector<std::unique_ptr<Dispatcher<std::uint32_t>>> mids_;
-  std::vector<std::unique_ptr<Stage<std::uint32_t, Dispatcher<std::uint32_t>>>> stages_;
-  std::optional<ConsumerPool<std::uint32_t>> pool_;
-};
-
-// Partitions, keyed slots or broadcast subscribers in front of the harness pool.
-template <class Source>
-class ModeBackend {
- public:
-  using Producer = typename Source::Producer;
-  template <class... Args>
-  explicit ModeBackend(Harness& h, Args&&... args) : h_(h), source_(std::forward<Args>(args)...) {}
-  void start_consumers() { pool_.emplace(source_, harness_pool_options(h_), harness_handler(h_)); }
-  Producer producer() { return source_.producer(); }
-  static void push(Producer& p, std::uint32_t id) { (void)p.push(id); }
-  void close_and_join() {
-    source_.close();
-    pool_->join();
-  }
-  std::optional<std::uint64_t> pool_handled() const { return handled_by(pool_->stats()); }
-  std::size_t copies() const {
-    if constexpr (std::is_same_v<Source, BroadcastDispatcher<std::uint32_t>>) {
-      return h_.config.consumers;
-    } else {
-      return 1;
-    }
-  }
-  // A partition's backlog waits for its own consumer while another may idle: Graham's bound for
-  // work-conserving list scheduling does not apply to it.
-  static constexpr bool kWorkConserving =
-      !std::is_same_v<Source, PartitionDispatcher<std::uint32_t>>;
-
- private:
-  Harness& h_;
-  Source source_;
-  std::optional<ConsumerPool<std::uint32_t>> pool_;
-};
-
-std::size_t by_id(const std::uint32_t& id) { return id; }
-
 void write_all(int fd, const std::string& s) {
   std::size_t done = 0;
   while (done < s.size()) {
@@ -288,37 +70,29 @@ RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl, std::si
   const RunRequest run{config, plan, impl, rep, progress_label};
   switch (impl) {
     case Impl::kPushstage:
-      return run_with<PushstageBackend>(run, WakeOrder::Fifo);
+      return run_pushstage(run, WakeOrder::Fifo);
     case Impl::kPushstageLifo:
-      return run_with<PushstageBackend>(run, WakeOrder::Lifo);
+      return run_pushstage(run, WakeOrder::Lifo);
     case Impl::kBlocking:
-      return run_with<PeerBackend<BlockingQueue>>(run);
+      return run_moodycamel_blocking(run);
     case Impl::kMutex:
-      return run_with<PeerBackend<MutexQueue>>(run);
+      return run_mutex(run);
     case Impl::kTbb:
-      return run_with<PeerBackend<TbbQueue>>(run);
+      return run_tbb(run);
     case Impl::kSpin:
-      return run_with<PeerBackend<SpinningQueue>>(run);
+      return run_moodycamel_spin(run);
     case Impl::kBlockingNoToken:
-      return run_with<PeerBackend<BlockingQueueNoToken>>(run);
+      return run_moodycamel_notoken(run);
     case Impl::kPipeline2:
-      return run_with<PipelineBackend>(run, 2);
+      return run_pipeline(run, 2);
     case Impl::kPipeline3:
-      return run_with<PipelineBackend>(run, 3);
+      return run_pipeline(run, 3);
     case Impl::kPartition:
-      return run_with<ModeBackend<PartitionDispatcher<std::uint32_t>>>(
-          run, config.consumers, PartitionDispatcher<std::uint32_t>::Hash(by_id));
+      return run_partition(run);
     case Impl::kKeyed:
-      return run_with<ModeBackend<KeyedDispatcher<std::uint32_t>>>(
-          run, std::size_t{64}, KeyedDispatcher<std::uint32_t>::Hash(by_id));
-    case Impl::kBroadcast: {
-      // 1024 per subscriber; a batch buffers every event before the consumers start.
-      DispatcherOptions per_subscriber;
-      per_subscriber.capacity = std::max<std::size_t>(
-          1024, config.kind == RunKind::kBatch ? plan.size() : std::size_t{0});
-      return run_with<ModeBackend<BroadcastDispatcher<std::uint32_t>>>(run, config.consumers,
-                                                                       per_subscriber);
-    }
+      return run_keyed(run);
+    case Impl::kBroadcast:
+      return run_broadcast(run);
   }
   throw std::logic_error("unknown Impl");
 }

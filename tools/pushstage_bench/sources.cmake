@@ -4,6 +4,10 @@
 #                                   compiled into bench_core_test) and the broker
 #   pushstage_bench_broker_sources  --broker (built when pushstage::nats is)
 set(pushstage_bench_sources
+  backends/dispatch_mode_backend.cpp
+  backends/peer_backend.cpp
+  backends/pipeline_backend.cpp
+  backends/pushstage_backend.cpp
   command_line.cpp
   harness/analysis.cpp
   harness/clocks.cpp
