@@ -16,6 +16,7 @@
 
 #include "bench_core.hpp"
 #include "command_line.hpp"
+#include "forked_run.hpp"
 #include "pushstage/cpus.hpp"
 #include "report.hpp"
 #include "run.hpp"

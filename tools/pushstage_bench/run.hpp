@@ -5,9 +5,10 @@
 // their intended times (open loop: they never wait for completions) or as fast as they can (closed
 // loop), then waits until every event is handled, closes the queue and joins. The timed path only
 // reads steady_clock and writes preallocated per-thread arrays; histograms, the ideal FIFO replay
-// and every check run afterwards.
+// and every check run afterwards. The parts: backends/ (one file per implementation),
+// harness/driver.hpp (the timed part), harness/analysis.hpp (afterwards), forked_run.hpp (a run
+// in a child process).
 // Threading: run_once() starts and joins its own threads; call it from one thread at a time.
-//            run_in_child() forks first, so call it only while the process has a single thread.
 #pragma once
 
 #include <cstddef>
@@ -108,9 +109,5 @@ struct RunResult {
 // Runs `impl` over `plan` in this process. Never throws for lost events: they make !ok.
 [[nodiscard]] RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl,
                                  std::size_t rep, std::string_view progress_label);
-// The same in a forked child; the result comes back over a pipe as JSON. CPU time and peak RSS
-// are then the child's alone.
-[[nodiscard]] RunResult run_in_child(const RunConfig& config, const Plan& plan, Impl impl,
-                                     std::size_t rep, std::string_view progress_label);
 
 }  // namespace pushstage::bench

@@ -9,6 +9,7 @@ set(pushstage_bench_sources
   backends/pipeline_backend.cpp
   backends/pushstage_backend.cpp
   command_line.cpp
+  forked_run.cpp
   harness/analysis.cpp
   harness/clocks.cpp
   harness/driver.cpp
