@@ -32,26 +32,14 @@
 #include "pushstage/histogram.hpp"
 #include "pushstage/nats/pipeline.hpp"
 #include "pushstage/nats/sink.hpp"
-#include "report.hpp"
-#include "results_json.hpp"
+#include "report/format.hpp"
+#include "report/results_json.hpp"
 
 namespace pushstage::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
-std::string rate_text(double per_s) {
-  if (per_s >= 1e6) return fixed(per_s / 1e6, 2) + " M/s";
-  if (per_s >= 1e3) return fixed(per_s / 1e3, 1) + " k/s";
-  return fixed(per_s, 0) + " /s";
-}
 
 // ---- the broker, seen through nats.c directly (setup and progress only) ----
 
@@ -235,10 +223,6 @@ struct CaseOutcome {
   std::uint64_t duplicates = 0;
 };
 
-std::string pct(const pushstage::Histogram& h, double p) {
-  return h.count() == 0 ? "-" : format_ns(static_cast<double>(h.value_at_percentile(p)));
-}
-
 CaseOutcome run_case(const BrokerSpec& spec, Admin& admin, std::size_t processes, std::size_t rep,
                      std::size_t case_no) {
   CaseOutcome c;
@@ -392,9 +376,10 @@ void print_outcome(std::ostream& out, const BrokerSpec& spec, const CaseOutcome&
         c.span_ns > 0 ? static_cast<double>(r.handled) * 1e9 / static_cast<double>(c.span_ns) : 0;
     std::snprintf(
         line, sizeof line, "  %-8zu %9llu %6.1f%% %12s %9s %9s %9s %9s %8llu %6llu %9s\n", i + 1,
-        static_cast<unsigned long long>(r.handled), share, rate_text(tput).c_str(),
-        pct(r.latency, 50).c_str(), pct(r.latency, 90).c_str(), pct(r.latency, 99).c_str(),
-        pct(r.latency, 100).c_str(), static_cast<unsigned long long>(r.fetches),
+        static_cast<unsigned long long>(r.handled), share, format_rate(tput).c_str(),
+        format_percentile(r.latency, 50).c_str(), format_percentile(r.latency, 90).c_str(),
+        format_percentile(r.latency, 99).c_str(), format_percentile(r.latency, 100).c_str(),
+        static_cast<unsigned long long>(r.fetches),
         static_cast<unsigned long long>(r.max_in_flight),
         r.handled == 0
             ? "-"
@@ -402,14 +387,15 @@ void print_outcome(std::ostream& out, const BrokerSpec& spec, const CaseOutcome&
     out << line;
   }
   std::snprintf(line, sizeof line, "  %-8s %9llu %6.1f%% %12s %9s %9s %9s %9s\n", "total",
-                static_cast<unsigned long long>(total), 100.0, rate_text(c.throughput).c_str(),
-                pct(c.latency, 50).c_str(), pct(c.latency, 90).c_str(), pct(c.latency, 99).c_str(),
-                pct(c.latency, 100).c_str());
+                static_cast<unsigned long long>(total), 100.0, format_rate(c.throughput).c_str(),
+                format_percentile(c.latency, 50).c_str(), format_percentile(c.latency, 90).c_str(),
+                format_percentile(c.latency, 99).c_str(),
+                format_percentile(c.latency, 100).c_str());
   out << line;
   out << "  fairness over processes: Jain " << fixed(c.jain, 3) << ", max/min "
       << fixed(c.max_min, 2) << "; lost " << c.lost << ", duplicates " << c.duplicates << "; span "
-      << format_ns(static_cast<double>(c.span_ns)) << ", published at " << rate_text(c.publish_rate)
-      << "\n";
+      << format_ns(static_cast<double>(c.span_ns)) << ", published at "
+      << format_rate(c.publish_rate) << "\n";
 }
 
 nlohmann::json outcome_json(const CaseOutcome& c) {
@@ -453,7 +439,7 @@ BrokerReport run_broker(const BrokerSpec& spec, std::ostream& out) {
   Admin admin(spec.url);
   out << "broker " << spec.url << ": stream in memory, one durable pull consumer shared by every "
       << "process; " << spec.events << " events per case, "
-      << (spec.rate > 0 ? "published at " + rate_text(spec.rate)
+      << (spec.rate > 0 ? "published at " + format_rate(spec.rate)
                         : std::string("all published at once"))
       << "; work " << spec.work.text << " ("
       << (spec.work_mode == WorkMode::kSpin ? "spin" : "sleep")
@@ -478,11 +464,11 @@ BrokerReport run_broker(const BrokerSpec& spec, std::ostream& out) {
     out << "\nscale-out (total throughput relative to the first case):\n";
     for (const CaseOutcome& c : outcomes) {
       out << "  " << c.processes << " process" << (c.processes == 1 ? ": " : "es: ")
-          << rate_text(c.throughput) << "  x"
+          << format_rate(c.throughput) << "  x"
           << fixed(outcomes.front().throughput > 0 ? c.throughput / outcomes.front().throughput : 0,
                    2)
-          << "  p50 " << pct(c.latency, 50) << "  p99 " << pct(c.latency, 99) << "  Jain "
-          << fixed(c.jain, 3) << "\n";
+          << "  p50 " << format_percentile(c.latency, 50) << "  p99 "
+          << format_percentile(c.latency, 99) << "  Jain " << fixed(c.jain, 3) << "\n";
     }
   }
   return report;

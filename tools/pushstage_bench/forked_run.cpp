@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "results_json.hpp"
+#include "report/results_json.hpp"
 
 namespace pushstage::bench {
 namespace {

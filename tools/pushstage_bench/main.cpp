@@ -18,7 +18,11 @@
 #include "command_line.hpp"
 #include "forked_run.hpp"
 #include "pushstage/cpus.hpp"
-#include "report.hpp"
+#include "report/case_json.hpp"
+#include "report/machine.hpp"
+#include "report/summary.hpp"
+#include "report/svg.hpp"
+#include "report/table.hpp"
 #include "run.hpp"
 #include "scenarios.hpp"
 #ifdef PUSHSTAGE_BENCH_NATS

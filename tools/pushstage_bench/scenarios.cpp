@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "bench_core.hpp"
+#include "report/format.hpp"
 
 namespace pushstage::bench {
 namespace {

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "report.hpp"
+#include "report/summary.hpp"
 #include "run.hpp"
 
 namespace pushstage::bench {

@@ -14,8 +14,13 @@ set(pushstage_bench_sources
   harness/clocks.cpp
   harness/driver.cpp
   harness/work.cpp
-  report.cpp
-  results_json.cpp
+  report/case_json.cpp
+  report/format.cpp
+  report/machine.cpp
+  report/results_json.cpp
+  report/summary.cpp
+  report/svg.cpp
+  report/table.cpp
   run.cpp
   scenarios.cpp)
 set(pushstage_bench_broker_sources

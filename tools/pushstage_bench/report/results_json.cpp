@@ -1,5 +1,5 @@
 // results_json.cpp: see results_json.hpp.
-#include "results_json.hpp"
+#include "report/results_json.hpp"
 
 #include <cstddef>
 #include <cstdint>
