@@ -26,7 +26,7 @@
 #include "run.hpp"
 #include "scenarios.hpp"
 #ifdef PUSHSTAGE_BENCH_NATS
-#include "broker.hpp"
+#include "broker/broker.hpp"
 #endif
 
 namespace pushstage::bench {

@@ -24,6 +24,11 @@ set(pushstage_bench_sources
   run.cpp
   scenarios.cpp)
 set(pushstage_bench_broker_sources
-  broker.cpp)
+  broker/broker.cpp
+  broker/broker_case.cpp
+  broker/broker_report.cpp
+  broker/jetstream_admin.cpp
+  broker/worker_main.cpp
+  broker/worker_process.cpp)
 list(TRANSFORM pushstage_bench_sources PREPEND "${CMAKE_CURRENT_LIST_DIR}/")
 list(TRANSFORM pushstage_bench_broker_sources PREPEND "${CMAKE_CURRENT_LIST_DIR}/")

@@ -1,0 +1,110 @@
+// worker_process.cpp: see worker_process.hpp.
+#include "broker/worker_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+
+#include "report/results_json.hpp"
+
+namespace pushstage::bench {
+
+nlohmann::json worker_report_to_json(const WorkerReport& r) {
+  return {{"handled", r.handled},
+          {"ids", r.ids},
+          {"latency", histogram_to_json(r.latency)},
+          {"first_start", r.first_start},
+          {"last_end", r.last_end},
+          {"fetches", r.fetches},
+          {"redelivered", r.redelivered},
+          {"max_in_flight", r.max_in_flight},
+          {"cpu_ns", r.cpu_ns},
+          {"consumer_events", r.consumer_events}};
+}
+
+WorkerReport worker_report_from_json(const nlohmann::json& j) {
+  WorkerReport r;
+  j.at("handled").get_to(r.handled);
+  j.at("ids").get_to(r.ids);
+  r.latency = histogram_from_json(j.at("latency"));
+  j.at("first_start").get_to(r.first_start);
+  j.at("last_end").get_to(r.last_end);
+  j.at("fetches").get_to(r.fetches);
+  j.at("redelivered").get_to(r.redelivered);
+  j.at("max_in_flight").get_to(r.max_in_flight);
+  j.at("cpu_ns").get_to(r.cpu_ns);
+  j.at("consumer_events").get_to(r.consumer_events);
+  return r;
+}
+
+std::optional<std::string> WorkerProcess::line(std::chrono::milliseconds limit) {
+  using Clock = std::chrono::steady_clock;
+  const auto end = Clock::now() + limit;
+  for (;;) {
+    const auto nl = buffer.find('\n');
+    if (nl != std::string::npos) {
+      std::string l = buffer.substr(0, nl);
+      buffer.erase(0, nl + 1);
+      return l;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{out, POLLIN, 0};
+    const int r = poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return std::nullopt;
+    char buf[1 << 16];
+    const ssize_t got = read(out, buf, sizeof buf);
+    if (got <= 0) return std::nullopt;
+    buffer.append(buf, static_cast<std::size_t>(got));
+  }
+}
+
+void WorkerProcess::stop() {
+  if (in >= 0) close(in);
+  in = -1;
+}
+
+int WorkerProcess::wait_exit() {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  close(out);
+  return status;
+}
+
+WorkerProcess spawn_worker(const std::vector<std::string>& args) {
+  int in[2];
+  int out[2];
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
+    throw std::runtime_error("--broker: pipe2 failed");
+  }
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("--broker: fork failed");
+  if (pid == 0) {  // async-signal-safe calls only until exec: this process has nats.c threads
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  return WorkerProcess{pid, in[1], out[0], {}};
+}
+
+}  // namespace pushstage::bench
