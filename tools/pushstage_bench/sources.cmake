@@ -22,6 +22,7 @@ set(pushstage_bench_sources
   report/svg.cpp
   report/table.cpp
   run.cpp
+  scenario_targets.cpp
   scenarios.cpp)
 set(pushstage_bench_broker_sources
   broker/broker.cpp

@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "harness/work.hpp"
 #include "report/results_json.hpp"
 
 namespace pushstage::bench {
@@ -25,7 +26,7 @@ nlohmann::json case_to_json(const CaseResult& c) {
       {"arrivals", cfg.plan.arrivals == Arrivals::kPoisson ? "poisson" : "fixed"},
       {"work", cfg.plan.work.text},
       {"work_mean_ns", cfg.plan.work.mean_ns()},
-      {"work_mode", cfg.work_mode == WorkMode::kSpin ? "spin" : "sleep"},
+      {"work_mode", work_mode_name(cfg.work_mode)},
       {"consumers", cfg.consumers},
       {"max_demand", cfg.max_demand},
       {"pin", cfg.pin},
