@@ -4,10 +4,9 @@
 #                                   compiled into bench_core_test) and the broker
 #   pushstage_bench_broker_sources  --broker (built when pushstage::nats is)
 set(pushstage_bench_sources
-  backends/dispatch_mode_backend.cpp
   backends/peer_backend.cpp
   backends/pipeline_backend.cpp
-  backends/pushstage_backend.cpp
+  backends/source_backend.cpp
   command_line.cpp
   forked_run.cpp
   harness/analysis.cpp

@@ -1,12 +1,12 @@
 // backends.hpp: one function per implementation, each a whole run of its backend (run_with() in
 // harness/driver.hpp); run_once() (run.cpp) picks one by Impl. A backend is a class that meets
 // the Backend concept (harness/driver.hpp), in the file named for it:
-//   pushstage_backend.cpp      Dispatcher + ConsumerPool, the subject (FIFO or LIFO wake)
-//   peer_backend.cpp           each peer of bench/peers.hpp under a consumer loop shaped like
-//                              ConsumerPool's: moodycamel blocking (with and without tokens),
-//                              std::mutex + std::condition_variable, oneTBB, moodycamel spinning
-//   pipeline_backend.cpp       Dispatcher -> pass-through Stages -> ConsumerPool
-//   dispatch_mode_backend.cpp  PartitionDispatcher, KeyedDispatcher, BroadcastDispatcher
+//   source_backend.cpp    a pushstage source + ConsumerPool: the Dispatcher (the subject, FIFO
+//                         or LIFO wake), PartitionDispatcher, KeyedDispatcher, BroadcastDispatcher
+//   peer_backend.cpp      each peer of bench/peers.hpp under a consumer loop shaped like
+//                         ConsumerPool's: moodycamel blocking (with and without tokens),
+//                         std::mutex + std::condition_variable, oneTBB, moodycamel spinning
+//   pipeline_backend.cpp  Dispatcher -> pass-through Stages -> ConsumerPool
 // Threading: each starts and joins its own threads; one run at a time.
 #pragma once
 
