@@ -16,33 +16,13 @@
 
 namespace pushstage::bench {
 
-nlohmann::json worker_report_to_json(const WorkerReport& r) {
-  return {{"handled", r.handled},
-          {"ids", r.ids},
-          {"latency", histogram_to_json(r.latency)},
-          {"first_start", r.first_start},
-          {"last_end", r.last_end},
-          {"fetches", r.fetches},
-          {"redelivered", r.redelivered},
-          {"max_in_flight", r.max_in_flight},
-          {"cpu_ns", r.cpu_ns},
-          {"consumer_events", r.consumer_events}};
-}
+// The keys are the field names, each field once.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(WorkerReport, handled, ids, latency, first_start, last_end,
+                                   fetches, redelivered, max_in_flight, cpu_ns, consumer_events)
 
-WorkerReport worker_report_from_json(const nlohmann::json& j) {
-  WorkerReport r;
-  j.at("handled").get_to(r.handled);
-  j.at("ids").get_to(r.ids);
-  r.latency = histogram_from_json(j.at("latency"));
-  j.at("first_start").get_to(r.first_start);
-  j.at("last_end").get_to(r.last_end);
-  j.at("fetches").get_to(r.fetches);
-  j.at("redelivered").get_to(r.redelivered);
-  j.at("max_in_flight").get_to(r.max_in_flight);
-  j.at("cpu_ns").get_to(r.cpu_ns);
-  j.at("consumer_events").get_to(r.consumer_events);
-  return r;
-}
+nlohmann::json worker_report_to_json(const WorkerReport& r) { return r; }
+
+WorkerReport worker_report_from_json(const nlohmann::json& j) { return j.get<WorkerReport>(); }
 
 std::optional<std::string> WorkerProcess::line(std::chrono::milliseconds limit) {
   using Clock = std::chrono::steady_clock;

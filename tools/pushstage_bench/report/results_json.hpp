@@ -1,5 +1,7 @@
-// results_json.hpp: RunResult and Histogram to and from JSON, for the pipe from a forked run and
-// for --json.
+// results_json.hpp: RunResult and Histogram to and from JSON, for the pipe from a forked run, for
+// the --broker workers' reports, and for --json. A RunResult's keys are its field names; a
+// Histogram is {"count", "min", "max", "sum", "buckets": [[index, count], ...]}, buckets as in
+// Histogram.
 // Threading: plain functions.
 #pragma once
 
@@ -10,7 +12,6 @@
 
 namespace pushstage::bench {
 
-// {"count", "min", "max", "sum", "buckets": [[index, count], ...]}; buckets as in Histogram.
 [[nodiscard]] nlohmann::json histogram_to_json(const pushstage::Histogram& h);
 [[nodiscard]] pushstage::Histogram histogram_from_json(const nlohmann::json& j);
 
@@ -19,3 +20,17 @@ namespace pushstage::bench {
 [[nodiscard]] RunResult from_json(const nlohmann::json& j);
 
 }  // namespace pushstage::bench
+
+// A Histogram as a field of a type that NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE converts, or in a
+// std::vector: the same JSON as histogram_to_json().
+NLOHMANN_JSON_NAMESPACE_BEGIN
+template <>
+struct adl_serializer<pushstage::Histogram> {
+  static void to_json(json& j, const pushstage::Histogram& h) {
+    j = pushstage::bench::histogram_to_json(h);
+  }
+  static void from_json(const json& j, pushstage::Histogram& h) {
+    h = pushstage::bench::histogram_from_json(j);
+  }
+};
+NLOHMANN_JSON_NAMESPACE_END
