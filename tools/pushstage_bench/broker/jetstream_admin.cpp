@@ -10,17 +10,16 @@ JetStreamAdmin::JetStreamAdmin(const std::string& url) {
   natsOptions_Create(&o);
   natsOptions_SetURL(o, url.c_str());
   natsOptions_SetTimeout(o, 5000);
-  const natsStatus s = natsConnection_Connect(&nc_, o);
+  natsConnection* nc = nullptr;
+  const natsStatus s = natsConnection_Connect(&nc, o);
+  nc_.reset(nc);
   natsOptions_Destroy(o);
   if (s != NATS_OK) {
     throw std::runtime_error("--broker: cannot connect to " + url + ": " + natsStatus_GetText(s));
   }
-  natsConnection_JetStream(&js_, nc_, nullptr);
-}
-
-JetStreamAdmin::~JetStreamAdmin() {
-  jsCtx_Destroy(js_);
-  natsConnection_Destroy(nc_);
+  jsCtx* js = nullptr;
+  natsConnection_JetStream(&js, nc_.get(), nullptr);
+  js_.reset(js);
 }
 
 void JetStreamAdmin::create(const std::string& stream, const std::string& consumer,
@@ -34,7 +33,7 @@ void JetStreamAdmin::create(const std::string& stream, const std::string& consum
   sc.SubjectsLen = 1;
   sc.Storage = js_MemoryStorage;
   jsStreamInfo* si = nullptr;
-  natsStatus s = js_AddStream(&si, js_, &sc, nullptr, nullptr);
+  natsStatus s = js_AddStream(&si, js_.get(), &sc, nullptr, nullptr);
   jsStreamInfo_Destroy(si);
   if (s != NATS_OK) {
     throw std::runtime_error("--broker: cannot create stream " + stream + " (is JetStream " +
@@ -48,7 +47,7 @@ void JetStreamAdmin::create(const std::string& stream, const std::string& consum
   cc.MaxDeliver = 5;
   cc.MaxAckPending = static_cast<std::int64_t>(ack_pending);
   jsConsumerInfo* ci = nullptr;
-  s = js_AddConsumer(&ci, js_, stream.c_str(), &cc, nullptr, nullptr);
+  s = js_AddConsumer(&ci, js_.get(), stream.c_str(), &cc, nullptr, nullptr);
   jsConsumerInfo_Destroy(ci);
   if (s != NATS_OK) {
     throw std::runtime_error("--broker: cannot create consumer: " +
@@ -57,13 +56,14 @@ void JetStreamAdmin::create(const std::string& stream, const std::string& consum
 }
 
 void JetStreamAdmin::remove(const std::string& stream) {
-  (void)js_DeleteStream(js_, stream.c_str(), nullptr, nullptr);
+  (void)js_DeleteStream(js_.get(), stream.c_str(), nullptr, nullptr);
 }
 
 bool JetStreamAdmin::done(const std::string& stream, const std::string& consumer,
                           std::uint64_t& ack_floor) {
   jsConsumerInfo* ci = nullptr;
-  if (js_GetConsumerInfo(&ci, js_, stream.c_str(), consumer.c_str(), nullptr, nullptr) != NATS_OK) {
+  if (js_GetConsumerInfo(&ci, js_.get(), stream.c_str(), consumer.c_str(), nullptr, nullptr) !=
+      NATS_OK) {
     return false;
   }
   ack_floor = ci->AckFloor.Stream;

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace pushstage::bench {
@@ -18,9 +19,6 @@ class JetStreamAdmin {
  public:
   // Connects to `url` (5 s timeout).
   explicit JetStreamAdmin(const std::string& url);
-  ~JetStreamAdmin();
-  JetStreamAdmin(const JetStreamAdmin&) = delete;
-  JetStreamAdmin& operator=(const JetStreamAdmin&) = delete;
 
   // Stream `stream` on subjects "stream.>", and the durable consumer `consumer` on it with at
   // most `ack_pending` messages unacknowledged.
@@ -31,8 +29,14 @@ class JetStreamAdmin {
   bool done(const std::string& stream, const std::string& consumer, std::uint64_t& ack_floor);
 
  private:
-  natsConnection* nc_ = nullptr;
-  jsCtx* js_ = nullptr;
+  struct CloseConnection {
+    void operator()(natsConnection* nc) const noexcept { natsConnection_Destroy(nc); }
+  };
+  struct DestroyContext {
+    void operator()(jsCtx* js) const noexcept { jsCtx_Destroy(js); }
+  };
+  std::unique_ptr<natsConnection, CloseConnection> nc_;
+  std::unique_ptr<jsCtx, DestroyContext> js_;  // after nc_: destroyed before it
 };
 
 }  // namespace pushstage::bench

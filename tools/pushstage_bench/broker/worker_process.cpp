@@ -25,25 +25,30 @@ nlohmann::json worker_report_to_json(const WorkerReport& r) { return r; }
 WorkerReport worker_report_from_json(const nlohmann::json& j) { return j.get<WorkerReport>(); }
 
 std::optional<std::string> WorkerProcess::line(std::chrono::milliseconds limit) {
-  using Clock = std::chrono::steady_clock;
-  const auto end = Clock::now() + limit;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::size_t nl = 0;
+  while ((nl = buffer.find('\n')) == std::string::npos) {
+    if (!read_more(deadline)) return std::nullopt;
+  }
+  std::string l = buffer.substr(0, nl);
+  buffer.erase(0, nl + 1);
+  return l;
+}
+
+bool WorkerProcess::read_more(std::chrono::steady_clock::time_point deadline) {
   for (;;) {
-    const auto nl = buffer.find('\n');
-    if (nl != std::string::npos) {
-      std::string l = buffer.substr(0, nl);
-      buffer.erase(0, nl + 1);
-      return l;
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
-    if (left.count() <= 0) return std::nullopt;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
     pollfd p{out, POLLIN, 0};
     const int r = poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return std::nullopt;
+    if (r <= 0) return false;
     char buf[1 << 16];
     const ssize_t got = read(out, buf, sizeof buf);
-    if (got <= 0) return std::nullopt;
+    if (got <= 0) return false;
     buffer.append(buf, static_cast<std::size_t>(got));
+    return true;
   }
 }
 

@@ -44,6 +44,9 @@ struct WorkerProcess {
 
   // The next line, or nullopt on EOF / after `limit`.
   std::optional<std::string> line(std::chrono::milliseconds limit);
+  // Appends what the worker has written by `deadline` to buffer; false on EOF, on an error and at
+  // the deadline.
+  bool read_more(std::chrono::steady_clock::time_point deadline);
   // Closes its stdin: the worker stops and writes its report.
   void stop();
   // Waits for it to exit and closes its stdout; returns the wait status.
