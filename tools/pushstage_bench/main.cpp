@@ -19,11 +19,9 @@
 #include "forked_run.hpp"
 #include "harness/work.hpp"
 #include "pushstage/cpus.hpp"
-#include "report/case_json.hpp"
 #include "report/machine.hpp"
+#include "report/report.hpp"
 #include "report/summary.hpp"
-#include "report/svg.hpp"
-#include "report/table.hpp"
 #include "run.hpp"
 #include "scenarios.hpp"
 #ifdef PUSHSTAGE_BENCH_NATS

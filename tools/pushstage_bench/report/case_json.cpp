@@ -1,10 +1,9 @@
-// case_json.cpp: see case_json.hpp.
-#include "report/case_json.hpp"
-
+// case_json.cpp: see report.hpp.
 #include <string>
 #include <utility>
 
 #include "harness/work.hpp"
+#include "report/report.hpp"
 #include "report/results_json.hpp"
 
 namespace pushstage::bench {

@@ -1,5 +1,5 @@
 // summary.hpp: the cases as they were run, and every repetition of one implementation in one case
-// summarised: the table, the JSON and the SVG (table.hpp, case_json.hpp, svg.hpp) show these.
+// summarised: the table, the JSON and the SVG (report.hpp) show these.
 // Threading: plain functions and value types.
 #pragma once
 

@@ -1,12 +1,11 @@
-// svg.cpp: see svg.hpp.
-#include "report/svg.hpp"
-
+// svg.cpp: see report.hpp.
 #include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <utility>
 
 #include "report/format.hpp"
+#include "report/report.hpp"
 
 namespace pushstage::bench {
 namespace {

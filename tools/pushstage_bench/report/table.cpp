@@ -1,6 +1,4 @@
-// table.cpp: see table.hpp.
-#include "report/table.hpp"
-
+// table.cpp: see report.hpp.
 #include <algorithm>
 #include <functional>
 #include <iomanip>
@@ -9,6 +7,7 @@
 #include <vector>
 
 #include "report/format.hpp"
+#include "report/report.hpp"
 
 namespace pushstage::bench {
 namespace {
