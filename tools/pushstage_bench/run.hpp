@@ -1,13 +1,8 @@
-// run.hpp: one run of one implementation over one plan, and what it measured.
-//
-// A run starts C consumers (pushstage: the real ConsumerPool; peers: the same pinned loop with the
-// same max_demand and busy-time bookkeeping), then P producers that push the plan's events at
-// their intended times (open loop: they never wait for completions) or as fast as they can (closed
-// loop), then waits until every event is handled, closes the queue and joins. The timed path only
-// reads steady_clock and writes preallocated per-thread arrays; histograms, the ideal FIFO replay
-// and every check run afterwards. The parts: backends/ (one file per implementation),
-// harness/driver.hpp (the timed part), harness/analysis.hpp (afterwards), forked_run.hpp (a run
-// in a child process).
+// run.hpp: one run of one implementation over one plan: the implementations, a run's
+// configuration, what it measured, and run_once(). The parts of a run: backends/ (a backend per
+// implementation, every one calling the same handler: harness/harness.hpp), harness/driver.hpp
+// (the timed part: consumers, paced producers, the wait, the idle window), harness/analysis.hpp
+// (what the records mean, after the join), forked_run.hpp (a run in a child process).
 // Threading: run_once() starts and joins its own threads; call it from one thread at a time.
 #pragma once
 

@@ -2,7 +2,7 @@
 // process and of a thread, resident memory; and sleeping for a time or until a stamp.
 // Threading: every function may be called from any thread.
 // Timed path: now_ns() and sleep_ns() run between a handler's stamps and before an enqueue stamp,
-//             so they are inline, as they were when every caller shared their file.
+//             so they are inline: a call into another file would add to every stamp.
 #pragma once
 
 #include <time.h>
