@@ -22,7 +22,7 @@
 #include "bench_core.hpp"
 #include "command_line.hpp"
 
-// report.cpp's machine line reads the commit that the real build generates (git_commit.cmake).
+// report/machine.cpp reads the commit that the real build generates (git_commit.cmake).
 namespace pushstage::bench {
 extern const char* const kGitCommit;
 const char* const kGitCommit = "fuzz";

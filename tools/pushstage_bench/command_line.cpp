@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bench_core.hpp"
+#include "harness/work.hpp"
 #include "pushstage/cpus.hpp"
 #include "run.hpp"
 
@@ -84,6 +85,13 @@ std::vector<Impl> parse_impls(const std::string& text) {
   return out;
 }
 
+WorkMode parse_work_mode(const std::string& text) {
+  for (const WorkMode mode : {WorkMode::kSpin, WorkMode::kSleep}) {
+    if (text == work_mode_name(mode)) return mode;
+  }
+  throw UsageError("--work-mode: expects spin or sleep; got '" + text + "'");
+}
+
 [[maybe_unused]] std::vector<std::size_t> parse_processes(const std::string& text) {
   std::vector<std::size_t> out;
   std::stringstream ss(text);
@@ -131,15 +139,7 @@ BrokerCommand parse_broker(const CLI::App& app, const BrokerFlags& f) {
   if (!f.max_demand.empty()) b.max_demand = parse_count("--max-demand", f.max_demand, 1, 65536);
   if (!f.rate.empty()) b.rate = parse_number("--rate", f.rate, 0, 1e7);
   b.work = parse_work("--work", f.work.empty() ? std::string("const:1ms") : f.work);
-  if (!f.work_mode.empty()) {
-    if (f.work_mode == "spin") {
-      b.work_mode = WorkMode::kSpin;
-    } else if (f.work_mode == "sleep") {
-      b.work_mode = WorkMode::kSleep;
-    } else {
-      throw UsageError("--work-mode: expects spin or sleep; got '" + f.work_mode + "'");
-    }
-  }
+  if (!f.work_mode.empty()) b.work_mode = parse_work_mode(f.work_mode);
   b.pin = !f.no_pin;
   if (!f.reps.empty()) b.reps = parse_count("--reps", f.reps, 1, 100);
   if (!f.seed.empty()) b.seed = parse_count("--seed", f.seed, 0, ~std::uint64_t{0} / 2);
@@ -242,15 +242,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     }
   }
   if (!work.empty()) f.work = parse_work("--work", work).text;
-  if (!work_mode.empty()) {
-    if (work_mode == "spin") {
-      f.work_mode = WorkMode::kSpin;
-    } else if (work_mode == "sleep") {
-      f.work_mode = WorkMode::kSleep;
-    } else {
-      throw UsageError("--work-mode: expects spin or sleep; got '" + work_mode + "'");
-    }
-  }
+  if (!work_mode.empty()) f.work_mode = parse_work_mode(work_mode);
   if (!impl_list.empty()) f.impls = parse_impls(impl_list);
   if (!reps.empty()) f.reps = parse_count("--reps", reps, 1, 100);
   if (!seed.empty()) f.seed = parse_count("--seed", seed, 0, ~std::uint64_t{0} / 2);

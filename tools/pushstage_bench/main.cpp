@@ -16,16 +16,22 @@
 
 #include "bench_core.hpp"
 #include "command_line.hpp"
+#include "forked_run.hpp"
+#include "harness/work.hpp"
 #include "pushstage/cpus.hpp"
-#include "report.hpp"
+#include "report/machine.hpp"
+#include "report/report.hpp"
+#include "report/summary.hpp"
 #include "run.hpp"
 #include "scenarios.hpp"
 #ifdef PUSHSTAGE_BENCH_NATS
-#include "broker.hpp"
+#include "broker/broker.hpp"
 #endif
 
 namespace pushstage::bench {
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // The command line as typed, for the JSON reports.
 std::string command_text(int argc, char** argv) {
@@ -43,17 +49,44 @@ std::string command_text(int argc, char** argv) {
   std::exit(2);
 }
 
+// The file of --json or --svg, opened before anything runs: a path that cannot be written is bad
+// input. Not open when the flag was not given.
+std::ofstream open_output(const std::string& flag, const std::string& path) {
+  std::ofstream out;
+  if (!path.empty()) {
+    out.open(path);
+    if (!out) usage_exit(flag + ": expects a writable file path; got '" + path + "'");
+  }
+  return out;
+}
+
+void write_output(std::ofstream& out, const std::string& path, const std::string& text) {
+  out << text;
+  std::cout << "wrote " << path << "\n";
+}
+
+// What every --json document holds besides its cases: the tool, the command line, the machine,
+// the wall time, whether every check passed.
+nlohmann::json json_document(int argc, char** argv, const MachineInfo& machine, double wall_s,
+                             bool checks_passed) {
+  return {{"tool", "pushstage-bench"},
+          {"command", command_text(argc, argv)},
+          {"machine", machine_to_json(machine)},
+          {"wall_s", wall_s},
+          {"checks_passed", checks_passed}};
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 #ifdef PUSHSTAGE_BENCH_NATS
 // pushstage-bench --broker: runs the scale-out cases parse_command_line validated.
 int run_broker_main(const BrokerCommand& b, const std::string& json_path, int argc, char** argv) {
-  const auto wall0 = std::chrono::steady_clock::now();
+  const auto wall0 = Clock::now();
   BrokerSpec spec;
   static_cast<BrokerCommand&>(spec) = b;
-  std::ofstream json_out;
-  if (!json_path.empty()) {
-    json_out.open(json_path);
-    if (!json_out) usage_exit("--json: expects a writable file path; got '" + json_path + "'");
-  }
+  std::ofstream json_out = open_output("--json", json_path);
   char self[4096];
   const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) {
@@ -75,25 +108,19 @@ int run_broker_main(const BrokerCommand& b, const std::string& json_path, int ar
     std::fprintf(stderr, "pushstage-bench: %s\n", e.what());
     return 1;
   }
-  const double wall_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  const double wall_s = seconds_since(wall0);
   if (json_out.is_open()) {
-    nlohmann::json doc = {{"tool", "pushstage-bench"},
-                          {"command", command_text(argc, argv)},
-                          {"mode", "broker"},
-                          {"broker", spec.url},
-                          {"events", spec.events},
-                          {"consumers_per_process", spec.consumers},
-                          {"max_demand", spec.max_demand},
-                          {"rate", spec.rate},
-                          {"work", spec.work.text},
-                          {"work_mode", spec.work_mode == WorkMode::kSpin ? "spin" : "sleep"},
-                          {"machine", machine_to_json(machine)},
-                          {"wall_s", wall_s},
-                          {"checks_passed", report.ok},
-                          {"cases", report.json}};
-    json_out << doc.dump(1) << "\n";
-    std::cout << "wrote " << json_path << "\n";
+    nlohmann::json doc = json_document(argc, argv, machine, wall_s, report.ok);
+    doc.update({{"mode", "broker"},
+                {"broker", spec.url},
+                {"events", spec.events},
+                {"consumers_per_process", spec.consumers},
+                {"max_demand", spec.max_demand},
+                {"rate", spec.rate},
+                {"work", spec.work.text},
+                {"work_mode", work_mode_name(spec.work_mode)},
+                {"cases", report.json}});
+    write_output(json_out, json_path, doc.dump(1) + "\n");
   }
   std::printf("wall time: %.1f s\n", wall_s);
   if (!report.ok) {
@@ -104,6 +131,34 @@ int run_broker_main(const BrokerCommand& b, const std::string& json_path, int ar
 }
 #endif
 
+// Every repetition of every implementation of one case, interleaved (A B C A B C ...), each in a
+// forked child unless --no-fork; run_no counts runs over the whole scenario for the progress line.
+CaseResult run_case(const CaseSpec& spec, bool fork, std::size_t total_runs, std::size_t& run_no) {
+  std::vector<std::vector<RunResult>> runs(spec.impls.size());
+  for (std::size_t rep = 0; rep < spec.reps; ++rep) {
+    PlanSpec ps = spec.config.plan;
+    ps.seed += rep;
+    const Plan plan = make_plan(ps);
+    for (std::size_t i = 0; i < spec.impls.size(); ++i) {
+      ++run_no;
+      // Built with append: GCC 12 warns (-Wrestrict, a false positive) on a long + chain.
+      std::string label = "[";
+      label.append(std::to_string(run_no)).append("/").append(std::to_string(total_runs));
+      label.append("] ").append(spec.name).append(", ").append(info(spec.impls[i]).name);
+      label.append(" rep ").append(std::to_string(rep + 1)).append("/");
+      label.append(std::to_string(spec.reps));
+      runs[i].push_back(fork ? run_in_child(spec.config, plan, spec.impls[i], rep, label)
+                             : run_once(spec.config, plan, spec.impls[i], rep, label));
+    }
+  }
+  CaseResult cr;
+  cr.spec = spec;
+  for (std::size_t i = 0; i < spec.impls.size(); ++i) {
+    cr.impls.push_back(summarise(info(spec.impls[i]), std::move(runs[i])));
+  }
+  return cr;
+}
+
 int run_main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "--broker-worker") {
 #ifdef PUSHSTAGE_BENCH_NATS
@@ -112,7 +167,7 @@ int run_main(int argc, char** argv) {
     usage_exit("--broker-worker: this pushstage-bench was built without pushstage::nats");
 #endif
   }
-  const auto wall0 = std::chrono::steady_clock::now();
+  const auto wall0 = Clock::now();
   CommandLine cli;
   try {
     cli = parse_command_line(argc, argv);
@@ -131,18 +186,8 @@ int run_main(int argc, char** argv) {
   const std::size_t cpus = allowed_cpus().size();
   const Scenario* scenario = cli.scenario;
   const std::vector<CaseSpec>& cases = cli.cases;
-
-  // Open the output files now: a path that cannot be written is bad input, found before the run.
-  std::ofstream json_out;
-  std::ofstream svg_out;
-  if (!cli.json_path.empty()) {
-    json_out.open(cli.json_path);
-    if (!json_out) usage_exit("--json: expects a writable file path; got '" + cli.json_path + "'");
-  }
-  if (!cli.svg_path.empty()) {
-    svg_out.open(cli.svg_path);
-    if (!svg_out) usage_exit("--svg: expects a writable file path; got '" + cli.svg_path + "'");
-  }
+  std::ofstream json_out = open_output("--json", cli.json_path);
+  std::ofstream svg_out = open_output("--svg", cli.svg_path);
 
   MachineInfo machine = machine_info();
   machine.spin_iters_per_ns = calibrate_spin_work();
@@ -158,29 +203,8 @@ int run_main(int argc, char** argv) {
   bool all_ok = true;
   std::size_t run_no = 0;
   for (const CaseSpec& spec : cases) {
-    std::vector<std::vector<RunResult>> runs(spec.impls.size());
-    for (std::size_t rep = 0; rep < spec.reps; ++rep) {
-      PlanSpec ps = spec.config.plan;
-      ps.seed += rep;
-      const Plan plan = make_plan(ps);
-      for (std::size_t i = 0; i < spec.impls.size(); ++i) {
-        ++run_no;
-        // Built with append: GCC 12 warns (-Wrestrict, a false positive) on a long + chain.
-        std::string label = "[";
-        label.append(std::to_string(run_no)).append("/").append(std::to_string(total_runs));
-        label.append("] ").append(spec.name).append(", ").append(info(spec.impls[i]).name);
-        label.append(" rep ").append(std::to_string(rep + 1)).append("/");
-        label.append(std::to_string(spec.reps));
-        runs[i].push_back(cli.fork ? run_in_child(spec.config, plan, spec.impls[i], rep, label)
-                                   : run_once(spec.config, plan, spec.impls[i], rep, label));
-      }
-    }
-    CaseResult cr;
-    cr.spec = spec;
-    for (std::size_t i = 0; i < spec.impls.size(); ++i) {
-      cr.impls.push_back(summarise(info(spec.impls[i]), std::move(runs[i])));
-      all_ok = all_ok && cr.impls.back().ok;
-    }
+    CaseResult cr = run_case(spec, cli.fork, total_runs, run_no);
+    for (const ImplSummary& s : cr.impls) all_ok = all_ok && s.ok;
     print_case(std::cout, cr);
     std::cout.flush();
     results.push_back(std::move(cr));
@@ -192,27 +216,21 @@ int run_main(int argc, char** argv) {
     std::cout << "\ntargets (reported, not enforced):\n";
     for (const std::string& t : targets) std::cout << "  " << t << "\n";
   }
-  const double wall_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  const double wall_s = seconds_since(wall0);
 
   if (json_out.is_open()) {
-    nlohmann::json doc = {{"tool", "pushstage-bench"},
-                          {"command", command_text(argc, argv)},
-                          {"scenario", std::string(scenario->name)},
-                          {"machine", machine_to_json(machine)},
-                          {"wall_s", wall_s},
-                          {"checks_passed", all_ok},
-                          {"targets", targets},
-                          {"cases", nlohmann::json::array()}};
+    nlohmann::json doc = json_document(argc, argv, machine, wall_s, all_ok);
+    doc.update({{"scenario", std::string(scenario->name)},
+                {"targets", targets},
+                {"cases", nlohmann::json::array()}});
     for (const CaseResult& c : results) doc["cases"].push_back(case_to_json(c));
-    json_out << doc.dump(1) << "\n";
-    std::cout << "wrote " << cli.json_path << "\n";
+    write_output(json_out, cli.json_path, doc.dump(1) + "\n");
   }
   if (svg_out.is_open()) {
-    svg_out << render_svg(results, "pushstage-bench --scenario " + std::string(scenario->name) +
-                                       " (" + machine.cpu_model + ", commit " + machine.commit +
-                                       ")");
-    std::cout << "wrote " << cli.svg_path << "\n";
+    write_output(
+        svg_out, cli.svg_path,
+        render_svg(results, "pushstage-bench --scenario " + std::string(scenario->name) + " (" +
+                                machine.cpu_model + ", commit " + machine.commit + ")"));
   }
   std::printf("wall time: %.1f s\n", wall_s);
   if (!all_ok) {

@@ -1,13 +1,9 @@
-// run.hpp: one run of one implementation over one plan, and what it measured.
-//
-// A run starts C consumers (pushstage: the real ConsumerPool; peers: the same pinned loop with the
-// same max_demand and busy-time bookkeeping), then P producers that push the plan's events at
-// their intended times (open loop: they never wait for completions) or as fast as they can (closed
-// loop), then waits until every event is handled, closes the queue and joins. The timed path only
-// reads steady_clock and writes preallocated per-thread arrays; histograms, the ideal FIFO replay
-// and every check run afterwards.
+// run.hpp: one run of one implementation over one plan: the implementations, a run's
+// configuration, what it measured, and run_once(). The parts of a run: backends/ (a backend per
+// implementation, every one calling the same handler: harness/harness.hpp), harness/driver.hpp
+// (the timed part: consumers, paced producers, the wait, the idle window), harness/analysis.hpp
+// (what the records mean, after the join), forked_run.hpp (a run in a child process).
 // Threading: run_once() starts and joins its own threads; call it from one thread at a time.
-//            run_in_child() forks first, so call it only while the process has a single thread.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +15,7 @@
 #include <vector>
 
 #include "bench_core.hpp"
+#include "harness/work.hpp"
 #include "pushstage/histogram.hpp"
 
 namespace pushstage::bench {
@@ -48,7 +45,6 @@ struct ImplInfo {
 [[nodiscard]] std::span<const ImplInfo> impls();
 [[nodiscard]] const ImplInfo& info(Impl impl);
 
-enum class WorkMode { kSpin, kSleep };
 enum class RunKind {
   kStream,  // arrivals follow the plan (open loop) or come as fast as possible (closed loop)
   kBatch,   // every event is buffered before the consumers start: makespan vs Graham's bound
@@ -105,23 +101,8 @@ struct RunResult {
   std::int64_t idle_window_ns = 0;  // kIdle
 };
 
-// steady_clock now, in ns since its epoch (the stamps every run records).
-std::int64_t now_ns() noexcept;
-// CPU time of the whole process so far (getrusage: user + system), in ns.
-std::int64_t process_cpu_ns() noexcept;
-
-// Measures the spin-work loop once (call before forking) and returns its iterations per ns.
-double calibrate_spin_work();
-// The handlers' work: `ns` of the calibrated instruction loop (spin; calibrate_spin_work() first)
-// or of sleep. Used by the --broker workers, which handle events outside run_once().
-void do_work(WorkMode mode, std::int64_t ns) noexcept;
-
 // Runs `impl` over `plan` in this process. Never throws for lost events: they make !ok.
 [[nodiscard]] RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl,
                                  std::size_t rep, std::string_view progress_label);
-// The same in a forked child; the result comes back over a pipe as JSON. CPU time and peak RSS
-// are then the child's alone.
-[[nodiscard]] RunResult run_in_child(const RunConfig& config, const Plan& plan, Impl impl,
-                                     std::size_t rep, std::string_view progress_label);
 
 }  // namespace pushstage::bench

@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "bench_core.hpp"
+#include "report/format.hpp"
+#include "scenario_targets.hpp"
 
 namespace pushstage::bench {
 namespace {
@@ -17,24 +19,12 @@ namespace {
 const std::vector<Impl> kStandard = {Impl::kPushstage, Impl::kPushstageLifo, Impl::kBlocking,
                                      Impl::kMutex,     Impl::kTbb,           Impl::kSpin};
 
-std::string fmt(const char* format, double v) {
+// v as printf's "%g" writes it (7, 0.5, 1e+06).
+std::string shortest(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
+  std::snprintf(buf, sizeof buf, "%g", v);
   return buf;
 }
-
-const ImplSummary* find(const CaseResult& c, Impl impl) {
-  for (const ImplSummary& s : c.impls) {
-    if (s.impl == info(impl).name) return &s;
-  }
-  return nullptr;
-}
-
-double p(const pushstage::Histogram& h, double pct) {
-  return static_cast<double>(h.value_at_percentile(pct));
-}
-
-std::string verdict(bool met) { return met ? "met" : "MISSED"; }
 
 // ---- seed: the example ----
 
@@ -49,28 +39,6 @@ std::vector<CaseDraft> seed_cases(std::size_t /*cpus*/) {
   c.load = 0.8;
   c.reps = 3;
   return {c};
-}
-
-std::vector<std::string> seed_targets(const std::vector<CaseResult>& results, std::size_t) {
-  std::vector<std::string> out;
-  for (const CaseResult& c : results) {
-    const ImplSummary* ps = find(c, Impl::kPushstage);
-    if (ps == nullptr) continue;
-    for (const double pct : {50.0, 99.0}) {
-      for (const Impl peer : {Impl::kBlocking, Impl::kMutex}) {
-        const ImplSummary* q = find(c, peer);
-        if (q == nullptr) continue;
-        const double a = p(ps->excess, pct);
-        const double b = p(q->excess, pct);
-        out.push_back(c.spec.name + ": excess over ideal p" + fmt("%.0f", pct) + " pushstage " +
-                      format_ns(a) + " <= " + std::string(info(peer).name) + " " + format_ns(b) +
-                      ": " + verdict(a <= b));
-      }
-    }
-    out.push_back(c.spec.name + ": Jain index over busy time pushstage " +
-                  fmt("%.3f", ps->jain_busy) + " >= 0.98: " + verdict(ps->jain_busy >= 0.98));
-  }
-  return out;
 }
 
 // ---- throughput: closed loop, trivial work ----
@@ -140,18 +108,6 @@ std::vector<CaseDraft> fairness_cases(std::size_t /*cpus*/) {
   return {bimodal, pareto, batch};
 }
 
-std::vector<std::string> fairness_targets(const std::vector<CaseResult>& results, std::size_t) {
-  std::vector<std::string> out;
-  for (const CaseResult& c : results) {
-    const ImplSummary* ps = find(c, Impl::kPushstage);
-    if (ps == nullptr || c.spec.config.plan.producers < 2) continue;
-    out.push_back(c.spec.name + ": per-producer p99 spread pushstage " +
-                  fmt("%.2f", ps->producer_p99_spread) +
-                  " <= 1.5: " + verdict(ps->producer_p99_spread <= 1.5));
-  }
-  return out;
-}
-
 // ---- oversubscribed: more consumers than cores ----
 
 std::vector<CaseDraft> oversubscribed_cases(std::size_t cpus) {
@@ -175,36 +131,6 @@ std::vector<CaseDraft> oversubscribed_cases(std::size_t cpus) {
   return out;
 }
 
-std::vector<std::string> oversubscribed_targets(const std::vector<CaseResult>& results,
-                                                std::size_t cpus) {
-  std::vector<std::string> out;
-  const CaseResult* at_cores = nullptr;
-  const CaseResult* at_4x = nullptr;
-  for (const CaseResult& c : results) {
-    if (c.spec.config.consumers == cpus) at_cores = &c;
-    if (c.spec.config.consumers == 4 * cpus) at_4x = &c;
-    const ImplSummary* ps = find(c, Impl::kPushstage);
-    const ImplSummary* mc = find(c, Impl::kBlocking);
-    if (ps != nullptr && mc != nullptr) {
-      out.push_back(c.spec.name + ": CPU per event pushstage " +
-                    format_ns(ps->cpu_us_per_event * 1e3) + " <= moodycamel-blocking " +
-                    format_ns(mc->cpu_us_per_event * 1e3) + ": " +
-                    verdict(ps->cpu_us_per_event <= mc->cpu_us_per_event));
-    }
-  }
-  if (at_cores != nullptr && at_4x != nullptr) {
-    const ImplSummary* a = find(*at_cores, Impl::kPushstage);
-    const ImplSummary* b = find(*at_4x, Impl::kPushstage);
-    if (a != nullptr && b != nullptr) {
-      const double pa = p(a->dispatch, 50);
-      const double pb = p(b->dispatch, 50);
-      out.push_back("pushstage dispatch p50 at 4x cores " + format_ns(pb) + " <= 2 x " +
-                    format_ns(pa) + " (at cores): " + verdict(pb <= 2 * pa));
-    }
-  }
-  return out;
-}
-
 // ---- idle: CPU burnt by consumers with nothing to do ----
 
 std::vector<CaseDraft> idle_cases(std::size_t cpus) {
@@ -221,17 +147,6 @@ std::vector<CaseDraft> idle_cases(std::size_t cpus) {
     d.work_mode = WorkMode::kSpin;
     d.reps = 1;
     out.push_back(d);
-  }
-  return out;
-}
-
-std::vector<std::string> idle_targets(const std::vector<CaseResult>& results, std::size_t) {
-  std::vector<std::string> out;
-  for (const CaseResult& c : results) {
-    if (const ImplSummary* ps = find(c, Impl::kPushstage)) {
-      out.push_back(c.spec.name + ": pushstage idle CPU per consumer " +
-                    fmt("%.3f", ps->idle_cpu_pct_per_consumer) + "% of a core (no target)");
-    }
   }
   return out;
 }
@@ -284,24 +199,6 @@ std::vector<CaseDraft> broadcast_cases(std::size_t /*cpus*/) {
   return shape_cases({Impl::kPushstage, Impl::kBroadcast}, 2);
 }
 
-// Throughput and dispatch p50/p99 of each shape against the core dispatcher (no target).
-std::vector<std::string> shape_targets(const std::vector<CaseResult>& results, std::size_t) {
-  std::vector<std::string> out;
-  for (const CaseResult& c : results) {
-    const ImplSummary* core = find(c, Impl::kPushstage);
-    if (core == nullptr) continue;
-    for (const ImplSummary& s : c.impls) {
-      if (&s == core) continue;
-      out.push_back(c.spec.name + ": " + s.impl + " throughput " +
-                    fmt("%.0f%%", 100 * s.throughput / std::max(core->throughput, 1e-9)) +
-                    " of pushstage, dispatch p50 " + format_ns(p(s.dispatch, 50)) + " vs " +
-                    format_ns(p(core->dispatch, 50)) + ", p99 " + format_ns(p(s.dispatch, 99)) +
-                    " vs " + format_ns(p(core->dispatch, 99)) + " (no target)");
-    }
-  }
-  return out;
-}
-
 constexpr Scenario kScenarios[] = {
     {"seed",
      "3 consumers, 1 producer, uniform 500-1500us sleep work, Poisson at 80% load (default)",
@@ -331,10 +228,11 @@ std::string describe(const CaseSpec& s) {
   if (!c.plan.weights.empty()) {
     d += " weighted";
     for (std::size_t i = 0; i < c.plan.weights.size(); ++i) {
-      d += (i == 0 ? " " : ":") + fmt("%g", c.plan.weights[i]);
+      // append, not " " + std::string: GCC 12 -O3 warns (-Wrestrict, a false positive) on that.
+      d.append(i == 0 ? " " : ":").append(shortest(c.plan.weights[i]));
     }
   }
-  d += ", " + c.plan.work.text + (c.work_mode == WorkMode::kSpin ? " spin" : " sleep") + " work, ";
+  d += ", " + c.plan.work.text + " " + work_mode_name(c.work_mode) + " work, ";
   if (c.kind == RunKind::kBatch) {
     d += "batch (all buffered at t0)";
   } else if (c.kind == RunKind::kIdle) {
@@ -343,10 +241,10 @@ std::string describe(const CaseSpec& s) {
     d += "closed loop";
   } else {
     d += std::string(c.plan.arrivals == Arrivals::kPoisson ? "Poisson " : "fixed-rate ") +
-         fmt("%.0f", c.plan.rate) + "/s";
+         fixed(c.plan.rate, 0) + "/s";
     const double mean = c.plan.work.mean_ns();
     if (mean > 0) {
-      d += " (" + fmt("%.0f", 100 * c.plan.rate * mean / 1e9 / static_cast<double>(c.consumers)) +
+      d += " (" + fixed(100 * c.plan.rate * mean / 1e9 / static_cast<double>(c.consumers), 0) +
            "% load)";
     }
   }

@@ -1,6 +1,7 @@
 // scenarios.hpp: named sets of cases (--scenario), the flags that override them, and the targets
 // each scenario is judged against. A new scenario is one more entry in the table in
-// scenarios.cpp: a name, a line for --help, a function that lists its cases, optionally targets.
+// scenarios.cpp: a name, a line for --help, a function that lists its cases, optionally targets
+// (scenario_targets.hpp).
 // Threading: plain functions.
 #pragma once
 
@@ -12,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "report.hpp"
+#include "report/summary.hpp"
 #include "run.hpp"
 
 namespace pushstage::bench {

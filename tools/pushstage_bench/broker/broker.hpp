@@ -6,19 +6,18 @@
 // CLOCK_MONOTONIC, one clock per machine), the source's fetches; fairness across processes as
 // Jain's index over events per process and max/min. Every event must be handled at least once
 // (lost events fail the run; duplicates, which at-least-once allows, are counted).
+// The parts: broker_case.hpp (one case), jetstream_admin.hpp (the broker seen through nats.c),
+// worker_process.hpp (the workers' pipes and their report), worker_main.cpp (a worker),
+// broker_report.hpp (the tables, the scale-out summary, the JSON).
 // Threading: run_broker() and broker_worker_main() run on the calling thread and start their own.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
 
-#include "bench_core.hpp"
 #include "command_line.hpp"
-#include "run.hpp"
 
 namespace pushstage::bench {
 

@@ -1,12 +1,10 @@
-// report.hpp: runs of one case summarised per implementation, and the three ways to show them: a
-// terminal table, a JSON document, an SVG page.
-// Threading: plain functions, single-threaded.
+// summary.hpp: the cases as they were run, and every repetition of one implementation in one case
+// summarised: the table, the JSON and the SVG (report.hpp) show these.
+// Threading: plain functions and value types.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <nlohmann/json.hpp>
-#include <ostream>
 #include <string>
 #include <vector>
 
@@ -63,30 +61,5 @@ struct CaseResult {
 };
 
 [[nodiscard]] ImplSummary summarise(const ImplInfo& impl, std::vector<RunResult> runs);
-
-struct MachineInfo {
-  std::size_t cpus = 0;  // this process may use
-  std::string cpu_model;
-  std::string kernel;
-  std::string compiler;
-  std::string commit;
-  double spin_iters_per_ns = 0;
-};
-[[nodiscard]] MachineInfo machine_info();
-
-// A human-readable table per case (metrics down, implementations across, ratios to the first).
-void print_case(std::ostream& out, const CaseResult& c);
-void print_machine(std::ostream& out, const MachineInfo& m);
-
-[[nodiscard]] nlohmann::json case_to_json(const CaseResult& c);
-[[nodiscard]] nlohmann::json machine_to_json(const MachineInfo& m);
-
-// Latency CDFs on a log axis, busy time per consumer, excess over the ideal FIFO schedule (or idle
-// CPU per consumer), one row of panels per case.
-[[nodiscard]] std::string render_svg(const std::vector<CaseResult>& cases,
-                                     const std::string& title);
-
-// Formats ns as 850ns, 12.3us, 1.23ms, 1.23s.
-[[nodiscard]] std::string format_ns(double ns);
 
 }  // namespace pushstage::bench
