@@ -61,7 +61,7 @@ bool pushstage_fault_enqueue_fails() noexcept;
 namespace pushstage {
 
 template <class T>
-class Dispatcher {
+class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Dispatcher<T>> {
   // moodycamel moves an event out of its block during a dequeue and destroys it if the move
   // throws: the event would be lost and never counted as popped, which wedges the exact count that
   // parking and close rely on. So a throwing move is refused here rather than half-handled.
@@ -162,23 +162,10 @@ class Dispatcher {
   }
   void notify() noexcept { core_.notify(); }
 
-  // Fan-in (Stage with PoolOptions::close_sink): each stage emitting into this sink adds itself
-  // before it starts and removes itself once it will emit no more; the last one to leave closes
-  // it. So a sink fed by several stages closes after the last of them.
-  void add_upstream() noexcept { upstreams_.add(); }
-  void remove_upstream() noexcept {
-    if (upstreams_.remove()) close();
-  }
-
   // A producer handle: a moodycamel ProducerToken (its own sub-queue, the fastest push path).
   [[nodiscard]] Producer producer() { return Producer(*this); }
   // A consumer handle: a ConsumerToken (fair rotation over producers) and its own counter line.
   [[nodiscard]] Consumer consumer() { return Consumer(*this); }
-
-  // As a Source (pushstage/source.hpp): every consumer of a pool shares the dispatcher, so there
-  // are as many as the pool likes, each with a handle of its own.
-  [[nodiscard]] Consumer handle_for(std::size_t /*consumer_index*/) { return consumer(); }
-  [[nodiscard]] static constexpr std::size_t fixed_consumers() noexcept { return 0; }
 
   class Producer {
    public:
@@ -338,7 +325,7 @@ class Dispatcher {
         after_pop(1);
         return TakeResult::Got;
       }
-      return result_of(d_->core_.wait(
+      return detail::take_result(d_->core_.wait(
           *slot_,
           [&] {
             if (!d_->queue_.try_dequeue(token_, out)) return false;
@@ -367,7 +354,7 @@ class Dispatcher {
     TakeResult wait_ready(Clock::time_point deadline) {
       auto ready = [this] { return d_->queue_.size_approx() != 0; };
       if (ready()) return TakeResult::Got;
-      return result_of(d_->core_.wait(*slot_, ready, deadline, true));
+      return detail::take_result(d_->core_.wait(*slot_, ready, deadline, true));
     }
     // Interrupts this handle's waits from another thread (see Interrupter).
     [[nodiscard]] Interrupter interrupter() const noexcept {
@@ -385,19 +372,6 @@ class Dispatcher {
     explicit Consumer(Dispatcher& d)
         : d_(&d), slot_(&d.core_.lease_consumer_slot()), token_(d.queue_) {}
 
-    static TakeResult result_of(detail::QueueCore::WaitResult r) noexcept {
-      switch (r) {
-        case detail::QueueCore::WaitResult::kGot:
-          return TakeResult::Got;
-        case detail::QueueCore::WaitResult::kDrained:
-          return TakeResult::Drained;
-        case detail::QueueCore::WaitResult::kTimedOut:
-          return TakeResult::TimedOut;
-        case detail::QueueCore::WaitResult::kInterrupted:
-          break;
-      }
-      return TakeResult::Interrupted;
-    }
     void after_pop(std::size_t n) {
       detail::QueueCore::note_popped(*slot_, n);
       if (d_->core_.bounded()) d_->core_.release_room(static_cast<std::uint32_t>(n));
@@ -642,8 +616,7 @@ class Dispatcher {
 
   detail::QueueCore core_;
   Queue queue_;
-  const DropHandler on_drop_;    // read-only after construction
-  detail::Upstreams upstreams_;  // fan-in: stages that may still emit
+  const DropHandler on_drop_;  // read-only after construction
 };
 
 }  // namespace pushstage

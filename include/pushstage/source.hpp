@@ -74,6 +74,39 @@ class Interrupter {
   detail::ConsumerSlot* slot_;
 };
 
+namespace detail {
+// A core wait's end, as a consumer handle reports it.
+constexpr TakeResult take_result(QueueCore::WaitResult r) noexcept {
+  switch (r) {
+    case QueueCore::WaitResult::kGot:
+      return TakeResult::Got;
+    case QueueCore::WaitResult::kDrained:
+      return TakeResult::Drained;
+    case QueueCore::WaitResult::kTimedOut:
+      return TakeResult::TimedOut;
+    case QueueCore::WaitResult::kInterrupted:
+      break;
+  }
+  return TakeResult::Interrupted;
+}
+}  // namespace detail
+
+// The Source members of a source whose consumers all share it, as many as a pool likes
+// (Dispatcher, KeyedDispatcher; a mode of your own): each consumer's handle is the source's
+// consumer(). Derive from SharedSource<YourSource> (CRTP).
+template <class Derived>
+class SharedSource {
+ public:
+  [[nodiscard]] auto handle_for(std::size_t /*consumer_index*/) {
+    return static_cast<Derived*>(this)->consumer();
+  }
+  [[nodiscard]] static constexpr std::size_t fixed_consumers() noexcept { return 0; }
+
+ protected:
+  SharedSource() = default;
+  ~SharedSource() = default;
+};
+
 // A consumer's handle on a source of T (see above).
 template <class H, class T>
 concept ConsumerHandle = std::move_constructible<H> &&

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "blocked_push.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 #include "pushstage/stages/stage.hpp"
 #include "test_payloads.hpp"
@@ -153,19 +154,11 @@ TEST(BroadcastDispatcher, CloseReleasesAProducerWaitingForRoomNobodyMakes) {
     dropped.push_back(e);
   });
   ASSERT_EQ(b.push(1), PushResult::Pushed);  // both subscribers are full from here on
-  std::promise<PushResult> blocked_result;
-  std::thread blocked([&] { blocked_result.set_value(b.push(2)); });
-  std::this_thread::sleep_for(20ms);  // best effort: let the push reach its wait for room
-  auto closing = std::async(std::launch::async, [&] { b.close(); });
-  const bool returned = closing.wait_for(10s) == std::future_status::ready;
-  EXPECT_TRUE(returned) << "close() waited for a consumer";
-  if (!returned) {  // unblock the producer so the test can end
-    (void)b.subscriber(0).try_pop();
-    (void)b.subscriber(1).try_pop();
-  }
-  closing.wait();
-  blocked.join();
-  EXPECT_EQ(blocked_result.get_future().get(), PushResult::Closed);
+  test::expect_close_releases_a_blocked_push([&] { return b.push(2); }, [&] { b.close(); },
+                                             [&] {
+                                               (void)b.subscriber(0).try_pop();
+                                               (void)b.subscriber(1).try_pop();
+                                             });
   EXPECT_EQ(dropped, std::vector<int>{2});
   for (std::size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(b.subscriber(i).try_pop(), std::optional<int>(1));

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "blocked_push.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 #include "pushstage/stages/stage.hpp"
 #include "test_payloads.hpp"
@@ -248,15 +249,11 @@ TEST(KeyedDispatcher, CloseReleasesAProducerWaitingForRoom) {
   one.capacity = 1;
   KeyedDispatcher<Keyed> k(4, by_key(), one);
   ASSERT_EQ(k.push(Keyed{1, 0}), PushResult::Pushed);
-  std::promise<PushResult> blocked_result;
-  std::thread blocked([&] { blocked_result.set_value(k.push(Keyed{1, 1})); });
-  std::this_thread::sleep_for(20ms);  // best effort: let the push reach its wait for room
-  auto closing = std::async(std::launch::async, [&] { k.close(); });
-  const bool returned = closing.wait_for(10s) == std::future_status::ready;
-  EXPECT_TRUE(returned) << "close() waited for a consumer";
-  closing.wait();
-  blocked.join();
-  EXPECT_EQ(blocked_result.get_future().get(), PushResult::Closed);
+  test::expect_close_releases_a_blocked_push(
+      [&] {
+        return k.push(Keyed{1, 1});
+      },
+      [&] { k.close(); }, [] {});
   EXPECT_EQ(k.stats().pushed, 1U);
 }
 

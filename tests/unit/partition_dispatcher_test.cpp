@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "blocked_push.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 #include "pushstage/stages/stage.hpp"
 #include "test_payloads.hpp"
@@ -132,16 +133,8 @@ TEST(PartitionDispatcher, CloseReleasesAProducerWaitingForRoom) {
   PartitionDispatcher<int> p(
       2, [](const int&) { return std::size_t{0}; }, one);
   ASSERT_EQ(p.push(1), PushResult::Pushed);
-  std::promise<PushResult> blocked_result;
-  std::thread blocked([&] { blocked_result.set_value(p.push(2)); });
-  std::this_thread::sleep_for(20ms);  // best effort: let the push reach its wait for room
-  auto closing = std::async(std::launch::async, [&] { p.close(); });
-  const bool returned = closing.wait_for(10s) == std::future_status::ready;
-  EXPECT_TRUE(returned) << "close() waited for a consumer";
-  if (!returned) (void)p.partition(0).try_pop();
-  closing.wait();
-  blocked.join();
-  EXPECT_EQ(blocked_result.get_future().get(), PushResult::Closed);
+  test::expect_close_releases_a_blocked_push([&] { return p.push(2); }, [&] { p.close(); },
+                                             [&] { (void)p.partition(0).try_pop(); });
   EXPECT_EQ(p.partition(0).try_pop(), std::optional<int>(1));
   EXPECT_TRUE(p.drained());
 }

@@ -81,7 +81,7 @@ void check_broadcast_options(std::size_t subscribers, const DispatcherOptions& o
 }  // namespace detail
 
 template <class T>
-class BroadcastDispatcher {
+class BroadcastDispatcher : public detail::FanIn<BroadcastDispatcher<T>> {
   struct Leg;  // one subscriber's part of a push (below)
 
  public:
@@ -138,14 +138,6 @@ class BroadcastDispatcher {
       if (!s->d.drained()) return false;
     }
     return true;
-  }
-
-  // Fan-in (Stage with PoolOptions::close_sink): each stage emitting into this sink adds itself
-  // before it starts and removes itself once it will emit no more; the last one to leave closes
-  // it. So a sink fed by several stages closes after the last of them.
-  void add_upstream() noexcept { upstreams_.add(); }
-  void remove_upstream() noexcept {
-    if (upstreams_.remove()) close();
   }
 
   [[nodiscard]] std::size_t subscribers() const noexcept { return subs_.size(); }
@@ -314,7 +306,6 @@ class BroadcastDispatcher {
   alignas(detail::kCacheLine) std::atomic<bool> closing_{false};  // BC4; read by every push
   std::atomic<std::uint64_t> pushed_{0};
   std::atomic<std::uint64_t> refused_closed_{0};
-  detail::Upstreams upstreams_;  // fan-in: stages that may still emit
 };
 
 }  // namespace pushstage

@@ -211,7 +211,8 @@ class ReadyRing {
 }  // namespace detail
 
 template <class T>
-class KeyedDispatcher {
+class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
+                        public SharedSource<KeyedDispatcher<T>> {
  public:
   using value_type = T;
   // The hash of an event's key: its slot is hash(event) % slots().
@@ -281,20 +282,12 @@ class KeyedDispatcher {
   }
   // Closed, and every accepted event has been handled and released.
   [[nodiscard]] bool drained() const noexcept { return ready_.drained(); }
-  // See Dispatcher::wait_until() and notify(): the same for this dispatcher's end.
+  // Dispatcher::wait_until() and notify(), for this dispatcher's end.
   template <class Pred>
   void wait_until(Pred&& pred) noexcept {
     ready_.wait_until(std::forward<Pred>(pred));
   }
   void notify() noexcept { ready_.notify(); }
-
-  // Fan-in (Stage with PoolOptions::close_sink): each stage emitting into this sink adds itself
-  // before it starts and removes itself once it will emit no more; the last one to leave closes
-  // it. So a sink fed by several stages closes after the last of them.
-  void add_upstream() noexcept { upstreams_.add(); }
-  void remove_upstream() noexcept {
-    if (upstreams_.remove()) close();
-  }
 
   [[nodiscard]] std::size_t slots() const noexcept { return slot_count_; }
   [[nodiscard]] std::size_t slot_of(const T& event) const { return hash_(event) % slot_count_; }
@@ -327,9 +320,6 @@ class KeyedDispatcher {
   [[nodiscard]] Producer producer() { return Producer(*this); }
   // A consumer handle, for ConsumerPool (or a hand-written consumer loop). Throws std::bad_alloc.
   [[nodiscard]] Consumer consumer() { return Consumer(*this); }
-  // As a Source (pushstage/source.hpp): any number of consumers, each with a handle of its own.
-  [[nodiscard]] Consumer handle_for(std::size_t /*consumer_index*/) { return consumer(); }
-  [[nodiscard]] static constexpr std::size_t fixed_consumers() noexcept { return 0; }
 
   class Producer {
    public:
@@ -556,7 +546,7 @@ class KeyedDispatcher {
   TakeResult pop_ready(detail::ConsumerSlot& waiter, std::uint32_t& id,
                        Clock::time_point deadline) {
     if (try_pop_ready(waiter, id)) return TakeResult::Got;
-    return result_of(ready_.wait(
+    return detail::take_result(ready_.wait(
         waiter, [&] { return try_pop_ready(waiter, id); }, deadline, true));
   }
   bool try_pop_ready(detail::ConsumerSlot& waiter, std::uint32_t& id) noexcept {
@@ -568,20 +558,7 @@ class KeyedDispatcher {
   TakeResult wait_ready(detail::ConsumerSlot& waiter, Clock::time_point deadline) {
     auto ready = [this] { return ready_ring_.ready(); };
     if (ready()) return TakeResult::Got;
-    return result_of(ready_.wait(waiter, ready, deadline, true));
-  }
-  static TakeResult result_of(detail::QueueCore::WaitResult r) noexcept {
-    switch (r) {
-      case detail::QueueCore::WaitResult::kGot:
-        return TakeResult::Got;
-      case detail::QueueCore::WaitResult::kDrained:
-        return TakeResult::Drained;
-      case detail::QueueCore::WaitResult::kTimedOut:
-        return TakeResult::TimedOut;
-      case detail::QueueCore::WaitResult::kInterrupted:
-        break;
-    }
-    return TakeResult::Interrupted;
+    return detail::take_result(ready_.wait(waiter, ready, deadline, true));
   }
 
   // (KY1). Pushed: the event may be enqueued. Closed or Rejected (full and not waiting): refused,
@@ -640,8 +617,7 @@ class KeyedDispatcher {
   alignas(detail::kCacheLine) std::atomic<std::uint64_t> gate_{0};
   std::atomic<std::uint64_t> rejected_{0};
   std::atomic<std::uint64_t> refused_closed_{0};
-  detail::Signal room_;          // producers blocked for room
-  detail::Upstreams upstreams_;  // fan-in: stages that may still emit
+  detail::Signal room_;  // producers blocked for room
 };
 
 }  // namespace pushstage

@@ -48,7 +48,7 @@ void check_partition_options(std::size_t partitions, bool has_hash);
 }  // namespace detail
 
 template <class T>
-class PartitionDispatcher {
+class PartitionDispatcher : public detail::FanIn<PartitionDispatcher<T>> {
  public:
   using value_type = T;
   // The hash of an event's key: the partition is hash(event) % partitions().
@@ -89,14 +89,6 @@ class PartitionDispatcher {
       if (!p->drained()) return false;
     }
     return true;
-  }
-
-  // Fan-in (Stage with PoolOptions::close_sink): each stage emitting into this sink adds itself
-  // before it starts and removes itself once it will emit no more; the last one to leave closes
-  // it. So a sink fed by several stages closes after the last of them.
-  void add_upstream() noexcept { upstreams_.add(); }
-  void remove_upstream() noexcept {
-    if (upstreams_.remove()) close();
   }
 
   [[nodiscard]] std::size_t partitions() const noexcept { return parts_.size(); }
@@ -156,7 +148,6 @@ class PartitionDispatcher {
  private:
   Hash hash_;
   std::vector<std::unique_ptr<Dispatcher<T>>> parts_;
-  detail::Upstreams upstreams_;  // fan-in: stages that may still emit
 };
 
 }  // namespace pushstage
