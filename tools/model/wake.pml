@@ -243,7 +243,7 @@ park:
       :: got -> stop_searching(); searching = 0; goto loop
       :: else -> goto park                           /* backoff, then re-check */
       fi
-    :: fin ->                                        /* drained */
+    :: !(b > 0 && b < 128) && fin ->                 /* drained (events take precedence) */
       if :: searching -> spinning-- :: else -> skip fi;
       goto done
     :: else ->                                       /* interrupted: S1/S2 if counted */
