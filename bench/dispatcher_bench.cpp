@@ -7,6 +7,7 @@
 //
 // Names are regression keys (tools/perf_gate reads them): BM_<Case><<Impl>>/...
 //   BM_Throughput  P producers, C consumers, one event at a time, as fast as they go
+//                  (pushstage-tokenless: the same through Dispatcher::push / pop, without handles)
 //   BM_Bulk        the same in bulks of 64 (push_bulk / pop_bulk)
 //   BM_Handoff     one event to a consumer on the other CPU and back (round trips per second):
 //                  spinning: back to back, so the consumer is still spinning when it arrives;
@@ -98,6 +99,9 @@ PUSHSTAGE_THROUGHPUT_ALL(1, 1);
 PUSHSTAGE_THROUGHPUT_ALL(2, 2);
 PUSHSTAGE_THROUGHPUT_ALL(1, 4);
 PUSHSTAGE_THROUGHPUT_ALL(4, 1);
+// Without handles (Dispatcher::push / pop): the perf gate's A/B part compares it with its base.
+PUSHSTAGE_THROUGHPUT(PushstageTokenless, 1, 1);
+PUSHSTAGE_THROUGHPUT(PushstageTokenless, 2, 2);
 
 // ---- Bulk: P producers push bulks of kMaxBulk, C consumers pop up to kMaxBulk at a time. ----
 
