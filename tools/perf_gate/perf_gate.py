@@ -2,15 +2,19 @@
 """tools/perf_gate/perf_gate.py: pushstage's performance regression gate (standard library only).
 
 Subcommands (tools/perf-gate is the entry point that builds and calls them):
-  icount    instruction counts of the single-threaded drivers (icount_driver.cpp) under callgrind,
-            per operation, against a committed baseline; fails past a per-case threshold.
-  ratios    pushstage's throughput divided by each yardstick's, medians of one interleaved run
-            with repetitions, against committed floors; a case below its floor runs again and
-            fails only if it is below twice.
-  gate      both of the above, one table, one JSON result file.
-  observe   runs the ratio benchmarks several times and prints every ratio (to choose floors).
-  selftest  proves the icount check can fail (a doctored baseline, a deliberately slowed build)
-            and passes on the real build; ctest runs it (label perf).
+  icount       instruction counts of the single-threaded drivers (icount_driver.cpp) under
+               callgrind, per operation, against a committed baseline; fails past a per-case
+               threshold.
+  ab           the change against its base, both built here, benchmarks interleaved (ab.py):
+               per case an effect with a confidence interval; fails a case whose interval lies
+               wholly beyond a 10% slowdown.
+  ratios       pushstage's throughput divided by each yardstick's, medians of one interleaved run
+               with repetitions, against committed floors; a case below its floor runs again and
+               fails only if it is below twice.
+  gate         all of the above, one table, one JSON result file.
+  observe      runs the ratio benchmarks several times and prints every ratio (to choose floors).
+  selftest     proves the icount check can fail (a doctored baseline, a deliberately slowed build)
+               and passes on the real build; ctest runs it (label perf).
 Exit status: 0 pass, 1 a check failed, 2 the gate could not run (usage, build, tool error).
 """
 
@@ -30,10 +34,14 @@ import sys
 import tempfile
 import time
 
+import ab
+import ab_build
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_BASELINE = os.path.join(HERE, "icount_baseline.json")
 DEFAULT_FLOORS = os.path.join(HERE, "ratio_floors.json")
+DEFAULT_AB_CASES = os.path.join(HERE, "ab_cases.json")
 DEFAULT_THRESHOLD_PERCENT = 3.0
 SUBJECT = "pushstage"
 
@@ -450,6 +458,81 @@ def cmd_ratios(args):
     return 1 if failures else 0
 
 
+# ---------------------------------------------------------------------------------------------
+# Part 2: the change against its base (ab.py), both built here, benchmarks interleaved.
+
+
+def ab_gate_part(cases_path, head_build, base=None, base_build=None, only=None, rounds=None,
+                 threshold=None):
+    """Builds the base unless base_build is given, runs the A/B part. Returns (rows for the
+    summary table, failures, facts, the A/B table's lines, warnings)."""
+    spec = load_json(cases_path)
+    log = []
+    t0 = time.monotonic()
+    try:
+        if base_build is None:
+            commit, source = ab_build.resolve_base(base)
+            print(f"perf-gate: a/b: base {commit[:12]} ({source}), building it in "
+                  f"{rel(ab_build.BASE_ROOT)}", flush=True)
+            base_build, built = ab_build.build_base(commit, log)
+            base_facts = {"commit": commit, "from": source, "build": rel(base_build),
+                          "targets_built": built}
+        else:
+            base_facts = {"commit": None, "from": "--base-build", "build": rel(base_build)}
+        base_facts["build_seconds"] = round(time.monotonic() - t0, 1)
+        print(f"perf-gate: a/b: A = {rel(base_build)}, B = {rel(head_build)}, rounds of A B / B A "
+              f"({base_facts['build_seconds']:.0f} s to build the base)", flush=True)
+        results, facts = ab.ab_part(
+            spec, {"a": os.path.abspath(base_build), "b": os.path.abspath(head_build)},
+            only=only, rounds=rounds, threshold=threshold,
+            log=lambda msg: print(f"perf-gate: a/b: {msg}", flush=True))
+    except (ab_build.BuildError, ab.RunError) as e:
+        raise GateError(str(e))
+    facts["base"] = base_facts
+    facts["cases_file"] = rel(cases_path)
+    limit = facts["threshold_percent"]
+    rows = []
+    for case, j in results.items():
+        if "ci_percent" in j:
+            low, high = j["ci_percent"]
+            value = f"{j['effect_percent']:+.1f}% [{low:+.1f}, {high:+.1f}]"
+        else:
+            value = "-"
+        rows.append(("a/b", ab.short(case), value, f"< +{limit:g}%", j["verdict"], j["failed"]))
+    lines = ab.table(results, limit, facts["confidence"])
+    return rows, ab.failures_of(results, limit), facts, lines, ab.warnings_of(results)
+
+
+def print_ab(facts, lines, warnings):
+    base = facts["base"]
+    what = f"{base['commit'][:12]} ({base['from']})" if base.get("commit") else base["build"]
+    print(f"A/B: the change (B) against its base (A) {what}: {facts['rounds']} rounds in "
+          f"{facts['seconds']:.0f} s, {facts['reruns']} re-run(s). effect: the change's cost per "
+          f"event relative to the base (+ = slower), Hodges-Lehmann estimate over the rounds' "
+          f"pairs with its {facts['confidence'] * 100:g}% interval; a case fails when the whole "
+          f"interval lies beyond +{facts['threshold_percent']:g}%")
+    for line in lines:
+        print("  " + line)
+    for w in warnings:
+        print(w)
+
+
+def cmd_ab(args):
+    rows, failures, facts, lines, warnings = ab_gate_part(
+        args.cases, args.head_build, base=args.base, base_build=args.base_build, only=args.only,
+        rounds=args.rounds, threshold=args.threshold)
+    print()
+    print_ab(facts, lines, warnings)
+    print()
+    for msg in failures:
+        print(msg)
+    if args.out:
+        write_json(args.out, {"commit": git_commit(), "machine": machine(), "time": utc_now(),
+                              "ab": facts, "failures": failures})
+    print(f"perf-gate a/b: {'FAILED' if failures else 'passed'}")
+    return 1 if failures else 0
+
+
 def cmd_gate(args):
     """All parts; one table; one JSON result. The invariants part runs in tools/perf-gate, which
     passes its outcome here so that it appears in the table and the result file."""
@@ -463,7 +546,13 @@ def cmd_gate(args):
     result["icount"] = facts
     result["compiler"] = facts["compiler"]
     result["build"] = facts["build"]
-    print("perf-gate: part 2, ratios to the yardsticks in one interleaved run", flush=True)
+    print("perf-gate: part 2, the change against its base (A/B)", flush=True)
+    r, f, ab_facts, ab_lines, ab_warnings = ab_gate_part(
+        args.ab_cases, os.path.dirname(os.path.abspath(args.bench_dir)), base=args.base)
+    rows += r
+    failures += f
+    result["ab"] = ab_facts
+    print("perf-gate: part 3, ratios to the yardsticks in one interleaved run", flush=True)
     r, f, facts = ratio_part(args.floors, args.bench_dir)
     rows += r
     failures += f
@@ -480,6 +569,8 @@ def cmd_gate(args):
     result["seconds"] = round(time.monotonic() - t0, 1)
     print()
     print_medians(facts)
+    print()
+    print_ab(ab_facts, ab_lines, ab_warnings)
     print()
     print(f"perf-gate results: commit {result['commit'][:12]}, {result['compiler']} "
           f"[{result['build']}], {result['machine']['cpus']} CPUs {result['machine']['cpu']}")
@@ -712,8 +803,7 @@ def cmd_selftest(args):
                  f"-DCMAKE_CXX_FLAGS={args.cxx_flags}",
                  "-DPUSHSTAGE_BUILD_TESTS=OFF", "-DPUSHSTAGE_BUILD_BENCH=OFF",
                  "-DPUSHSTAGE_BUILD_TOOLS=ON",
-                 f"-DCMAKE_PROJECT_INCLUDE={os.path.join(HERE, 'slowdown.cmake')}",
-                 f"-DPUSHSTAGE_PERF_GATE_SLOW_PUSH={ICOUNT_SLOW_PUSH_SPINS}"]
+                 *ab_build.slowdown_args({"PUSH": ICOUNT_SLOW_PUSH_SPINS})]
     build = ["cmake", "--build", slow_dir, "--target", "perf_gate_icount", "-j", "2"]
     for cmd in (configure, build):
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -751,6 +841,18 @@ def main(argv):
     p.add_argument("--out", help="write the result as JSON here")
     p.set_defaults(func=cmd_icount)
 
+    p = sub.add_parser("ab", help="the change against its base, interleaved")
+    p.add_argument("--head-build", required=True, help="the change's build (build/release)")
+    p.add_argument("--base", help="the base commit (default: tools/perf_gate/ab_base, else "
+                                  "HEAD~1); built in build/perf_base")
+    p.add_argument("--base-build", help="an existing build to use as the base instead")
+    p.add_argument("--cases", default=DEFAULT_AB_CASES)
+    p.add_argument("--only", help="run only the cases whose name matches this regex")
+    p.add_argument("--rounds", type=int, help="first rounds (default: the cases file's)")
+    p.add_argument("--threshold", type=float, help="percent (default: the cases file's)")
+    p.add_argument("--out", help="write the result as JSON here")
+    p.set_defaults(func=cmd_ab)
+
     p = sub.add_parser("ratios", help="throughput ratios against the floors")
     p.add_argument("--bench-dir", required=True, help="the directory of the benchmark binaries")
     p.add_argument("--floors", default=DEFAULT_FLOORS)
@@ -763,6 +865,9 @@ def main(argv):
     p.add_argument("--baseline", default=DEFAULT_BASELINE)
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PERCENT)
     p.add_argument("--floors", default=DEFAULT_FLOORS)
+    p.add_argument("--ab-cases", default=DEFAULT_AB_CASES)
+    p.add_argument("--base", help="the A/B base commit (default: tools/perf_gate/ab_base, else "
+                                  "HEAD~1)")
     p.add_argument("--invariants", choices=["passed", "failed", "skipped"], default="skipped")
     p.add_argument("--invariants-command", default="")
     p.add_argument("--out", required=True)
@@ -787,7 +892,7 @@ def main(argv):
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except GateError as e:
+    except (GateError, ab_build.BuildError, ab.RunError) as e:
         print(f"perf-gate: error: {e}", file=sys.stderr)
         return 2
 
