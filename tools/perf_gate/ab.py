@@ -234,6 +234,8 @@ def short(case):
 def fmt_value(v, metric):
     if metric in ("items_per_second", "kept_per_second"):
         return f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.1f} k/s"
+    if metric == "cpu_ns_per_event":
+        return f"{v:.1f} ns"
     if metric.endswith("_us"):
         return f"{v:.2f} us"
     if metric.endswith("_ns"):
