@@ -15,6 +15,10 @@ Subcommands (tools/perf-gate is the entry point that builds and calls them):
   observe      runs the ratio benchmarks several times and prints every ratio (to choose floors).
   selftest     proves the icount check can fail (a doctored baseline, a deliberately slowed build)
                and passes on the real build; ctest runs it (label perf).
+  selftest-ab  proves the A/B part fails deliberately slowed builds (wake path, pool loop) and
+               passes an A/A run, in a reduced form; ctest runs it (label perf).
+  prove        the full proof of the A/B part for a quiet machine: N A/A runs, M runs per
+               slowdown; prints the false-positive and detection rates (ab_selftest.py).
 Exit status: 0 pass, 1 a check failed, 2 the gate could not run (usage, build, tool error).
 """
 
@@ -36,6 +40,7 @@ import time
 
 import ab
 import ab_build
+import ab_selftest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
@@ -887,6 +892,8 @@ def main(argv):
     p.add_argument("--cxx-flags", default="")
     p.add_argument("--generator", default="Unix Makefiles")
     p.set_defaults(func=cmd_selftest)
+
+    ab_selftest.add_parsers(sub, DEFAULT_AB_CASES)
 
     args = parser.parse_args(argv)
     try:
