@@ -2,9 +2,10 @@
 
   selftest-ab  (ctest, label perf; run by tools/run-tests in the dev preset, RUN_SERIAL)
     1. the decision logic on fake benchmarks whose values we choose (seeded noise, so the same
-       every time): a case 30% slower fails (a rate and a latency), an unchanged case passes, a
-       noisy 10% slowdown straddles, re-runs max_reruns times and passes with a warning, a case
-       the base lacks is "no base", a case the change lacks is an error (exit 2);
+       every time): a case 30% slower fails after its confirming rounds (a rate and a latency), a
+       case 30% slower in its first 8 rounds only does not, an unchanged case passes, a noisy 10%
+       slowdown straddles, re-runs max_reruns times and passes with a warning, a case the base
+       lacks is "no base", a case the change lacks is an error (exit 2);
     2. the working tree built three times with the release preset's settings: plain, with the
        wake slowdown, with the pool-loop slowdown (slowdown.cmake; about +15% each on the case
        it lands in, see ab_cases.json "selftest"); then `perf_gate.py ab`, as the gate runs it:
@@ -35,8 +36,8 @@ GATE = os.path.join(HERE, "perf_gate.py")
 
 FAKE_BENCH = """#!{python}
 # A stand-in for a Google Benchmark binary of build '{side}': each case's value comes from
-# {plan} times seeded noise, a fresh draw per call and repetition, times swing on even calls and
-# divided by it on odd ones.
+# {plan} (its "after" value from call "until" on) times seeded noise, a fresh draw per call and
+# repetition, times swing on even calls and divided by it on odd ones.
 import json, math, random, re, sys
 plan, state = json.load(open({plan!r}))[{side!r}], {state!r}
 try:
@@ -53,20 +54,24 @@ for rep in range(int(args["benchmark_repetitions"])):
             continue
         rng = random.Random("{side}/%d/%d/%s" % (calls, rep, name))
         swing = spec.get("swing", 1.0) ** (1 if calls % 2 == 0 else -1)
-        value = spec["value"] * swing * math.exp(rng.gauss(0.0, spec["noise"]))
+        until = spec.get("until")
+        base = spec["value"] if until is None or calls < until else spec["after"]
+        value = base * swing * math.exp(rng.gauss(0.0, spec["noise"]))
         runs.append({{"run_name": name, "run_type": "iteration", "repetition_index": rep,
                      spec["metric"]: value}})
 json.dump({{"benchmarks": runs}}, open(args["benchmark_out"], "w"))
 """
 
-# key: (metric, better, A's value, B's value, noise (sd of the log), B's swing). "noisy" is 10%
-# slower with B alternating 40% up and down from one call to the next, so its interval is wide
-# and centred on the threshold: it straddles whatever the draws.
+# key: (metric, better, A's value, B's value, noise (sd of the log), B's swing, B's calls at
+# B's value before it turns to A's). "noisy" is 10% slower with B alternating 40% up and down from
+# one call to the next, so its interval is wide and centred on the threshold: it straddles
+# whatever the draws. "transient" is 30% slower in the first 8 rounds only, then unchanged.
 FAKE_CASES = {
-    "same": ("items_per_second", "higher", 1e6, 1e6, 0.02, 1.0),
-    "slower": ("items_per_second", "higher", 1e6, 0.7e6, 0.02, 1.0),
-    "latency": ("p50_us", "lower", 10.0, 13.0, 0.02, 1.0),
-    "noisy": ("items_per_second", "higher", 1e6, 1e6 / 1.10, 0.02, 1.4),
+    "same": ("items_per_second", "higher", 1e6, 1e6, 0.02, 1.0, None),
+    "slower": ("items_per_second", "higher", 1e6, 0.7e6, 0.02, 1.0, None),
+    "latency": ("p50_us", "lower", 10.0, 13.0, 0.02, 1.0, None),
+    "noisy": ("items_per_second", "higher", 1e6, 1e6 / 1.10, 0.02, 1.4, None),
+    "transient": ("items_per_second", "higher", 1e6, 0.7e6, 0.02, 1.0, 8),
 }
 
 
@@ -91,13 +96,14 @@ def selftest_logic(work, log, check):
     what straddles and then passes it with a warning, reports what the base lacks."""
     plan = {"a": {}, "b": {}}
     cases = []
-    for key, (metric, better, a, b, noise, swing) in FAKE_CASES.items():
+    for key, (metric, better, a, b, noise, swing, until) in FAKE_CASES.items():
         plan["a"][fake_name(key)] = {"metric": metric, "value": a, "noise": noise}
-        plan["b"][fake_name(key)] = {"metric": metric, "value": b, "noise": noise, "swing": swing}
+        plan["b"][fake_name(key)] = {"metric": metric, "value": b, "noise": noise, "swing": swing,
+                                     "until": until, "after": a}
         cases.append({"name": fake_name(key), "metric": metric, "better": better})
     plan["b"][fake_name("new")] = {"metric": "items_per_second", "value": 1e6, "noise": 0.02}
     cases.append({"name": fake_name("new"), "metric": "items_per_second"})
-    spec = {"threshold_percent": 10, "confidence": 0.95, "rounds": 8, "rerun_rounds": 4,
+    spec = {"threshold_percent": 10, "confidence": 0.95, "rounds": 8, "rerun_rounds": 8,
             "max_reruns": 2, "probes": [{"name": "fake", "tool": "gbench",
                                          "binary": "bench/fake_bench", "repetitions": 3,
                                          "min_time": 0.01, "cases": cases}]}
@@ -123,19 +129,28 @@ def selftest_logic(work, log, check):
           f"a/b logic: a rate 30% lower and a latency 30% higher fail, nothing else does "
           f"(exit {rc}, named: {', '.join(named) or 'none'})")
     result = json.load(open(out_path, encoding="utf-8"))["ab"]["cases"] if rc in (0, 1) else {}
+    slower = result.get(fake_name("slower"), {})
+    check(slower.get("rounds") == 16 and slower.get("confirmed"),
+          f"a/b logic: a case beyond the limit after 8 rounds fails only after 8 more confirm it "
+          f"({slower.get('rounds')} rounds)")
+    transient = result.get(fake_name("transient"), {})
+    check(not transient.get("failed") and transient.get("confirmed"),
+          f"a/b logic: a case 30% slower in its first 8 rounds only is confirmed and then passes "
+          f"({transient.get('verdict')}, {transient.get('rounds')} rounds, "
+          f"{transient.get('effect_percent')}% {transient.get('ci_percent')})")
     same = result.get(fake_name("same"), {})
     check(same.get("verdict") == "ok" and same.get("rounds") == 8,
           f"a/b logic: an unchanged case passes after the first 8 rounds ({same.get('verdict')}, "
           f"{same.get('rounds')} rounds)")
     noisy = result.get(fake_name("noisy"), {})
-    check(str(noisy.get("verdict", "")).startswith("ok?") and noisy.get("rounds") == 8 + 2 * 4,
-          f"a/b logic: a noisy case that straddles runs 2 re-runs of 4 rounds, then passes with "
+    check(str(noisy.get("verdict", "")).startswith("ok?") and noisy.get("rounds") == 8 + 2 * 8,
+          f"a/b logic: a noisy case that straddles runs 2 re-runs of 8 rounds, then passes with "
           f"a warning ({noisy.get('verdict')}, {noisy.get('rounds')} rounds, "
           f"{noisy.get('effect_percent')}% {noisy.get('ci_percent')})")
     new = result.get(fake_name("new"), {})
     check(new.get("verdict") == "no base" and not new.get("failed"),
           f"a/b logic: a case the base lacks is 'no base' and passes ({new.get('verdict')})")
-    rc, out = run_ab(common + ["--only", "same|new|noisy"], log)
+    rc, out = run_ab(common + ["--only", "same|new|noisy|transient"], log)
     check(rc == 0, f"a/b logic: without the slower cases the run passes (exit {rc})")
     rc, out = run_ab(["--base-build", os.path.join(work, "b"), "--head-build",
                       os.path.join(work, "a"), "--cases", spec_path, "--only", "new"], log)
@@ -168,12 +183,6 @@ def cmd_selftest_ab(args):
 
     with tempfile.TemporaryDirectory(prefix="perf-gate-ab-selftest-") as tmp:
         selftest_logic(tmp, log, check)
-        # The real builds, the gate's rule and threshold; more re-runs than the gate allows, as a
-        # round of one case is cheap.
-        real_spec = dict(spec, max_reruns=st["max_reruns"])
-        spec_path = os.path.join(tmp, "ab_cases.json")
-        with open(spec_path, "w", encoding="utf-8") as f:
-            json.dump(real_spec, f)
         try:
             dirs = selftest_builds(os.path.abspath(args.builds_root), st["slowdowns"], log)
         except ab_build.BuildError as e:
@@ -183,12 +192,12 @@ def cmd_selftest_ab(args):
         print(f"       (built in {time.monotonic() - t0:.0f} s)", flush=True)
         only = "|".join(ab.ere_escape(s["case"]) for s in st["slowdowns"].values())
         rc, out = run_ab(["--base-build", dirs["plain"], "--head-build", dirs["plain"],
-                          "--cases", spec_path, "--only", only], log)
+                          "--cases", args.cases, "--only", only], log)
         check(rc == 0, f"a/b: A/A (plain against plain) passes (exit {rc}; "
                        f"failed: {', '.join(failed_cases(out)) or 'none'})")
         for where, s in st["slowdowns"].items():
             rc, out = run_ab(["--base-build", dirs["plain"], "--head-build", dirs[where],
-                              "--cases", spec_path, "--only", ab.ere_escape(s["case"])], log)
+                              "--cases", args.cases, "--only", ab.ere_escape(s["case"])], log)
             named = failed_cases(out)
             check(rc == 1 and named == [ab.short(s["case"])],
                   f"a/b: the {where} slowdown ({s['spins']} spins, {s['where']}) fails, naming "
