@@ -94,7 +94,7 @@ class PushstageQueue {
 
 // pushstage without handles: Dispatcher::push and Dispatcher::pop, for code that keeps no
 // Producer or Consumer (each push leases a slot and goes through moodycamel's implicit producer;
-// each pop takes from the shared count). Only the throughput cases run it.
+// each pop takes from the shared count). dispatcher_tokenless_bench runs it.
 template <class T>
 class PushstageTokenless {
  public:

@@ -24,7 +24,8 @@ AB_BASE_FILE = os.path.join(HERE, "ab_base")
 SLOWDOWN_CMAKE = os.path.join(HERE, "slowdown.cmake")
 BASE_ROOT = os.path.join(SOURCE_DIR, "build", "perf_base")
 # What the A/B part runs (ab_cases.json's probes), by CMake target.
-AB_TARGETS = ("dispatcher_bench", "consumer_pool_bench", "pushstage-bench")
+AB_TARGETS = ("dispatcher_bench", "dispatcher_tokenless_bench", "consumer_pool_bench",
+              "pushstage-bench")
 
 
 class BuildError(Exception):
