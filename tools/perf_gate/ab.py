@@ -47,9 +47,24 @@ def dig(data, path):
     return data
 
 
+def gbench_filter(cases):
+    return "--benchmark_filter=^(" + "|".join(ere_escape(c) for c in cases) + ")$"
+
+
+def list_gbench(binary, cases):
+    """The cases the binary has (--benchmark_list_tests); RunError when it cannot be run."""
+    cmd = [binary, gbench_filter(cases), "--benchmark_list_tests=true"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as e:
+        raise RunError(f"{shlex.join(cmd)}: {e}")
+    if p.returncode != 0:
+        raise RunError(f"{shlex.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-2000:]}")
+    return set(p.stdout.split()) & set(cases)
+
+
 def run_gbench(binary, probe, cases, out):
-    cmd = [binary, "--benchmark_filter=^(" + "|".join(ere_escape(c) for c in cases) + ")$",
-           f"--benchmark_repetitions={probe['repetitions']}",
+    cmd = [binary, gbench_filter(cases), f"--benchmark_repetitions={probe['repetitions']}",
            "--benchmark_enable_random_interleaving=true",
            f"--benchmark_min_time={probe['min_time']}",
            f"--benchmark_out={out}", "--benchmark_out_format=json"]
@@ -127,6 +142,30 @@ class Measurement:
         self.commands = {}
         self.seconds = 0.0
 
+    def check_cases(self):
+        """Before the first round: a case the base's binary does not have is "no base" and runs
+        in neither build, so that both run the same benchmarks in one process (another case in
+        the same process can move a case's numbers: memory it leaves behind, what runs between
+        repetitions). A case the change's binary lacks is an error."""
+        for probe, cases in self.probes_for(list(self.cases)):
+            if probe["tool"] != "gbench":
+                continue
+            binary = {side: os.path.join(self.builds[side], probe["binary"]) for side in "ab"}
+            have_b = list_gbench(binary["b"], list(cases))
+            for c in cases:
+                if c not in have_b:
+                    raise RunError(f"the change's {probe['binary']} has no {c} (renamed? "
+                                   f"benchmark names are regression keys)")
+            try:
+                have_a = list_gbench(binary["a"], list(cases)) if os.path.exists(
+                    binary["a"]) else set()
+                why = "the base's {} has no {}"
+            except RunError as e:
+                have_a, why = set(), f"the base's {{}} does not run: {e} ({{}})"
+            for c in cases:
+                if c not in have_a:
+                    self.no_base[c] = why.format(probe["binary"], c)
+
     def probes_for(self, active):
         for probe in self.spec["probes"]:
             cases = {c: self.cases[c] for c in active if self.cases[c]["probe"] == probe["name"]}
@@ -181,9 +220,10 @@ def ab_part(spec, builds, only=None, log=print, threshold=None, rounds=None):
     confidence = float(spec["confidence"])
     more, max_reruns = int(spec["rerun_rounds"]), int(spec["max_reruns"])
     m = Measurement(spec, builds, only)
-    active = list(m.cases)
+    m.check_cases()
+    active = [c for c in m.cases if c not in m.no_base]
     m.run_rounds(int(rounds if rounds is not None else spec["rounds"]), active, log)
-    judged = {}
+    judged = {c: {"decision": "no base", "why": why, "rounds": 0} for c, why in m.no_base.items()}
     confirmed = set()  # cases that were beyond the limit once and ran their confirming rounds
     reruns = 0
     while True:

@@ -40,13 +40,16 @@ FAKE_BENCH = """#!{python}
 # repetition, times swing on even calls and divided by it on odd ones.
 import json, math, random, re, sys
 plan, state = json.load(open({plan!r}))[{side!r}], {state!r}
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+pattern = re.compile(args["benchmark_filter"])
+if args.get("benchmark_list_tests") == "true":
+    print("\\n".join(name for name in plan if pattern.search(name)))
+    sys.exit(0)
 try:
     calls = int(open(state).read())
 except OSError:
     calls = 0
 open(state, "w").write(str(calls + 1))
-args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
-pattern = re.compile(args["benchmark_filter"])
 runs = []
 for rep in range(int(args["benchmark_repetitions"])):
     for name, spec in plan.items():
