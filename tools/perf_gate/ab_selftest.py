@@ -220,6 +220,12 @@ def summary_of(results):
 def cmd_prove(args):
     spec = json.load(open(args.cases, encoding="utf-8"))
     st = spec["selftest"]
+    for item in filter(None, (args.spins or "").split(",")):
+        where, _, spins = item.partition("=")
+        if where not in st["slowdowns"] or not spins.isdigit() or int(spins) < 1:
+            raise ab.RunError(f"--spins {item}: want WHERE=N, WHERE one of "
+                              f"{', '.join(st['slowdowns'])}, N >= 1")
+        st["slowdowns"][where]["spins"] = int(spins)
     log = []
     t0 = time.monotonic()
     head = os.path.abspath(args.head_build)
@@ -300,6 +306,7 @@ def add_parsers(sub, default_cases):
     p = sub.add_parser("prove", help="the full proof: A/A and slowed runs, rates")
     p.add_argument("--aa", type=int, default=20, help="A/A runs (default 20)")
     p.add_argument("--slowed", type=int, default=10, help="runs per slowdown (default 10)")
+    p.add_argument("--spins", help="other spins for the slowdowns, e.g. WAKE=5200,LOOP=37")
     p.add_argument("--all-cases", action="store_true",
                    help="slowed runs over every case, not only the one the slowdown lands in")
     p.add_argument("--head-build", default=os.path.join(ab_build.SOURCE_DIR, "build", "release"))

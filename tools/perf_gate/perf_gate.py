@@ -282,7 +282,6 @@ def icount_part(driver, baseline_path, threshold, update):
 # alike; the ratio of medians is pushstage's speed-up over a yardstick (above 1: pushstage better).
 
 NAME_RE = re.compile(r"^(BM_[A-Za-z0-9_]+)<([^>]+)>(/.*)?$")
-ERE_SPECIAL = set(".[]()*+?{}|^$\\")
 
 
 def split_name(run_name):
@@ -292,17 +291,12 @@ def split_name(run_name):
     return m.group(1) + (m.group(3) or ""), m.group(2)
 
 
-def ere_escape(text):
-    """Escapes for Google Benchmark's filter (POSIX extended regex); \\- is not portable there."""
-    return "".join(f"[{c}]" if c in ERE_SPECIAL else c for c in text)
-
-
 def case_filter(cases, impls):
     parts = []
     for case in cases:
         head, slash, rest = case.partition("/")
-        alts = "|".join(ere_escape(i) for i in impls)
-        parts.append(f"{ere_escape(head)}<({alts})>{ere_escape(slash + rest)}")
+        alts = "|".join(ab.ere_escape(i) for i in impls)
+        parts.append(f"{ab.ere_escape(head)}<({alts})>{ab.ere_escape(slash + rest)}")
     return "^(" + "|".join(parts) + ")$"
 
 
@@ -377,13 +371,6 @@ def measure_ratios(floors, bench_dir, only=None):
     return ratios, all_runs, commands
 
 
-def short_case(case):
-    """BM_Throughput/1P1C/real_time/threads:2 -> BM_Throughput/1P1C (for the table)."""
-    keep = [p for p in case.split("/") if not re.fullmatch(
-        r"real_time|manual_time|threads:\d+|iterations:\d+|repeats:\d+", p)]
-    return "/".join(keep)
-
-
 def ratio_part(floors_path, bench_dir):
     floors = load_json(floors_path)
     specs = {s["case"]: s for s in floors["cases"]}
@@ -400,7 +387,7 @@ def ratio_part(floors_path, bench_dir):
         for peer, floor in spec["floors"].items():
             r1 = first[case][peer]
             r2 = second.get(case, {}).get(peer)
-            label = f"{short_case(case)} vs {peer}"
+            label = f"{ab.short(case)} vs {peer}"
             if r1 >= floor:
                 verdict, value, failed = "ok", f"{r1:.2f}", False
             elif r2 is not None and r2 >= floor:
@@ -440,7 +427,7 @@ def print_medians(facts):
                              (f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.1f} k/s")
                              if counter == "items_per_second" else
                              f"{v:.1f}")
-            table.append((short_case(case), counter.replace("items_per_second", "throughput"),
+            table.append((ab.short(case), counter.replace("items_per_second", "throughput"),
                           *cells))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     print("Reported, not gated (medians over the repetitions of the first run; tails in us):")
@@ -618,12 +605,12 @@ def cmd_observe(args):
         for case, rs in ratios.items():
             for peer, r in rs.items():
                 observed.setdefault(case, {}).setdefault(peer, []).append(round(r, 3))
-                print(f"  {short_case(case)} vs {peer}: {r:.3f}")
+                print(f"  {ab.short(case)} vs {peer}: {r:.3f}")
     better = {spec["case"]: spec.get("better", "higher") for spec in floors["cases"]}
     print("summary (min / median / max over runs; the floor the rule in suggest_floor() gives):")
     for case, peers in observed.items():
         for peer, values in peers.items():
-            print(f"  {short_case(case):32} vs {peer:20} {min(values):7.3f} "
+            print(f"  {ab.short(case):32} vs {peer:20} {min(values):7.3f} "
                   f"{statistics.median(values):7.3f} {max(values):7.3f}  "
                   f"floor {suggest_floor(values, better[case]):.3g}  {values}")
     if args.out:
