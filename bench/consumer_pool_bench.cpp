@@ -7,8 +7,18 @@
 // join() (its documented way to wait for that); the hand-built pools count handled events per
 // consumer and stop once the count is complete. items_per_second is events handled per second.
 //
-// Names are regression keys (tools/perf_gate reads them): BM_Pool<<Impl>>/consumers:<C>
+// BM_PoolDrain: the consumers' loop alone. The events are pushed before the pool starts, so its
+// consumers never wait for the producer: the timed span runs from starting the pool to the last
+// handler call returned (pushstage: join() after close(); the hand-built pools count), over
+// kDrainEvents events, and the producer's speed and scheduling are out of it. cpu_ns_per_event is
+// the process's CPU time over the span per event: with one consumer, what its loop costs, whatever
+// share of the CPU the machine left it (for the hand-built pools it also holds the main thread's
+// polling, a wake-up every 20 us).
+//
+// Names are regression keys (tools/perf_gate reads them): BM_Pool<<Impl>>/consumers:<C>,
+// BM_PoolDrain<<Impl>>/consumers:<C>
 #include <benchmark/benchmark.h>
+#include <time.h>
 
 #include <atomic>
 #include <chrono>
@@ -165,6 +175,50 @@ void BM_Pool(benchmark::State& state) {
 PUSHSTAGE_POOL_ALL(1);
 PUSHSTAGE_POOL_ALL(2);
 PUSHSTAGE_POOL_ALL(4);
+
+// Events per drain: a few milliseconds of handling, so starting the pool's threads (tens of
+// microseconds) is a small part of the span.
+constexpr std::uint64_t kDrainEvents = 1 << 16;
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+template <class Q, int C>
+void BM_PoolDrain(benchmark::State& state) {
+  pin_this_thread(cpus().back());
+  std::uint64_t seq = 0;
+  double cpu_seconds = 0;
+  for (auto _ : state) {
+    Q q;
+    {
+      auto producer = q.producer();
+      for (std::uint64_t i = 0; i < kDrainEvents; ++i) q.push(producer, Event{seq++, 0});
+    }
+    const double cpu_start = process_cpu_seconds();
+    const auto start = std::chrono::steady_clock::now();
+    HandPool<Q> pool(q, static_cast<std::size_t>(C));
+    pool.finish(kDrainEvents);
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    cpu_seconds += process_cpu_seconds() - cpu_start;
+  }
+  const auto events = state.iterations() * static_cast<std::int64_t>(kDrainEvents);
+  state.SetItemsProcessed(events);
+  state.counters["cpu_ns_per_event"] = cpu_seconds * 1e9 / static_cast<double>(events);
+}
+
+#define PUSHSTAGE_POOL_DRAIN(Q, C)                                               \
+  BENCHMARK_TEMPLATE(BM_PoolDrain, Q<Event>, C)                                  \
+      ->Name(std::string("BM_PoolDrain<") + Q<Event>::kName + ">/consumers:" #C) \
+      ->UseManualTime()
+
+PUSHSTAGE_POOL_DRAIN(PushstageQueue, 1);
+PUSHSTAGE_POOL_DRAIN(BlockingQueue, 1);
+PUSHSTAGE_POOL_DRAIN(MutexQueue, 1);
+PUSHSTAGE_POOL_DRAIN(TbbQueue, 1);
 
 }  // namespace
 }  // namespace pushstage::bench

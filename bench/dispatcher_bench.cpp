@@ -7,6 +7,7 @@
 //
 // Names are regression keys (tools/perf_gate reads them): BM_<Case><<Impl>>/...
 //   BM_Throughput  P producers, C consumers, one event at a time, as fast as they go
+//                  (throughput.hpp; without handles: dispatcher_tokenless_bench)
 //   BM_Bulk        the same in bulks of 64 (push_bulk / pop_bulk)
 //   BM_Handoff     one event to a consumer on the other CPU and back (round trips per second):
 //                  spinning: back to back, so the consumer is still spinning when it arrives;
@@ -31,61 +32,10 @@
 #include "bounded_peers.hpp"
 #include "peers.hpp"
 #include "pushstage/cpus.hpp"
+#include "throughput.hpp"
 
 namespace pushstage::bench {
 namespace {
-
-struct Event {
-  std::uint64_t seq = 0;
-  std::uint64_t stamp = 0;
-};
-
-const std::vector<int>& cpus() {
-  static const std::vector<int> all = allowed_cpus();
-  return all;
-}
-
-// One queue per benchmark run, shared by its threads; Setup/Teardown run before and after each
-// run (each calibration trial and repetition gets a fresh queue).
-template <class Q>
-struct Shared {
-  static inline std::unique_ptr<Q> queue;
-  static void setup(const benchmark::State& /*state*/) { queue = std::make_unique<Q>(); }
-  static void teardown(const benchmark::State& /*state*/) { queue.reset(); }
-};
-
-// P producers and C consumers; a producer pushes C events per iteration and a consumer pops P, so
-// both sides move P*C*iterations events. items_per_second counts events popped.
-template <class Q, int P, int C>
-void BM_Throughput(benchmark::State& state) {
-  Q& q = *Shared<Q>::queue;
-  pin_this_thread(cpus()[static_cast<std::size_t>(state.thread_index()) % cpus().size()]);
-  if (state.thread_index() < P) {
-    auto producer = q.producer();
-    std::uint64_t seq = 0;
-    for (auto _ : state) {
-      for (int i = 0; i < C; ++i) q.push(producer, Event{seq++, 0});
-    }
-  } else {
-    auto consumer = q.consumer();
-    Event e;
-    for (auto _ : state) {
-      for (int i = 0; i < P; ++i) {
-        q.pop(consumer, e);
-        benchmark::DoNotOptimize(e);
-      }
-    }
-    state.SetItemsProcessed(state.iterations() * P);
-  }
-}
-
-#define PUSHSTAGE_THROUGHPUT(Q, P, C)                                              \
-  BENCHMARK_TEMPLATE(BM_Throughput, Q<Event>, P, C)                                \
-      ->Name(std::string("BM_Throughput<") + Q<Event>::kName + ">/" #P "P" #C "C") \
-      ->Setup(Shared<Q<Event>>::setup)                                             \
-      ->Teardown(Shared<Q<Event>>::teardown)                                       \
-      ->Threads((P) + (C))                                                         \
-      ->UseRealTime()
 
 #define PUSHSTAGE_THROUGHPUT_ALL(P, C)        \
   PUSHSTAGE_THROUGHPUT(PushstageQueue, P, C); \

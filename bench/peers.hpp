@@ -92,6 +92,31 @@ class PushstageQueue {
   Dispatcher<T> d_;
 };
 
+// pushstage without handles: Dispatcher::push and Dispatcher::pop, for code that keeps no
+// Producer or Consumer (each push leases a slot and goes through moodycamel's implicit producer;
+// each pop takes from the shared count). dispatcher_tokenless_bench runs it.
+template <class T>
+class PushstageTokenless {
+ public:
+  static constexpr const char* kName = "pushstage-tokenless";
+  struct Producer {};
+  struct Consumer {};
+  Producer producer() { return {}; }
+  Consumer consumer() { return {}; }
+  void push(Producer& /*p*/, T v) { (void)d_.push(std::move(v)); }
+  bool pop(Consumer& /*c*/, T& out) { return take(d_.pop(), out); }
+  bool try_pop(Consumer& /*c*/, T& out) { return take(d_.try_pop(), out); }
+  void close(std::size_t /*consumers*/) { d_.close(); }
+
+ private:
+  static bool take(std::optional<T>&& e, T& out) {
+    if (!e) return false;
+    out = std::move(*e);
+    return true;
+  }
+  Dispatcher<T> d_;
+};
+
 // std::mutex + std::condition_variable + std::deque: what most code starts with.
 template <class T>
 class MutexQueue {

@@ -515,11 +515,8 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
       core_.note_refused_closed(1);
       return PushResult::Closed;
     }
-#ifdef PUSHSTAGE_DELIBERATE_SLOWDOWN
-    // Only for the perf gate's self-test (CMake option, OFF by default): extra work on every push
-    // that the optimizer may not remove, so the test can show that the gate catches a slowdown.
-    volatile int spin = 0;
-    while (spin < 4) spin = spin + 1;
+#ifdef PUSHSTAGE_PERF_GATE_SLOW_PUSH  // defined only by the perf gate's self-test builds
+    for (volatile int slow = 0; slow < PUSHSTAGE_PERF_GATE_SLOW_PUSH;) slow = slow + 1;
 #endif
     bool dropped = false;
     if (core_.bounded() && make_room(1, may_wait, dropped) == 0) {

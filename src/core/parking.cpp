@@ -152,6 +152,9 @@ std::uint64_t Parking::wake(std::uint64_t n) noexcept {
                                                    std::memory_order_relaxed)) {
       continue;
     }
+#ifdef PUSHSTAGE_PERF_GATE_SLOW_WAKE  // defined only by the perf gate's self-test builds
+    for (volatile int slow = 0; slow < PUSHSTAGE_PERF_GATE_SLOW_WAKE;) slow = slow + 1;
+#endif
     notify_claimed(*best);  // X2, X3
     ++woken;
   }

@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
                   "g++",
 #endif
                   __VERSION__, PUSHSTAGE_PERF_GATE_BUILD,
-#ifdef PUSHSTAGE_DELIBERATE_SLOWDOWN
+#ifdef PUSHSTAGE_PERF_GATE_SLOW_PUSH
                   "on"
 #else
                   "off"

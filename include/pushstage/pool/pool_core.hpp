@@ -444,6 +444,9 @@ class PoolCore {
         if (rate_ != nullptr) rate_->acquire(1);
         handle_one(w.state, ctx, *e, taken);
         h.release();
+#ifdef PUSHSTAGE_PERF_GATE_SLOW_LOOP  // defined only by the perf gate's self-test builds
+        for (volatile int slow = 0; slow < PUSHSTAGE_PERF_GATE_SLOW_LOOP;) slow = slow + 1;
+#endif
       }
     }
     std::vector<T> held;
