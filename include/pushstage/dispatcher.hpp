@@ -18,6 +18,11 @@
 //            push() refused as Rejected or Closed (once that push has ended), and events still
 //            buffered at destruction. try_push() and push_bulk() leave refused events with the
 //            caller instead. stats() counts drops (dropped) and refusals (rejected) either way.
+// Observed:  DispatcherOptions::name names it in the Topology (it joins when built, leaves when
+//            destroyed); DispatcherOptions::observer receives its drops, the refusals of push()
+//            and its close (pushstage/observe/observer.hpp), on the thread that caused them. The
+//            push and pop paths have no hook: a drop or refusal takes the branch it took for
+//            on_drop.
 // Close:     close() is idempotent. Every push that returned Pushed or DroppedOldest, including
 //            those concurrent with close(), is popped: pop() returns nullopt only once the
 //            dispatcher is closed and every such event has been popped. Pushes that start after
@@ -50,6 +55,7 @@
 #include "pushstage/core/queue_core.hpp"
 #include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher_options.hpp"
+#include "pushstage/observe/listing.hpp"
 #include "pushstage/source.hpp"
 
 #ifdef PUSHSTAGE_FAULT_INJECTION
@@ -93,11 +99,24 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
 
   // Throws std::invalid_argument for options out of range (the message names the field).
   explicit Dispatcher(DispatcherOptions options = {}, DropHandler on_drop = {})
-      : core_(options), queue_(initial_queue_capacity(options)), on_drop_(std::move(on_drop)) {}
+      : core_(options),
+        queue_(initial_queue_capacity(options)),
+        on_drop_(std::move(on_drop)),
+        listing_(listing_spec(std::move(options))),
+        notify_drops_(on_drop_ || listing_.observer() != nullptr) {}
+  // A part of a dispatch mode or a Batcher (`part`): not listed in the Topology; its drops are
+  // reported as the parent's. options.name and options.observer are not used.
+  Dispatcher(detail::PartOf part, const DispatcherOptions& options, DropHandler on_drop = {})
+      : core_(options),
+        queue_(initial_queue_capacity(options)),
+        on_drop_(std::move(on_drop)),
+        listing_(part),
+        notify_drops_(on_drop_ || listing_.observer() != nullptr) {}
   // Destroys the events still buffered (after giving them to on_drop, if set). No other thread may
   // use the dispatcher any more.
   ~Dispatcher() {
-    if (on_drop_) drop_buffered();
+    listing_.leave();
+    if (notify_drops_) drop_buffered();
   }
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -143,13 +162,18 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
   // Refuses further pushes, releases blocked producers, waits for pushes in progress, then wakes
   // every parked consumer (they drain what is buffered and then get nullopt). Idempotent; a
   // second concurrent call may return before the first has finished.
-  void close() noexcept { core_.close(); }
+  void close() noexcept {
+    if (core_.close() && listing_.observer() != nullptr && !listing_.is_part()) [[unlikely]]
+      report(Telemetry::Closed, DropReason::Closed);
+  }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
   // Closed, and every accepted event has been popped or dropped: pop() returns nullopt from now
   // on. Never waits; false may be stale (a drain in progress), true is final.
   [[nodiscard]] bool drained() const noexcept { return core_.drained(); }
 
   [[nodiscard]] DispatcherStats stats() const noexcept { return core_.stats(); }
+  // Its name in the Topology (DispatcherOptions::name, or the default).
+  [[nodiscard]] const std::string& name() const noexcept { return listing_.name(); }
 
   // For threads that wait for a condition of their own that involves this dispatcher's end (a
   // pool's consumers waiting for manual demand): wait_until(pred) returns once pred() holds; pred
@@ -476,7 +500,7 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
     std::optional<T> victim;
     if (!queue_.try_dequeue(victim)) return false;
     core_.note_dropped(1);
-    if (on_drop_) [[unlikely]]
+    if (notify_drops_) [[unlikely]]
       drop(std::move(*victim), DropReason::Oldest);
     return true;
   }
@@ -494,10 +518,39 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
     }
     return result;
   }
-  // Hands an event the dispatcher will not deliver to on_drop, if set; else leaves it to be
-  // destroyed by the caller. Out of line and cold: the push paths inline as they did without it.
+  // Hands an event the dispatcher will not deliver to on_drop, if set, and reports it to the
+  // observer, if set; else leaves it to be destroyed by the caller. Out of line and cold: the push
+  // paths inline as they did without it, and without either the test costs what it did.
   [[gnu::cold, gnu::noinline]] void drop(T&& event, DropReason why) noexcept {
+    if (!notify_drops_) return;
+    if (listing_.observer() != nullptr) {
+      report(why == DropReason::Oldest || why == DropReason::Destroyed ? Telemetry::Dropped
+                                                                       : Telemetry::Refused,
+             why);
+    }
     if (on_drop_) on_drop_(std::move(event), why);  // noexcept: a throw terminates
+  }
+  [[gnu::cold, gnu::noinline]] void report(Telemetry what, DropReason why) const noexcept {
+    TelemetryEvent e = listing_.event(what);
+    if (what != Telemetry::Closed) {
+      e.count = 1;
+      e.reason = why;
+    }
+    listing_.emit(e);
+  }
+  detail::ListingSpec listing_spec(DispatcherOptions&& options) {
+    detail::ListingSpec spec;
+    spec.kind = ComponentKind::Dispatcher;
+    spec.name = std::move(options.name);
+    spec.name_field = "DispatcherOptions::name";
+    spec.observer = std::move(options.observer);
+    spec.identity = this;
+    spec.options = detail::describe(options);
+    spec.fill = [this, capacity = options.capacity](ComponentSnapshot& s) {
+      s.buffer = core_.stats();
+      s.capacity = capacity;
+    };
+    return spec;
   }
   // At destruction: every event still buffered goes to on_drop. Single-threaded here, so the
   // simplest dequeue will do.
@@ -614,6 +667,8 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
   detail::QueueCore core_;
   Queue queue_;
   const DropHandler on_drop_;  // read-only after construction
+  detail::Listing listing_;    // its Topology entry and observer; leaves first in ~Dispatcher()
+  const bool notify_drops_;    // on_drop_ or an observer: drop() has work to do
 };
 
 }  // namespace pushstage

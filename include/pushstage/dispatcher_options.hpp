@@ -5,8 +5,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
 
 namespace pushstage {
+
+class Observer;  // pushstage/observe/observer.hpp
 
 // What push() does when a bounded dispatcher is full.
 enum class Overflow {
@@ -57,6 +61,11 @@ struct DispatcherOptions {
   // must lie in [0, CPUs this process may use].
   static constexpr unsigned kAutoSpinners = ~0U;
   unsigned max_spinners = kAutoSpinners;
+  // The dispatcher's name in the Topology, its telemetry and its metrics, at most 128 bytes.
+  // Empty: "dispatcher-N" (pushstage/observe/topology.hpp). A mode names itself with it.
+  std::string name;
+  // Receives its drops, refusals and close (pushstage/observe/observer.hpp). Null: none.
+  std::shared_ptr<Observer> observer;
 };
 
 // A snapshot of a dispatcher's counters. Counters are exact once producers and consumers have

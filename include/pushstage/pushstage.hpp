@@ -21,6 +21,8 @@
 #include "pushstage/modes/broadcast_dispatcher.hpp"
 #include "pushstage/modes/keyed_dispatcher.hpp"
 #include "pushstage/modes/partition_dispatcher.hpp"
+#include "pushstage/observe/observer.hpp"
+#include "pushstage/observe/topology.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 #include "pushstage/pool/pool_options.hpp"
 #include "pushstage/pool/rate_limiter.hpp"

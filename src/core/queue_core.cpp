@@ -55,11 +55,12 @@ QueueCore::QueueCore(const DispatcherOptions& options)
             options.overflow),
       parking_(options.spin, checked_spinners(options), options.wake_order, counts_, gate_) {}
 
-void QueueCore::close() noexcept {
-  if (!gate_.begin_close()) return;    // K1; the first close() does all
+bool QueueCore::close() noexcept {
+  if (!gate_.begin_close()) return false;  // K1; the first close() does all
   if (room_.bounded()) room_.close();  // blocked producers hold their pushing flag: release them
   gate_.finish_close(counts_.producers());  // K2, K3, K4
   parking_.wake_all_after_close();          // K5, and the notice
+  return true;
 }
 
 void QueueCore::yield_to_others() noexcept { sched_yield(); }

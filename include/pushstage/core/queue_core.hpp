@@ -200,8 +200,9 @@ class QueueCore {
 
   // ---- both ----
 
-  // (K1)..(K5). Idempotent; waits for pushes in progress to finish.
-  void close() noexcept;
+  // (K1)..(K5). Idempotent; waits for pushes in progress to finish. True for the call that
+  // closed it.
+  bool close() noexcept;
   [[nodiscard]] bool closed() const noexcept { return gate_.closed(); }
   // Closed and every accepted event popped (or dropped). Reads what (W2) reads, in the same order,
   // and writes nothing: false may be stale, true is final (counts are final after K4).

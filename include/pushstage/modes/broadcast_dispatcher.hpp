@@ -19,6 +19,9 @@
 //            go on to the others (and still return Pushed), and each copy it refuses goes to
 //            on_drop as DropReason::Closed (else is destroyed) and is counted in
 //            BroadcastStats::refused. Nothing is lost unseen.
+// Observed:  options.name names it in the Topology (pushes, and buffers summed over
+//            subscribers); options.observer receives the refusals and drops of the broadcast and
+//            of every subscriber, and its close.
 // Memory:    what a producer did before push(e) happens-before each subscriber's handler call
 //            for its copy of e.
 // Failure:   a push that throws (T's copy constructor, or std::bad_alloc from a subscriber's
@@ -60,6 +63,7 @@
 #include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
+#include "pushstage/observe/listing.hpp"
 
 namespace pushstage {
 
@@ -105,14 +109,17 @@ class BroadcastDispatcher : public detail::FanIn<BroadcastDispatcher<T>> {
   explicit BroadcastDispatcher(std::size_t subscribers,
                                DispatcherOptions options = default_options(),
                                std::vector<Selector> selectors = {}, DropHandler on_drop = {})
-      : selectors_(std::move(selectors)), on_drop_(std::move(on_drop)) {
-    detail::check_broadcast_options(subscribers, options, selectors_.size());
+      : listing_(listing_spec(subscribers, options, selectors.size())),
+        selectors_(std::move(selectors)),
+        on_drop_(std::move(on_drop)) {
     selectors_.resize(subscribers);
     subs_.reserve(subscribers);
     for (std::size_t i = 0; i < subscribers; ++i) {
-      subs_.push_back(std::make_unique<Sub>(options, forward_refused()));
+      subs_.push_back(std::make_unique<Sub>(detail::PartOf{&listing_}, options, forward_refused()));
+      listing_.add_alias(&subs_.back()->d);
     }
   }
+  ~BroadcastDispatcher() { listing_.leave(); }
   BroadcastDispatcher(const BroadcastDispatcher&) = delete;
   BroadcastDispatcher& operator=(const BroadcastDispatcher&) = delete;
 
@@ -128,9 +135,13 @@ class BroadcastDispatcher : public detail::FanIn<BroadcastDispatcher<T>> {
 
   // See Close above. Idempotent; a second concurrent call may return before the first finished.
   void close() noexcept {
+    const bool first = !closed();  // telemetry only: two racing first calls both report
     closing_.store(true, std::memory_order_seq_cst);  // BC4
     for (auto& s : subs_) s->d.close();               // BC5
+    if (first && listing_.observer() != nullptr) listing_.emit(listing_.event(Telemetry::Closed));
   }
+  // Its name in the Topology (options.name, or the default).
+  [[nodiscard]] const std::string& name() const noexcept { return listing_.name(); }
   [[nodiscard]] bool closed() const noexcept { return closing_.load(std::memory_order_acquire); }
   // Every subscriber is drained.
   [[nodiscard]] bool drained() const noexcept {
@@ -200,7 +211,8 @@ class BroadcastDispatcher : public detail::FanIn<BroadcastDispatcher<T>> {
 
  private:
   struct Sub {
-    Sub(const DispatcherOptions& o, DropHandler on_refused) : d(o, std::move(on_refused)) {}
+    Sub(detail::PartOf part, const DispatcherOptions& o, DropHandler on_refused)
+        : d(part, o, std::move(on_refused)) {}
     Dispatcher<T> d;
     alignas(detail::kCacheLine) std::atomic<std::uint64_t> filtered{0};
     std::atomic<std::uint64_t> refused{0};
@@ -292,14 +304,54 @@ class BroadcastDispatcher : public detail::FanIn<BroadcastDispatcher<T>> {
       return;
     }
     subs_[leg.sub]->refused.fetch_add(1, std::memory_order_relaxed);  // statistics
+    report_refused();
     if (on_drop_) on_drop_(std::move(copy), DropReason::Closed);
   }
   PushResult refuse(T&& event) {
     refused_closed_.fetch_add(1, std::memory_order_relaxed);  // statistics
+    report_refused();
     if (on_drop_) on_drop_(std::move(event), DropReason::Closed);
     return PushResult::Closed;
   }
+  void report_refused() const noexcept {
+    if (listing_.observer() == nullptr) return;
+    TelemetryEvent e = listing_.event(Telemetry::Refused);
+    e.count = 1;
+    e.reason = DropReason::Closed;
+    listing_.emit(e);
+  }
 
+  // Validates (before anything is built) and lists the dispatcher.
+  detail::ListingSpec listing_spec(std::size_t subscribers, const DispatcherOptions& options,
+                                   std::size_t selectors) {
+    detail::check_broadcast_options(subscribers, options, selectors);
+    detail::ListingSpec spec;
+    spec.kind = ComponentKind::BroadcastDispatcher;
+    spec.name = options.name;
+    spec.name_field = "DispatcherOptions::name";
+    spec.observer = options.observer;
+    spec.identity = this;
+    spec.options = detail::describe(options);
+    spec.options.emplace_back("subscribers", std::to_string(subscribers));
+    spec.fill = [this, capacity = options.capacity * subscribers](ComponentSnapshot& s) {
+      const BroadcastStats b = stats();
+      DispatcherStats sum;
+      sum.pushed = b.pushed;
+      sum.refused_closed = b.refused_closed;
+      for (const DispatcherStats& sub : b.subscribers) {
+        sum.popped += sub.popped;
+        sum.buffered += sub.buffered;
+        sum.parked += sub.parked;
+        sum.spinning += sub.spinning;
+      }
+      s.buffer = sum;
+      s.capacity = capacity;
+    };
+    return spec;
+  }
+
+  // First: the subscribers report their drops as this dispatcher until they are destroyed.
+  detail::Listing listing_;
   std::vector<Selector> selectors_;  // one per subscriber (empty: everything)
   const DropHandler on_drop_;
   std::vector<std::unique_ptr<Sub>> subs_;

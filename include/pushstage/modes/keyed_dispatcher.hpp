@@ -38,6 +38,8 @@
 //            that slot throw std::bad_alloc too. take() throws it with nothing taken, and the slot
 //            goes back to the ready set (behind the slots made ready meanwhile); release()
 //            allocates nothing. producer() and consumer() may throw it.
+// Observed:  options.name names it in the Topology; options.observer receives the refusals of
+//            push(), the events destroyed with it, and its close.
 // Not guaranteed: order across keys or producers; which consumer serves a slot.
 //
 // Protocol. gate_ = | closed: 1 bit | events accepted and not yet released: 63 bits |;
@@ -110,6 +112,7 @@
 #include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
+#include "pushstage/observe/listing.hpp"
 
 namespace pushstage {
 
@@ -236,19 +239,22 @@ class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
         ready_(ready_options(options)),
         capacity_(options.capacity),
         reject_(options.overflow == Overflow::Reject),
-        on_drop_(std::move(on_drop)) {}
+        on_drop_(std::move(on_drop)),
+        listing_(listing_spec(std::move(options))) {}
   KeyedDispatcher(const KeyedDispatcher&) = delete;
   KeyedDispatcher& operator=(const KeyedDispatcher&) = delete;
   // No other thread may use the dispatcher any more; events not yet handled are destroyed (after
   // going to on_drop, if set, as DropReason::Destroyed).
   ~KeyedDispatcher() {
+    listing_.leave();
     for (std::size_t i = 0; i < slot_count_; ++i) {
       Slot* s = slots_[i].load(std::memory_order_acquire);  // pairs with install()'s CAS
       if (s == nullptr) continue;
-      if (on_drop_) {
+      if (on_drop_ || listing_.observer() != nullptr) {
         std::optional<T> left;
         while (s->queue.try_dequeue(left)) {
-          on_drop_(std::move(*left), DropReason::Destroyed);
+          report(Telemetry::Dropped, DropReason::Destroyed);
+          if (on_drop_) on_drop_(std::move(*left), DropReason::Destroyed);
           left.reset();
         }
       }
@@ -276,7 +282,10 @@ class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
     if ((g & kClosed) != 0) return;
     if (g == 0) ready_.close();
     room_.notify_all();  // N1 was the fetch_or
+    report(Telemetry::Closed, DropReason::Closed);
   }
+  // Its name in the Topology (options.name, or the default).
+  [[nodiscard]] const std::string& name() const noexcept { return listing_.name(); }
   [[nodiscard]] bool closed() const noexcept {
     return (gate_.load(std::memory_order_acquire) & kClosed) != 0;
   }
@@ -526,11 +535,48 @@ class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
   }
   // push() ends with `result` for `event`: a refused event goes to on_drop.
   PushResult refused(PushResult result, T& event) {
-    if ((result == PushResult::Rejected || result == PushResult::Closed) && on_drop_) {
-      on_drop_(std::move(event),
-               result == PushResult::Closed ? DropReason::Closed : DropReason::Rejected);
+    if (result == PushResult::Rejected || result == PushResult::Closed) {
+      const DropReason why =
+          result == PushResult::Closed ? DropReason::Closed : DropReason::Rejected;
+      report(Telemetry::Refused, why);
+      if (on_drop_) on_drop_(std::move(event), why);
     }
     return result;
+  }
+  // Telemetry, if there is an observer.
+  void report(Telemetry what, DropReason why) const noexcept {
+    if (listing_.observer() == nullptr) return;
+    TelemetryEvent e = listing_.event(what);
+    if (what != Telemetry::Closed) {
+      e.count = 1;
+      e.reason = why;
+    }
+    listing_.emit(e);
+  }
+  detail::ListingSpec listing_spec(DispatcherOptions&& options) {
+    detail::ListingSpec spec;
+    spec.kind = ComponentKind::KeyedDispatcher;
+    spec.name = std::move(options.name);
+    spec.name_field = "DispatcherOptions::name";
+    spec.observer = std::move(options.observer);
+    spec.identity = this;
+    spec.options = detail::describe(options);
+    spec.options.emplace_back("slots", std::to_string(slot_count_));
+    spec.fill = [this](ComponentSnapshot& s) {
+      const KeyedStats k = stats();
+      const DispatcherStats ready = ready_.stats();
+      DispatcherStats b;
+      b.pushed = k.pushed;
+      b.popped = k.handled;
+      b.rejected = k.rejected;
+      b.refused_closed = k.refused_closed;
+      b.buffered = k.buffered;
+      b.parked = ready.parked;
+      b.spinning = ready.spinning;
+      s.buffer = b;
+      s.capacity = capacity_;
+    };
+    return spec;
   }
 
   // (KY3)/(KY5): appends a slot that has events and no holder to the ready set, on `lease` (the
@@ -614,6 +660,7 @@ class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
   const std::uint64_t capacity_;
   const bool reject_;
   const DropHandler on_drop_;
+  detail::Listing listing_;  // its Topology entry and observer; leaves first in the destructor
   alignas(detail::kCacheLine) std::atomic<std::uint64_t> gate_{0};
   std::atomic<std::uint64_t> rejected_{0};
   std::atomic<std::uint64_t> refused_closed_{0};

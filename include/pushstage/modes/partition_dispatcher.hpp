@@ -14,6 +14,8 @@
 //            (pushed and buffered per partition, hottest(), skew()). KeyedDispatcher keeps the
 //            order per key without tying a partition to one consumer.
 // Close:     close() closes every partition (see Dispatcher: nothing accepted is lost).
+// Observed:  options.name names it in the Topology (stats summed over partitions);
+//            options.observer receives every partition's drops and refusals, and its close.
 // Not guaranteed: order across producers; balance across partitions.
 #pragma once
 
@@ -27,6 +29,7 @@
 #include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
+#include "pushstage/observe/listing.hpp"
 
 namespace pushstage {
 
@@ -61,13 +64,16 @@ class PartitionDispatcher : public detail::FanIn<PartitionDispatcher<T>> {
   // out of range.
   PartitionDispatcher(std::size_t partitions, Hash hash, DispatcherOptions options = {},
                       DropHandler on_drop = {})
-      : hash_(std::move(hash)) {
-    detail::check_partition_options(partitions, static_cast<bool>(hash_));
+      : listing_(listing_spec(partitions, static_cast<bool>(hash), options)),
+        hash_(std::move(hash)) {
     parts_.reserve(partitions);
     for (std::size_t i = 0; i < partitions; ++i) {
-      parts_.push_back(std::make_unique<Dispatcher<T>>(options, on_drop));
+      parts_.push_back(
+          std::make_unique<Dispatcher<T>>(detail::PartOf{&listing_}, options, on_drop));
+      listing_.add_alias(parts_.back().get());
     }
   }
+  ~PartitionDispatcher() { listing_.leave(); }
   PartitionDispatcher(const PartitionDispatcher&) = delete;
   PartitionDispatcher& operator=(const PartitionDispatcher&) = delete;
 
@@ -80,8 +86,12 @@ class PartitionDispatcher : public detail::FanIn<PartitionDispatcher<T>> {
 
   // Closes every partition, in order. Idempotent.
   void close() noexcept {
+    const bool first = !closed();  // telemetry only: two racing first calls both report
     for (auto& p : parts_) p->close();
+    if (first && listing_.observer() != nullptr) listing_.emit(listing_.event(Telemetry::Closed));
   }
+  // Its name in the Topology (options.name, or the default).
+  [[nodiscard]] const std::string& name() const noexcept { return listing_.name(); }
   [[nodiscard]] bool closed() const noexcept { return parts_.front()->closed(); }
   // Every partition is drained.
   [[nodiscard]] bool drained() const noexcept {
@@ -146,6 +156,27 @@ class PartitionDispatcher : public detail::FanIn<PartitionDispatcher<T>> {
   };
 
  private:
+  // Validates (before anything is built) and lists the dispatcher.
+  detail::ListingSpec listing_spec(std::size_t partitions, bool has_hash,
+                                   const DispatcherOptions& options) {
+    detail::check_partition_options(partitions, has_hash);
+    detail::ListingSpec spec;
+    spec.kind = ComponentKind::PartitionDispatcher;
+    spec.name = options.name;
+    spec.name_field = "DispatcherOptions::name";
+    spec.observer = options.observer;
+    spec.identity = this;
+    spec.options = detail::describe(options);
+    spec.options.emplace_back("partitions", std::to_string(partitions));
+    spec.fill = [this, capacity = options.capacity * partitions](ComponentSnapshot& s) {
+      s.buffer = stats().total();
+      s.capacity = capacity;
+    };
+    return spec;
+  }
+
+  // First: the partitions report their drops as this dispatcher until they are destroyed.
+  detail::Listing listing_;
   Hash hash_;
   std::vector<std::unique_ptr<Dispatcher<T>>> parts_;
 };

@@ -33,7 +33,7 @@
 // Not guaranteed: which consumer gets an event; order across consumers.
 //
 // Members (declared in detail::PoolCore, each with its contract): join(), size(), stats(),
-// pause(), resume(), paused(), ask(n), demand(), resize(n), lift_limits().
+// pause(), resume(), paused(), ask(n), demand(), resize(n), lift_limits(), name().
 // How it works: pushstage/pool/pool_core.hpp.
 #pragma once
 
@@ -65,8 +65,10 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
   // handles what it holds), joins them and rethrows; `source` stays open.
   ConsumerPool(detail::SourceRef<T> source, PoolOptions options, Handler handler,
                DeadLetter dead_letter = {})
-      : Core(std::move(source), std::move(options),
-             {"ConsumerPool", std::move(handler), {}, std::move(dead_letter), {}, {}, {}}) {}
+      : Core(
+            std::move(source), std::move(options),
+            {"ConsumerPool", std::move(handler), {}, std::move(dead_letter), {}, {}, {}, nullptr}) {
+  }
 
   // The same with a batch handler: any callable taking std::span<T> (and not T&).
   template <detail::BatchCallable<T> F>
@@ -79,7 +81,8 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
               std::move(dead_letter),
               {},
               {},
-              {}}) {}
+              {},
+              nullptr}) {}
 };
 
 // ConsumerPool pool(source, options, handler[, dead_letter]): the event type is the source's.

@@ -46,6 +46,10 @@
 //           on_finished once (Stage: leaves its sink, closing it if it was the last upstream):
 //           after the last thread ended with the source drained, or at destruction.
 //           live_ counts running threads (PF1).
+//   observe: with PoolOptions::observer, each handler call, retry, dead letter, pause, resume,
+//           resize and the drain is reported (observe/observer.hpp); handle_one() and
+//           handle_batch() test for an observer once per call and run the loop compiled with or
+//           without the reports. The pool joins the Topology when built, leaves when destroyed.
 // Ordering and memory (the pool's own atomics; the source's are described in demand.hpp):
 //   (PF1) a thread that ends: drained_ = true (if it saw the drain), then live_ -= 1 (acq_rel).
 //        The thread whose RMW takes live_ to 0 reads drained_ (acquire): every earlier ending
@@ -77,6 +81,7 @@
 
 #include "pushstage/core/cache_line.hpp"
 #include "pushstage/core/signal.hpp"
+#include "pushstage/observe/listing.hpp"
 #include "pushstage/pool/pool_options.hpp"
 #include "pushstage/pool/rate_limiter.hpp"
 #include "pushstage/pool/source_ref.hpp"
@@ -152,11 +157,15 @@ class PoolCore {
   //    may still take one round (up to max_demand events), which it holds unhandled. All other
   //    events stay buffered in the source (so a bounded source pushes back on its producers).
   // Idempotent; safe from any thread, handlers included.
-  void pause() noexcept { paused_.store(1, std::memory_order_seq_cst); }  // pairs with checks
+  void pause() noexcept {
+    if (paused_.exchange(1, std::memory_order_seq_cst) == 0) report(Telemetry::Paused);  // checks
+  }
   // Lets paused consumers go on. Idempotent.
   void resume() noexcept {
-    paused_.store(0, std::memory_order_seq_cst);  // N1 of signal_: pairs with wait_while_paused
+    // N1 of signal_: pairs with wait_while_paused.
+    const bool was_paused = paused_.exchange(0, std::memory_order_seq_cst) != 0;
     signal_.notify_all();
+    if (was_paused) report(Telemetry::Resumed);
   }
   [[nodiscard]] bool paused() const noexcept {
     return paused_.load(std::memory_order_relaxed) != 0;  // a snapshot for display
@@ -184,6 +193,9 @@ class PoolCore {
   // call more than once and from several threads.
   void join() { join_threads(); }
 
+  // Its name in the Topology (PoolOptions::name, or the default).
+  [[nodiscard]] const std::string& name() const noexcept { return listing_.name(); }
+
   // The consumers the pool runs: options.consumers, or the last resize().
   [[nodiscard]] std::size_t size() const noexcept {
     return consumers_.load(std::memory_order_relaxed);  // a count for display only
@@ -204,15 +216,18 @@ class PoolCore {
       throw std::invalid_argument("ConsumerPool::resize: consumers must be in [1, " +
                                   std::to_string(kMaxConsumers) + "]; got " + std::to_string(n));
     }
-    const std::lock_guard lock(workers_mutex_);
-    std::vector<Worker*> serving;
-    for (const auto& w : workers_) {
-      if (!w->retire.load(std::memory_order_relaxed)) serving.push_back(w.get());  // ours to write
+    {
+      const std::lock_guard lock(workers_mutex_);
+      std::vector<Worker*> serving;
+      for (const auto& w : workers_) {
+        if (!w->retire.load(std::memory_order_relaxed)) serving.push_back(w.get());  // ours
+      }
+      for (std::size_t i = serving.size(); i < n; ++i) start_worker_locked();
+      for (std::size_t i = n; i < serving.size(); ++i) retire_locked(*serving[i]);
+      consumers_.store(n, std::memory_order_relaxed);
+      source_.notify();  // consumers waiting for manual demand re-check their retire flag
     }
-    for (std::size_t i = serving.size(); i < n; ++i) start_worker_locked();
-    for (std::size_t i = n; i < serving.size(); ++i) retire_locked(*serving[i]);
-    consumers_.store(n, std::memory_order_relaxed);
-    source_.notify();  // consumers waiting for manual demand re-check their retire flag
+    report(Telemetry::Resized, n);  // unlocked: the observer may capture the Topology
   }
 
   // Per consumer, in start order. Recent values while the pool runs; exact after join().
@@ -243,6 +258,7 @@ class PoolCore {
     std::function<Ctx()> make_context;  // per consumer thread; unused for NoContext
     std::function<void()> on_start;     // once valid, before the first thread starts
     std::function<void()> on_finished;  // once, if on_start ran: the pool will take no more
+    const void* sink;                   // what its handlers emit into (a Stage's), or null
   };
 
   // Validates everything first (std::invalid_argument: nothing else happens), calls on_start, then
@@ -260,7 +276,8 @@ class PoolCore {
         retry_(options.retry),
         deadline_(options.deadline),
         has_deadline_(options.deadline.count() > 0),
-        rate_(std::move(options.rate_limit)) {
+        rate_(options.rate_limit),
+        listing_(listing_spec(options)) {
     if (!callbacks_.handler && !callbacks_.batch_handler) {
       throw std::invalid_argument(std::string(callbacks_.owner) + ": handler must not be empty");
     }
@@ -279,6 +296,28 @@ class PoolCore {
       finish_once();
       throw;
     }
+  }
+
+  detail::ListingSpec listing_spec(const PoolOptions& options) {
+    detail::ListingSpec spec;
+    const bool stage = std::string_view(callbacks_.owner) == "Stage";
+    spec.kind = stage ? ComponentKind::Stage : ComponentKind::ConsumerPool;
+    spec.name = options.name;
+    spec.name_field = "PoolOptions::name";
+    spec.observer = options.observer;
+    spec.identity = this;
+    spec.source = source_.identity();
+    spec.sink = callbacks_.sink;
+    spec.options = detail::describe(options);
+    spec.fill = [this](ComponentSnapshot& s) {
+      PoolSnapshot p = detail::sum_consumers(stats());
+      p.consumers = size();
+      p.paused = paused();
+      p.manual = manual_;
+      p.demand = demand();
+      s.pool = p;
+    };
+    return spec;
   }
 
   // Throws std::invalid_argument unless the source takes options.consumers consumers and, for
@@ -310,6 +349,7 @@ class PoolCore {
  private:
   // One consumer's counters, written only by its thread, on its own cache lines.
   struct alignas(kCacheLine) State {
+    std::size_t index = 0;  // the consumer's, in start order (set before its thread starts)
     std::atomic<int> cpu{-1};
     std::atomic<std::uint64_t> handled{0};
     std::atomic<std::uint64_t> failed{0};
@@ -341,6 +381,7 @@ class PoolCore {
   void start_worker_locked() {
     auto w = std::make_unique<Worker>();
     w->index = workers_.size();
+    w->state.index = w->index;
     Worker& ref = *w;
     workers_.push_back(std::move(w));
     live_.fetch_add(1, std::memory_order_relaxed);  // ordered by the thread start
@@ -413,6 +454,7 @@ class PoolCore {
     if (exit == Exit::kDrained) drained_.store(true, std::memory_order_relaxed);  // ordered by PF1
     if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&                     // PF1
         drained_.load(std::memory_order_acquire)) {
+      report(Telemetry::Drained);
       finish_once();
     }
   }
@@ -566,14 +608,24 @@ class PoolCore {
     return has_deadline_ && now - taken > deadline_;
   }
 
-  // One event, with retries; `taken`: when the consumer took it (deadline only).
+  // One event, with retries; `taken`: when the consumer took it (deadline only). With an
+  // observer: the same, reporting each call (the one branch an unobserved pool pays per event).
   void handle_one(State& state, Ctx& ctx, T& event, Clock::time_point taken) noexcept {
+    if (listing_.observer() != nullptr) [[unlikely]] {
+      handle_one_as<true>(state, ctx, event, taken);
+    } else {
+      handle_one_as<false>(state, ctx, event, taken);
+    }
+  }
+  template <bool kObserved>
+  void handle_one_as(State& state, Ctx& ctx, T& event, Clock::time_point taken) noexcept {
     for (unsigned attempt = 1;; ++attempt) {
       const Clock::time_point start = Clock::now();
       if (past_deadline(taken, start)) [[unlikely]] {
         fail_one(state, event, {FailureKind::DeadlineExceeded, nullptr, attempt - 1});
         return;
       }
+      if constexpr (kObserved) report_start(state, std::span<T>(&event, 1), attempt, start);
       std::exception_ptr error;
       try {
         if constexpr (kPlain) {
@@ -586,6 +638,7 @@ class PoolCore {
       }
       const Clock::time_point end = Clock::now();
       add_busy(state, end - start);
+      if constexpr (kObserved) report_end(state, 1, attempt, end - start, error);
       if (!error) [[likely]] {
         if (past_deadline(taken, end)) [[unlikely]] {
           fail_one(state, event, {FailureKind::DeadlineExceeded, nullptr, attempt});
@@ -602,6 +655,7 @@ class PoolCore {
         return;
       }
       bump(state.retried);
+      if constexpr (kObserved) report(Telemetry::Retry, state, 1, attempt, backoff(attempt), error);
       std::this_thread::sleep_for(backoff(attempt));
       if (rate_ != nullptr) rate_->acquire(1);  // a retry is a handler call: it takes its grant
     }
@@ -610,12 +664,22 @@ class PoolCore {
   // One chunk for the batch handler, with retries; `oldest`: when its oldest event was taken.
   void handle_batch(State& state, Ctx& ctx, std::span<T> events,
                     Clock::time_point oldest) noexcept {
+    if (listing_.observer() != nullptr) [[unlikely]] {
+      handle_batch_as<true>(state, ctx, events, oldest);
+    } else {
+      handle_batch_as<false>(state, ctx, events, oldest);
+    }
+  }
+  template <bool kObserved>
+  void handle_batch_as(State& state, Ctx& ctx, std::span<T> events,
+                       Clock::time_point oldest) noexcept {
     for (unsigned attempt = 1;; ++attempt) {
       const Clock::time_point start = Clock::now();
       if (past_deadline(oldest, start)) [[unlikely]] {
         fail_all(state, events, {FailureKind::DeadlineExceeded, nullptr, attempt - 1});
         return;
       }
+      if constexpr (kObserved) report_start(state, events, attempt, start);
       std::exception_ptr error;
       try {
         if constexpr (kPlain) {
@@ -628,6 +692,7 @@ class PoolCore {
       }
       const Clock::time_point end = Clock::now();
       add_busy(state, end - start);
+      if constexpr (kObserved) report_end(state, events.size(), attempt, end - start, error);
       const bool late = past_deadline(oldest, end);
       if (!error && !late) {
         bump(state.handled, events.size());
@@ -640,6 +705,9 @@ class PoolCore {
         return;
       }
       bump(state.retried);
+      if constexpr (kObserved) {
+        report(Telemetry::Retry, state, events.size(), attempt, backoff(attempt), error);
+      }
       std::this_thread::sleep_for(backoff(attempt));
       if (rate_ != nullptr) rate_->acquire(events.size());  // the chunk's grants, again
     }
@@ -648,7 +716,50 @@ class PoolCore {
   void fail_one(State& state, T& event, const Failure& failure) noexcept {
     bump(state.failed);
     if (failure.kind == FailureKind::DeadlineExceeded) bump(state.expired);
+    if (listing_.observer() != nullptr) [[unlikely]] {
+      TelemetryEvent e = listing_.event(Telemetry::DeadLetter);
+      e.consumer = state.index;
+      e.count = 1;
+      e.attempt = failure.attempts;
+      e.failure = failure.kind;
+      e.error = failure.error;
+      listing_.emit(e);
+    }
     if (callbacks_.dead_letter) callbacks_.dead_letter(event, failure);  // a throw terminates
+  }
+
+  // ---- telemetry (only with an observer) ----
+  void report(Telemetry what, const State& state, std::uint64_t count, unsigned attempt,
+              std::chrono::nanoseconds duration, const std::exception_ptr& error) const noexcept {
+    TelemetryEvent e = listing_.event(what);
+    e.consumer = state.index;
+    e.count = count;
+    e.attempt = attempt;
+    e.duration = duration;
+    e.error = error;
+    listing_.emit(e);
+  }
+  void report_start(const State& state, std::span<T> events, unsigned attempt,
+                    Clock::time_point start) const noexcept {
+    TelemetryEvent e = listing_.event(Telemetry::HandlerStart);
+    e.consumer = state.index;
+    e.count = events.size();
+    e.attempt = attempt;
+    if constexpr (StampedEvent<T>) {
+      if (attempt == 1) e.dispatch_latency = start - pushstage_pushed_at(events.front());
+    }
+    listing_.emit(e);
+  }
+  void report_end(const State& state, std::uint64_t count, unsigned attempt, Clock::duration took,
+                  const std::exception_ptr& error) const noexcept {
+    report(error ? Telemetry::HandlerException : Telemetry::HandlerStop, state, count, attempt,
+           took, error);
+  }
+  void report(Telemetry what, std::uint64_t count = 0) const noexcept {
+    if (listing_.observer() == nullptr) return;
+    TelemetryEvent e = listing_.event(what);
+    e.count = count;
+    listing_.emit(e);
   }
   void fail_all(State& state, std::span<T> events, const Failure& failure) noexcept {
     for (T& e : events) fail_one(state, e, failure);
@@ -686,6 +797,9 @@ class PoolCore {
   std::atomic<std::int64_t> credits_{0};  // manual demand granted and not yet used
   std::atomic<bool> unlimited_{false};    // lift_limits(): manual demand no longer limits
   Signal signal_;                         // pause: resume() wakes paused consumers
+  // Its Topology entry and observer. Last: destroyed first, once the destructor has joined every
+  // thread (so after the last event), before anything its stats read.
+  detail::Listing listing_;
 };
 
 }  // namespace pushstage::detail

@@ -8,11 +8,13 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace pushstage {
 
 class RateLimiter;  // pushstage/pool/rate_limiter.hpp
+class Observer;     // pushstage/observe/observer.hpp
 
 // Who asks for events: GenStage's subscription mode.
 enum class DemandMode {
@@ -94,6 +96,13 @@ struct PoolOptions {
   // upstreams leaves (a stage leaves once its source is drained and every consumer has ended, or
   // when it is destroyed). false: the stage never closes its sink; the user does.
   bool close_sink = true;
+  // The pool's name in the Topology, its telemetry and its metrics, at most 128 bytes. Empty:
+  // "consumer_pool-N" or "stage-N" (pushstage/observe/topology.hpp).
+  std::string name;
+  // Receives its handler calls, retries, dead letters, pause, resume, resize and drain
+  // (pushstage/observe/observer.hpp), on the thread where each happens. Null: none (a handler
+  // call then pays one predictable branch for it).
+  std::shared_ptr<Observer> observer;
 };
 
 struct ConsumerStats {

@@ -145,6 +145,8 @@ class SourceRef {
   // Whether DemandMode::Manual can work: the handles wait for readiness and the source notifies.
   [[nodiscard]] bool manual_ready() const noexcept { return manual_ready_; }
   void notify() const noexcept { notify_(source_); }
+  // The source's address: how the Topology knows what feeds a pool.
+  [[nodiscard]] const void* identity() const noexcept { return source_; }
 
  private:
   template <class S>

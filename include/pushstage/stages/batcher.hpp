@@ -20,6 +20,10 @@
 // Failure:   a handler that throws is retried under processors.retry; a batch that still fails
 //            goes to the dead-letter callback (see ConsumerPool). key_of must not throw
 //            (std::terminate if it does).
+// Observed: BatcherOptions::name names it in the Topology (its input is its buffer; its
+//            processors are the pool "<name>.processors", fed by it); BatcherOptions::observer
+//            receives BatchStart and BatchStop around each batch handler call, and its input's
+//            drops and close, and is the processors' observer unless processors.observer is set.
 // Not guaranteed: timeouts to better than the grouping thread's wake-up (microseconds to a few
 //            milliseconds on a loaded machine).
 #pragma once
@@ -38,17 +42,14 @@
 #include <vector>
 
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/observe/listing.hpp"
+#include "pushstage/observe/observer.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 #include "pushstage/pool/pool_options.hpp"
 
 namespace pushstage {
 
-// Why a batch was flushed.
-enum class BatchTrigger {
-  Full,     // it reached batch_size
-  Timeout,  // batch_timeout passed since its first event
-  Close,    // the batcher was closed
-};
+// Why a batch was flushed: BatchTrigger, in pushstage/observe/observer.hpp.
 
 struct BatcherOptions {
   // Events per batch, in [1, 65536] (Broadway's default: 100).
@@ -59,7 +60,12 @@ struct BatcherOptions {
   // buffer_size), so that a slow batcher pushes back.
   DispatcherOptions input = default_input();
   // The processors that run the batch handler: consumers, pinning, retry, deadline, rate limit.
+  // Their name defaults to "<name>.processors".
   PoolOptions processors;
+  // The batcher's name in the Topology and its metrics, at most 128 bytes; empty: "batcher-N".
+  std::string name;
+  // Receives its batches, its input's drops and close (pushstage/observe/observer.hpp).
+  std::shared_ptr<Observer> observer;
 
   [[nodiscard]] static DispatcherOptions default_input() {
     DispatcherOptions o;
@@ -106,13 +112,15 @@ class Batcher {
       : Batcher(std::move(options), KeyOf{}, std::move(handler), std::move(dead_letter)) {}
   // Events grouped by key_of(event) (Key: hashable, equality-comparable, copyable).
   Batcher(BatcherOptions options, KeyOf key_of, Handler handler, DeadLetter dead_letter = {})
-      : size_((detail::check_batcher_options(options, static_cast<bool>(handler)),
-               options.batch_size)),
+      : listing_(listing_spec(options, static_cast<bool>(handler))),
+        size_(options.batch_size),
         timeout_(options.batch_timeout),
         key_of_(std::move(key_of)),
-        input_(options.input),
-        batches_(batch_buffer(options.processors)),
-        processors_(batches_, options.processors, std::move(handler), std::move(dead_letter)) {
+        input_(detail::PartOf{&listing_}, options.input),
+        batches_(detail::PartOf{&listing_, false}, batch_buffer(options.processors)),
+        processors_(batches_, processor_options(options), observed(std::move(handler)),
+                    std::move(dead_letter)) {
+    listing_.add_alias(&batches_);  // the processors take from it: the Topology's edge
     grouper_ = std::thread([this] { group(); });
   }
   Batcher(const Batcher&) = delete;
@@ -120,6 +128,7 @@ class Batcher {
   // Closes, lets paused or manual processors take every batch (else the grouping thread would
   // wait for room among their batches for ever), and joins.
   ~Batcher() {
+    listing_.leave();
     close();
     processors_.lift_limits();
     join();
@@ -131,7 +140,11 @@ class Batcher {
   [[nodiscard]] Producer producer() { return input_.producer(); }
 
   // Closes the input: what is left is grouped and flushed, then the processors drain.
-  void close() noexcept { input_.close(); }
+  void close() noexcept {
+    const bool first = !input_.closed();  // telemetry only: two racing first calls both report
+    input_.close();
+    if (first && listing_.observer() != nullptr) listing_.emit(listing_.event(Telemetry::Closed));
+  }
   // Fan-in (see Dispatcher::add_upstream()): the input closes after the last stage leaves.
   void add_upstream() noexcept { input_.add_upstream(); }
   void remove_upstream() noexcept { input_.remove_upstream(); }
@@ -146,15 +159,11 @@ class Batcher {
 
   // The processors' pool: pause(), resume(), resize(), stats().
   [[nodiscard]] ConsumerPool<Batch>& processors() noexcept { return processors_; }
+  // Its name in the Topology (BatcherOptions::name, or the default).
+  [[nodiscard]] const std::string& name() const noexcept { return listing_.name(); }
 
   [[nodiscard]] BatcherStats stats() const {
-    BatcherStats s;
-    s.full = full_.load(std::memory_order_relaxed);  // statistics: relaxed throughout
-    s.timed_out = timed_out_.load(std::memory_order_relaxed);
-    s.at_close = at_close_.load(std::memory_order_relaxed);
-    s.batches = s.full + s.timed_out + s.at_close;
-    s.events = events_.load(std::memory_order_relaxed);
-    s.input = input_.stats();
+    BatcherStats s = stats_without_processors();
     s.processors = processors_.stats();
     return s;
   }
@@ -169,6 +178,68 @@ class Batcher {
     Key key;
     std::uint64_t id;
   };
+
+  // Validates the options (first: nothing is built for invalid ones) and lists the batcher.
+  detail::ListingSpec listing_spec(const BatcherOptions& options, bool has_handler) {
+    detail::check_batcher_options(options, has_handler);
+    detail::ListingSpec spec;
+    spec.kind = ComponentKind::Batcher;
+    spec.name = options.name;
+    spec.name_field = "BatcherOptions::name";
+    spec.observer = options.observer;
+    spec.identity = this;
+    spec.options = detail::describe(options.input);
+    spec.options.emplace_back("batch_size", std::to_string(options.batch_size));
+    spec.options.emplace_back("batch_timeout",
+                              std::to_string(options.batch_timeout.count()) + " ns");
+    spec.fill = [this, capacity = options.input.capacity](ComponentSnapshot& s) {
+      const BatcherStats b = stats_without_processors();
+      s.buffer = b.input;
+      s.capacity = capacity;
+      s.batches = BatchSnapshot{b.events, b.batches, b.full, b.timed_out, b.at_close};
+    };
+    return spec;
+  }
+  PoolOptions processor_options(const BatcherOptions& options) const {
+    PoolOptions p = options.processors;
+    if (p.name.empty()) p.name = listing_.name() + ".processors";
+    if (!p.observer) p.observer = options.observer;
+    return p;
+  }
+  // With an observer: the handler reports BatchStart and BatchStop around each batch.
+  Handler observed(Handler handler) const {
+    if (listing_.observer() == nullptr) return handler;
+    return [this, h = std::move(handler)](Batch& batch) {
+      TelemetryEvent start = listing_.event(Telemetry::BatchStart);
+      start.count = batch.events.size();
+      start.trigger = batch.trigger;
+      listing_.emit(start);
+      const auto began = std::chrono::steady_clock::now();
+      TelemetryEvent stop = listing_.event(Telemetry::BatchStop);
+      stop.count = batch.events.size();
+      stop.trigger = batch.trigger;
+      try {
+        h(batch);
+      } catch (...) {
+        stop.error = std::current_exception();
+        stop.duration = std::chrono::steady_clock::now() - began;
+        listing_.emit(stop);
+        throw;  // the processors retry it or send it to the dead letter
+      }
+      stop.duration = std::chrono::steady_clock::now() - began;
+      listing_.emit(stop);
+    };
+  }
+  BatcherStats stats_without_processors() const {
+    BatcherStats s;
+    s.full = full_.load(std::memory_order_relaxed);  // statistics: relaxed throughout
+    s.timed_out = timed_out_.load(std::memory_order_relaxed);
+    s.at_close = at_close_.load(std::memory_order_relaxed);
+    s.batches = s.full + s.timed_out + s.at_close;
+    s.events = events_.load(std::memory_order_relaxed);
+    s.input = input_.stats();
+    return s;
+  }
 
   // Built before the processors' pool, from options check_batcher_options() already validated.
   static DispatcherOptions batch_buffer(const PoolOptions& processors) {
@@ -240,6 +311,8 @@ class Batcher {
     batches_.close();
   }
 
+  // First: its parts report as the batcher until they are destroyed.
+  detail::Listing listing_;
   const std::size_t size_;
   const std::chrono::nanoseconds timeout_;
   const KeyOf key_of_;

@@ -78,7 +78,8 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
               std::move(dead_letter),
               producer_of(sink),
               joiner_of(sink, options.close_sink),
-              leaver_of(sink, options.close_sink)}),
+              leaver_of(sink, options.close_sink),
+              &sink}),
         sink_(sink) {}
 
   // The same with a batch handler: any callable taking (std::span<In>, Emitter&).
@@ -92,7 +93,8 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
               std::move(dead_letter),
               producer_of(sink),
               joiner_of(sink, options.close_sink),
-              leaver_of(sink, options.close_sink)}),
+              leaver_of(sink, options.close_sink),
+              &sink}),
         sink_(sink) {}
 
   [[nodiscard]] Sink& sink() const noexcept { return sink_; }
