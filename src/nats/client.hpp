@@ -1,13 +1,26 @@
-// client.hpp: what Source and Sink share about nats.c: option checks, error text, and a
-// connection with its JetStream context that closes itself.
+// client.hpp: what Source and Sink share about nats.c: option checks, error text without
+// secrets, and a connection with its JetStream context that closes itself.
+//
+// Callbacks: nats.c calls on_error and on_closed (below) on its own callback thread with the
+//   Client as closure, so the Client must outlive every call. It does: after a connection was
+//   established, nats.c posts the closed callback once, as the last callback of that connection
+//   (it joins the connection's reader, which posts the others, first; and one thread delivers
+//   them in order); the destructor closes the connection and waits for that callback before it
+//   frees anything. A connection that fails at construction posts no callback at all.
+// Owners: a Source or Sink declares its Client last, so that the Client is destroyed first and no
+//   on_violation call can reach an owner whose other members are gone.
 #pragma once
 
 #include <nats/nats.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pushstage/nats/connect_options.hpp"
 #include "pushstage/nats/error.hpp"
@@ -26,37 +39,77 @@ void check_duration(std::string_view field, std::chrono::milliseconds value,
                     std::chrono::milliseconds lo, std::chrono::milliseconds hi);
 // A stream or consumer name: 1..255 characters, none of . * > / \ or whitespace.
 void check_name(std::string_view field, const std::string& value);
+// Ranges, the URL list, one kind of credentials, TLS fields that go together. Messages name the
+// field and never hold a secret.
 void check_connect_options(std::string_view owner, const ConnectOptions& o);
+// Whether `o` asks for TLS (TlsOptions: enabled, a tls:// URL, or any TLS field set).
+[[nodiscard]] bool tls_wanted(const ConnectOptions& o);
 
 // ---- errors ----
 
 // The most precise text nats.c has for a failure that returned `s` on this thread: its last error
 // (without the "(file.c:123): " location) or the status' name.
 std::string status_text(natsStatus s);
-// Error("pushstage::nats: <what>: <status_text(s)>", s, js_code).
+// Error("pushstage::nats: <what>: <status_text(s)>", s, js_code). For failures that involve no
+// connection; Client::error() for those that do (it removes the connection's secrets).
 Error make_error(const std::string& what, natsStatus s, int js_code = 0);
 
 // ---- a connection and its JetStream context ----
 
 class Client {
  public:
-  // Connects (no retry: a bad URL or a server that is down fails within connect_timeout) and
-  // opens a JetStream context; `js` may add publish-async settings. Throws Error naming `owner`.
-  Client(std::string_view owner, const ConnectOptions& o, const jsOptions* js = nullptr);
-  // Closes the connection (nats.c flushes what is buffered, e.g. acks), frees both.
+  // Called on nats.c's callback thread with the server's text (secrets removed) each time it
+  // refuses a publish or a subscription of this connection ("Permissions Violation for ...").
+  // Must not throw; may call close().
+  using ViolationHook = std::function<void(const std::string& text)>;
+
+  // Checks that the files the options name can be read, connects (no retry: a bad URL, a server
+  // that is down, refused credentials or a failed TLS handshake fail within connect_timeout,
+  // after one attempt per URL) and opens a JetStream context; `js` may add publish-async
+  // settings. Throws Error naming `owner` and the cause.
+  Client(std::string_view owner, const ConnectOptions& o, const jsOptions* js = nullptr,
+         ViolationHook on_violation = {});
+  // close(), waits for nats.c's last callback of this connection, frees both.
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
+  // Closes the connection now (nats.c flushes what is buffered, e.g. acks); requests in progress
+  // fail at once. Idempotent; safe from any thread, nats.c's callbacks included.
+  void close() noexcept;
+
   [[nodiscard]] natsConnection* nc() const noexcept { return nc_; }
   [[nodiscard]] jsCtx* js() const noexcept { return js_; }
+  // The URL list, redacted (redacted_url()).
   [[nodiscard]] const std::string& url() const noexcept { return url_; }
   [[nodiscard]] bool connected() const noexcept;
   [[nodiscard]] bool closed() const noexcept;
   [[nodiscard]] std::uint64_t reconnects() const noexcept;
+  // Why nats.c closed the connection for good (its last error on it, e.g. "Authorization
+  // Violation" after the server refused the credentials twice while reconnecting); secrets
+  // removed. Empty when it has none.
+  [[nodiscard]] std::string closed_cause() const;
+
+  // `text` with every secret of this connection's options (password, token, the URL's
+  // user-info) replaced by "***".
+  [[nodiscard]] std::string scrub(std::string text) const;
+  // Error("pushstage::nats: <what>: <status_text(s)>", s, js_code), scrubbed.
+  [[nodiscard]] Error error(const std::string& what, natsStatus s, int js_code = 0) const;
 
  private:
+  static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+  static void on_closed(natsConnection* nc, void* closure);
+  // Closes, waits for on_closed, destroys the connection (and the context, when there is one).
+  void shut() noexcept;
+
   std::string url_;
+  std::vector<std::string> secrets_;
+  ViolationHook on_violation_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool closed_callback_ = false;  // guarded by mu_: nats.c has made its last callback
+
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
 };
