@@ -20,6 +20,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -65,7 +66,8 @@ class Admin {
     const natsStatus s = natsConnection_Connect(&nc_, o);
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
-      throw std::runtime_error("--broker: cannot connect to " + url + ": " + natsStatus_GetText(s));
+      throw std::runtime_error("--broker: cannot connect to " + redacted_argument(url) + ": " +
+                               natsStatus_GetText(s));
     }
     natsConnection_JetStream(&js_, nc_, nullptr);
   }
@@ -160,7 +162,11 @@ struct Worker {
   }
 };
 
-Worker spawn_worker(const std::vector<std::string>& args) {
+// The broker URL reaches a worker through its environment, not its argv: a URL may hold a
+// password, and every local user can read a process's argv (ps), not its environment.
+constexpr const char* kBrokerUrlVariable = "PUSHSTAGE_BENCH_BROKER_URL";
+
+Worker spawn_worker(const std::vector<std::string>& args, const std::string& broker_url) {
   int in[2];
   int out[2];
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
@@ -169,6 +175,15 @@ Worker spawn_worker(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  const std::string url_entry = std::string(kBrokerUrlVariable) + "=" + broker_url;
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, kBrokerUrlVariable, std::strlen(kBrokerUrlVariable)) != 0) {
+      envp.push_back(*e);
+    }
+  }
+  envp.push_back(const_cast<char*>(url_entry.c_str()));
+  envp.push_back(nullptr);
   const pid_t parent = getpid();
   std::fflush(stdout);
   std::fflush(stderr);
@@ -179,7 +194,7 @@ Worker spawn_worker(const std::vector<std::string>& args) {
     if (getppid() != parent) _exit(127);
     dup2(in[0], 0);
     dup2(out[1], 1);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(in[0]);
@@ -257,10 +272,11 @@ CaseOutcome run_case(const BrokerSpec& spec, Admin& admin, std::size_t processes
     }
   };
   for (std::size_t i = 0; i < processes; ++i) {
-    workers.push_back(spawn_worker({spec.self, "--broker-worker", spec.url, stream, consumer,
-                                    std::to_string(spec.consumers), std::to_string(spec.max_demand),
-                                    spec.work_mode == WorkMode::kSpin ? "spin" : "sleep",
-                                    spec.pin ? "pin" : "no-pin"}));
+    workers.push_back(spawn_worker(
+        {spec.self, "--broker-worker", "-", stream, consumer, std::to_string(spec.consumers),
+         std::to_string(spec.max_demand), spec.work_mode == WorkMode::kSpin ? "spin" : "sleep",
+         spec.pin ? "pin" : "no-pin"},
+        spec.url));
   }
   for (Worker& w : workers) {
     const auto l = w.line(30s);
@@ -451,7 +467,8 @@ nlohmann::json outcome_json(const CaseOutcome& c) {
 
 BrokerReport run_broker(const BrokerSpec& spec, std::ostream& out) {
   Admin admin(spec.url);
-  out << "broker " << spec.url << ": stream in memory, one durable pull consumer shared by every "
+  out << "broker " << redacted_argument(spec.url)
+      << ": stream in memory, one durable pull consumer shared by every "
       << "process; " << spec.events << " events per case, "
       << (spec.rate > 0 ? "published at " + rate_text(spec.rate)
                         : std::string("all published at once"))
@@ -491,14 +508,16 @@ BrokerReport run_broker(const BrokerSpec& spec, std::ostream& out) {
 int broker_worker_main(const std::vector<std::string>& args) {
   if (args.size() != 7) {
     std::fprintf(stderr,
-                 "pushstage-bench --broker-worker URL STREAM CONSUMER CONSUMERS MAX_DEMAND "
-                 "spin|sleep pin|no-pin (started by --broker)\n");
+                 "pushstage-bench --broker-worker URL|- STREAM CONSUMER CONSUMERS MAX_DEMAND "
+                 "spin|sleep pin|no-pin (started by --broker; -: the URL is in $%s)\n",
+                 kBrokerUrlVariable);
     return 2;
   }
   const WorkMode mode = args[5] == "spin" ? WorkMode::kSpin : WorkMode::kSleep;
   if (mode == WorkMode::kSpin) (void)calibrate_spin_work();
   pushstage::nats::SourceOptions so;
-  so.connection.url = args[0];
+  const char* from_env = std::getenv(kBrokerUrlVariable);
+  so.connection.url = args[0] == "-" && from_env != nullptr ? from_env : args[0];
   so.connection.name = "pushstage-bench worker " + std::to_string(getpid());
   so.stream = args[1];
   so.consumer = args[2];

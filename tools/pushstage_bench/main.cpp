@@ -27,13 +27,13 @@
 namespace pushstage::bench {
 namespace {
 
-// The command line as typed, for the JSON reports.
+// The command line as typed, for the JSON reports; a URL's password or token as "***".
 std::string command_text(int argc, char** argv) {
   std::string command;
   for (int i = 0; i < argc; ++i) {
     // append, not " " + std::string: GCC 12 -O3 warns (-Wrestrict, a false positive) on that.
     if (i != 0) command.append(" ");
-    command.append(argv[i]);
+    command.append(redacted_argument(argv[i]));
   }
   return command;
 }
@@ -81,7 +81,7 @@ int run_broker_main(const BrokerCommand& b, const std::string& json_path, int ar
     nlohmann::json doc = {{"tool", "pushstage-bench"},
                           {"command", command_text(argc, argv)},
                           {"mode", "broker"},
-                          {"broker", spec.url},
+                          {"broker", redacted_argument(spec.url)},
                           {"events", spec.events},
                           {"consumers_per_process", spec.consumers},
                           {"max_demand", spec.max_demand},
