@@ -80,7 +80,10 @@ std::optional<ServerUrl> parse_server_url(std::string_view text) noexcept {
     const std::string_view info = rest.substr(0, at);
     u.has_userinfo = true;
     const auto colon = info.find(':');
-    u.has_password = colon != std::string_view::npos;
+    // A '@' before the ':' leaves it unclear where a token would end ("t0ken@x:y@host"): then
+    // the whole user-info counts as the secret, like a token.
+    u.has_password = colon != std::string_view::npos &&
+                     info.substr(0, colon).find('@') == std::string_view::npos;
     u.user = u.has_password ? info.substr(0, colon) : std::string_view();
     rest.remove_prefix(at + 1);
   }

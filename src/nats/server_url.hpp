@@ -5,7 +5,8 @@
 //
 // Grammar (nats.c's):  [scheme "://"] [userinfo "@"] host [":" port]
 //   userinfo  user ":" password, or a token (no ':'); the LAST '@' ends it, so a password may
-//             hold '@' but not ',' (the list separator)
+//             hold '@' but not ',' (the list separator). A user holding '@' makes the whole
+//             user-info a token (where the secret starts is not clear then).
 //   host      a name or IPv4 address ([A-Za-z0-9._-]+), or an IPv6 address in brackets
 //   port      1 to 65535
 // A list separates URLs with commas; spaces around each URL are ignored.
@@ -21,7 +22,7 @@ namespace pushstage::nats::detail {
 struct ServerUrl {
   std::string_view scheme;    // as written ("nats", "TLS", ...); empty when absent
   bool has_userinfo = false;  // user:password@ or token@
-  bool has_password = false;  // the userinfo has a ':' (user:password)
+  bool has_password = false;  // user:password (a ':' with no '@' before it)
   std::string_view user;      // before the ':' (empty for a token)
   std::string_view host;      // as written, an IPv6 address with its brackets
   std::string_view port;      // digits; empty when absent

@@ -94,6 +94,9 @@ TEST(NatsUrl, RedactsPasswordsAndTokens) {
   EXPECT_EQ(redacted_url("nats://a:p@h1:1, nats://h2:2,tls://b:q@[::1]:3"),
             "nats://a:***@h1:1,nats://h2:2,tls://b:***@[::1]:3");
   EXPECT_EQ(redacted_url("nats://alice:p@ss@host"), "nats://alice:***@host");  // last '@' ends it
+  // A '@' before the ':': where a token would end is unclear, so all of the user-info is masked.
+  EXPECT_EQ(redacted_url("nats://t0ken@x:y@host"), "nats://***@host");
+  EXPECT_EQ(redacted_url("nats://me@corp.example:pw@host:1"), "nats://***@host:1");
   // A password holding ',' splits its URL: the pieces are masked whole.
   EXPECT_EQ(redacted_url("nats://alice:pa,ss@host:4222"), "***,***@host:4222");
   // Without user-info nothing can be secret: a typo stays readable.
