@@ -16,10 +16,11 @@
 //   nats.c's callback thread) means no acknowledgement will come for S: every pending publish to S
 //   fails at once instead of at ack_timeout. Refusing the subscription to the acknowledgements'
 //   inbox means none will come at all: every pending publish fails, and so does every later one.
-// Shutdown: after waiting for the acknowledgements, the destructor takes back what nats.c still
-//   holds (js_PublishAsyncGetPendingList: no callback fires for those afterwards) and then waits
-//   with js_PublishAsyncComplete, which returns only after every callback in progress returned;
-//   only then may the core go away.
+// Shutdown: a Sink that never published has nothing to wait for (and nats.c no publish state to
+//   ask). Otherwise, after waiting for the acknowledgements, the destructor takes back what nats.c
+//   still holds (js_PublishAsyncGetPendingList: no callback fires for those afterwards) and then
+//   waits with js_PublishAsyncComplete, which returns only after every callback in progress
+//   returned; only then may the core go away.
 #include "pushstage/nats/sink.hpp"
 
 #include <nats/nats.h>
@@ -80,6 +81,13 @@ class SinkCore {
                 [this](const std::string& text) { on_violation(text); }) {}
 
   ~SinkCore() {
+    // Relaxed: every publish() has returned before the destructor runs, ordered by whatever the
+    // owner used to know it (a join, a lock).
+    if (published_.load(std::memory_order_relaxed) == 0) {
+      // Nothing was handed to nats.c: it has no publish state, and its
+      // js_PublishAsyncGetPendingList would dereference a null pointer (nats.c 3.4.1).
+      return;
+    }
     (void)flush(options_.ack_timeout);
     natsMsgList pending{};
     if (js_PublishAsyncGetPendingList(&pending, client_.js()) == NATS_OK) {
