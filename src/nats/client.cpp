@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
@@ -11,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "creds_file.hpp"
 #include "server_url.hpp"
 
 namespace pushstage::nats::detail {
@@ -143,6 +145,52 @@ std::string explain_connect_failure(natsStatus s, const std::string& text,
       return text;
     default:
       return text;
+  }
+}
+
+// The whole file, in one allocation (so that wipe() reaches every copy of a secret in it);
+// false with errno set when it cannot be read.
+bool read_secret_file(const std::string& path, std::string& text) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  bool ok = std::fseek(f, 0, SEEK_END) == 0;
+  const long size = ok ? std::ftell(f) : -1;
+  ok = ok && size >= 0 && std::fseek(f, 0, SEEK_SET) == 0;
+  if (ok) {
+    text.assign(static_cast<std::size_t>(size), '\0');
+    ok = std::fread(text.data(), 1, text.size(), f) == text.size();
+  }
+  std::fclose(f);
+  return ok;
+}
+
+void wipe(std::string& secret) noexcept {
+  explicit_bzero(secret.data(), secret.size());
+  secret.clear();
+}
+
+// A copy for nats.c, which frees what a callback returns with free().
+char* c_copy(const std::string& text) noexcept { return strdup(text.c_str()); }
+
+// Throws Error unless `path` (the option `field`) holds what a connection will read from it: a
+// seed, and with `jwt` a user JWT too.
+void check_credentials_file(std::string_view owner, const char* field, const std::string& path,
+                            bool jwt) {
+  std::string text;
+  if (!read_secret_file(path, text)) {
+    const int e = errno;
+    throw Error("pushstage::nats: " + std::string(owner) + ": cannot read connection." + field +
+                " '" + path + "': " + std::generic_category().message(e));
+  }
+  const bool has_jwt = creds_block(text, "NATS USER JWT").has_value();
+  const bool has_seed = creds_seed(text).has_value();
+  wipe(text);
+  if ((jwt && !has_jwt) || !has_seed) {
+    throw Error("pushstage::nats: " + std::string(owner) + ": connection." + field + " '" + path +
+                "' holds no " +
+                (jwt && !has_jwt ? "user JWT (a -----BEGIN NATS USER JWT----- block)"
+                                 : "NKey seed (a -----BEGIN USER NKEY SEED----- block, or the "
+                                   "seed alone)"));
   }
 }
 
@@ -301,8 +349,6 @@ Client::Client(std::string_view owner, const ConnectOptions& o, const jsOptions*
   check_readable(owner, "tls.ca_file", o.tls.ca_file);
   check_readable(owner, "tls.cert_file", o.tls.cert_file);
   check_readable(owner, "tls.key_file", o.tls.key_file);
-  check_readable(owner, "nkey_seed_file", o.nkey_seed_file);
-  check_readable(owner, "creds_file", o.creds_file);
   const auto check = [&](natsStatus s, const std::string& what) {
     if (s != NATS_OK) throw error(who + ": " + what, s);
   };
@@ -323,11 +369,15 @@ Client::Client(std::string_view owner, const ConnectOptions& o, const jsOptions*
   }
   if (!o.token.empty()) check(natsOptions_SetToken(opts.o, o.token.c_str()), "token");
   if (!o.nkey.empty()) {
-    check(natsOptions_SetNKeyFromSeed(opts.o, o.nkey.c_str(), o.nkey_seed_file.c_str()),
-          "connection.nkey_seed_file '" + o.nkey_seed_file + "'");
+    check_credentials_file(owner, "nkey_seed_file", o.nkey_seed_file, /*jwt=*/false);
+    seed_file_ = o.nkey_seed_file;
+    check(natsOptions_SetNKey(opts.o, o.nkey.c_str(), &Client::sign, this), "connection.nkey");
   }
   if (!o.creds_file.empty()) {
-    check(natsOptions_SetUserCredentialsFromFiles(opts.o, o.creds_file.c_str(), nullptr),
+    check_credentials_file(owner, "creds_file", o.creds_file, /*jwt=*/true);
+    seed_file_ = creds_file_ = o.creds_file;
+    check(natsOptions_SetUserCredentialsCallbacks(opts.o, &Client::user_jwt, this, &Client::sign,
+                                                  this),
           "connection.creds_file '" + o.creds_file + "'");
   }
   if (tls_wanted(o)) {
@@ -350,7 +400,15 @@ Client::Client(std::string_view owner, const ConnectOptions& o, const jsOptions*
       check(natsOptions_SkipServerVerification(opts.o, true), "connection.tls.skip_verify");
     }
   }
-  const natsStatus s = natsConnection_Connect(&nc_, opts.o);
+  natsStatus s = NATS_OK;
+  for (int retry = 0;; ++retry) {  // Signatures (client.hpp): only after sign() refused one
+    zero_signature_.store(false, std::memory_order_relaxed);
+    s = natsConnection_Connect(&nc_, opts.o);
+    if (s == NATS_OK || !zero_signature_.load(std::memory_order_relaxed) ||
+        retry == kSignatureRetries) {
+      break;
+    }
+  }
   if (s != NATS_OK) {
     nc_ = nullptr;  // nats.c has freed it, and made no callback
     throw Error(scrub("pushstage::nats: " + who + ": cannot connect to " + url_ + " " +
@@ -407,6 +465,51 @@ void Client::on_closed(natsConnection* /*nc*/, void* closure) {
   const std::lock_guard lock(self->mu_);
   self->closed_callback_ = true;
   self->cv_.notify_all();  // under the lock: shut() may free the Client as soon as it returns
+}
+
+natsStatus Client::user_jwt(char** jwt, char** error, void* closure) {
+  const auto* self = static_cast<const Client*>(closure);
+  std::string text;
+  if (!read_secret_file(self->creds_file_, text)) {
+    *error = c_copy("cannot read the .creds file '" + self->creds_file_ + "'");
+    return NATS_ERR;
+  }
+  const std::optional<std::string_view> found = creds_block(text, "NATS USER JWT");
+  *jwt = found ? strndup(found->data(), found->size()) : nullptr;
+  wipe(text);
+  if (*jwt == nullptr) {
+    *error = c_copy("no user JWT in the .creds file '" + self->creds_file_ + "'");
+    return NATS_ERR;
+  }
+  return NATS_OK;
+}
+
+natsStatus Client::sign(char** error, unsigned char** signature, int* length, const char* nonce,
+                        void* closure) {
+  auto* self = static_cast<Client*>(closure);
+  std::string text;
+  if (!read_secret_file(self->seed_file_, text)) {
+    *error = c_copy("cannot read the seed in '" + self->seed_file_ + "'");
+    return NATS_ERR;
+  }
+  const std::optional<std::string_view> found = creds_seed(text);
+  std::string seed(found.value_or(std::string_view()));  // nats_Sign wants it NUL-terminated
+  wipe(text);
+  const natsStatus s = seed.empty() ? NATS_ERR : nats_Sign(seed.c_str(), nonce, signature, length);
+  wipe(seed);
+  if (s != NATS_OK) {
+    *error = c_copy("cannot sign with the seed in '" + self->seed_file_ + "'");
+    return s;
+  }
+  if (*length > 0 && (*signature)[0] == 0) {
+    std::free(*signature);  // nats.c would send it empty: refuse it, connect again
+    *signature = nullptr;
+    *length = 0;
+    self->zero_signature_.store(true, std::memory_order_relaxed);  // see its declaration
+    *error = c_copy("the signature starts with a zero byte, which nats.c sends empty; try again");
+    return NATS_ERR;
+  }
+  return NATS_OK;
 }
 
 bool Client::connected() const noexcept {

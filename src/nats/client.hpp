@@ -9,10 +9,18 @@
 //   frees anything. A connection that fails at construction posts no callback at all.
 // Owners: a Source or Sink declares its Client last, so that the Client is destroyed first and no
 //   on_violation call can reach an owner whose other members are gone.
+// Signatures: with an NKey or a .creds file the Client signs the server's nonce itself (sign(),
+//   reading the seed file at each connection as nats.c would), because nats.c 3.4.1 sends an
+//   empty signature when its first byte is 0, and the server then refuses the credentials: 1
+//   connection in 256. sign() refuses such a signature instead, so that the attempt fails before
+//   authentication; the constructor then connects again (a new nonce, kSignatureRetries at
+//   most), and a reconnection simply goes on to its next attempt (a refusal by the server would
+//   count towards nats.c's "refused twice: give up").
 #pragma once
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -99,12 +107,25 @@ class Client {
  private:
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
   static void on_closed(natsConnection* nc, void* closure);
+  // nats.c's credential callbacks (Signatures, above); called on the connecting thread.
+  static natsStatus user_jwt(char** jwt, char** error, void* closure);
+  static natsStatus sign(char** error, unsigned char** signature, int* length, const char* nonce,
+                         void* closure);
   // Closes, waits for on_closed, destroys the connection (and the context, when there is one).
   void shut() noexcept;
+
+  static constexpr int kSignatureRetries = 3;
 
   std::string url_;
   std::vector<std::string> secrets_;
   ViolationHook on_violation_;
+  std::string seed_file_;   // the NKey seed file or .creds file sign() reads; empty: none
+  std::string creds_file_;  // the .creds file user_jwt() reads; empty: none
+  // sign() refused a signature that starts with 0. Written by sign() and read by the constructor
+  // on the constructing thread (nats.c connects on the caller's thread); sign() also runs on
+  // nats.c's reconnect thread, where nobody reads it: atomic only so that those writes are not a
+  // race, relaxed since it orders nothing.
+  std::atomic<bool> zero_signature_{false};
 
   std::mutex mu_;
   std::condition_variable cv_;

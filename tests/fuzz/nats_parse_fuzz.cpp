@@ -11,16 +11,21 @@
 //      its parts
 //   4  redacted_url: a URL list with a secret planted as user:SECRET@ or SECRET@ (a token, so
 //      without ':') among fuzzed items: the secret must not be printed
+//   5  creds_block / creds_seed: arbitrary bytes as a .creds or seed file; a value found is one
+//      trimmed line of the text, and a value written between markers is found again
 // A crash, a sanitizer report or a broken property aborts.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ack_reply.hpp"
+#include "creds_file.hpp"
 #include "pushstage/nats/connect_options.hpp"
 #include "server_error.hpp"
 #include "server_url.hpp"
@@ -156,11 +161,47 @@ void check_planted_secret(FuzzedDataProvider& in) {
   }
 }
 
+void check_found_line(const std::string& text, std::optional<std::string_view> value) {
+  if (!value) return;
+  FUZZ_CHECK(!value->empty());
+  FUZZ_CHECK(value->find('\n') == std::string_view::npos);
+  FUZZ_CHECK(value->front() != ' ' && value->back() != ' ' && value->back() != '\r');
+  // A view into the text itself.
+  FUZZ_CHECK(value->data() >= text.data() &&
+             value->data() + value->size() <= text.data() + text.size());
+}
+
+void check_creds(const std::string& text) {
+  check_found_line(text, detail::creds_block(text, "NATS USER JWT"));
+  check_found_line(text, detail::creds_seed(text));
+  // Whatever one line the text starts with, written as a .creds file it is found again.
+  const std::string value(text.substr(0, text.find('\n')));
+  const std::string file = "-----BEGIN NATS USER JWT-----\n" + value +
+                           "\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n" +
+                           value + "\n------END USER NKEY SEED------\n";
+  const auto jwt = detail::creds_block(file, "NATS USER JWT");
+  const auto seed = detail::creds_seed(file);
+  const auto trimmed = [](std::string v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.front() == '\r'))
+      v.erase(0, 1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.pop_back();
+    return v;
+  }(value);
+  const bool marker = trimmed.size() >= 6 && trimmed.rfind("---", 0) == 0 &&
+                      trimmed.compare(trimmed.size() - 3, 3, "---") == 0;
+  if (trimmed.empty() || marker) {
+    FUZZ_CHECK(!jwt.has_value());
+  } else {
+    FUZZ_CHECK(jwt.has_value() && *jwt == trimmed);
+    FUZZ_CHECK(seed.has_value() && *seed == trimmed);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
-  switch (in.ConsumeIntegralInRange<int>(0, 4)) {
+  switch (in.ConsumeIntegralInRange<int>(0, 5)) {
     case 0:
       check_ack_reply(in.ConsumeRemainingBytesAsString());
       break;
@@ -173,8 +214,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 3:
       check_url(in.ConsumeRemainingBytesAsString());
       break;
-    default:
+    case 4:
       check_planted_secret(in);
+      break;
+    default:
+      check_creds(in.ConsumeRemainingBytesAsString());
       break;
   }
   return 0;

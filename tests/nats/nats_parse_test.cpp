@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ack_reply.hpp"
+#include "creds_file.hpp"
 #include "pushstage/nats/sink.hpp"
 #include "server_error.hpp"
 #include "server_url.hpp"
@@ -84,6 +85,31 @@ TEST(NatsServerError, ReadsPermissionViolations) {
   EXPECT_FALSE(parse_permission_violation("Authorization Violation").has_value());
   EXPECT_FALSE(parse_permission_violation("Permissions Violation for Something").has_value());
   EXPECT_FALSE(parse_permission_violation("").has_value());
+}
+
+// ---- .creds and seed files ----
+
+TEST(NatsCredsFile, FindsTheJwtAndTheSeed) {
+  const std::string creds =
+      "-----BEGIN NATS USER JWT-----\r\n"
+      "  eyJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.c2ln \r\n"
+      "------END NATS USER JWT------\r\n\r\n"
+      "************************* IMPORTANT *************************\n"
+      "NKEY Seed printed below can be used to sign and prove identity.\n\n"
+      "-----BEGIN USER NKEY SEED-----\n"
+      "SUAFDITLL3D6UMT3SJTW2OOAAZKI2ESSDADNKG7PTMZ4FM6BXG3WDJZTVA\n"
+      "------END USER NKEY SEED------\n";
+  EXPECT_EQ(detail::creds_block(creds, "NATS USER JWT"), "eyJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.c2ln");
+  EXPECT_EQ(detail::creds_seed(creds),
+            "SUAFDITLL3D6UMT3SJTW2OOAAZKI2ESSDADNKG7PTMZ4FM6BXG3WDJZTVA");
+  // A bare seed file.
+  EXPECT_EQ(detail::creds_seed("\n  SUAFDITLL3D6UMT3\n"), "SUAFDITLL3D6UMT3");
+  // Blocks, but none of a seed; a marker where the value should be; nothing at all.
+  EXPECT_FALSE(detail::creds_seed("-----BEGIN NATS USER JWT-----\nx\n-----END-----\n"));
+  EXPECT_FALSE(detail::creds_block("-----BEGIN NATS USER JWT-----\n------END NATS USER JWT------",
+                                   "NATS USER JWT"));
+  EXPECT_FALSE(detail::creds_block("", "NATS USER JWT"));
+  EXPECT_FALSE(detail::creds_seed(""));
 }
 
 // ---- URLs: what is printed never holds the secret ----
