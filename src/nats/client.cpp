@@ -3,9 +3,12 @@
 
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -206,7 +209,33 @@ void check_readable(std::string_view owner, const char* field, const std::string
   std::fclose(f);
 }
 
+std::string scrub_with(const std::vector<std::string>& secrets, std::string text) {
+  for (const std::string& secret : secrets) {
+    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
+      text.replace(at, secret.size(), "***");
+    }
+  }
+  return text;
+}
+
+// This thread runs one of the Client's nats.c callbacks (Callbacks in client.hpp).
+thread_local bool t_in_callback = false;
+
 }  // namespace
+
+// What nats.c's callbacks use (Callbacks in client.hpp): it outlives the Client when the Client is
+// destroyed on nats.c's callback thread, and then on_closed frees it.
+struct Client::Callbacks {
+  explicit Callbacks(ViolationHook hook, std::vector<std::string> s)
+      : on_violation(std::move(hook)), secrets(std::move(s)) {}
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool closed = false;         // guarded by mu: nats.c has made its last callback
+  bool orphaned = false;       // guarded by mu: the Client is gone, on_closed frees this
+  ViolationHook on_violation;  // guarded by mu: emptied when the Client goes
+  const std::vector<std::string> secrets;
+};
 
 void check_count(std::string_view field, long long value, long long lo, long long hi) {
   if (value < lo || value > hi) {
@@ -344,8 +373,10 @@ Error make_error(const std::string& what, natsStatus s, int js_code) {
 
 Client::Client(std::string_view owner, const ConnectOptions& o, const jsOptions* js,
                ViolationHook on_violation)
-    : url_(redacted_url(o.url)), secrets_(secrets_of(o)), on_violation_(std::move(on_violation)) {
+    : url_(redacted_url(o.url)), secrets_(secrets_of(o)) {
   const std::string who(owner);
+  // Owned here until the connection is up: nats.c makes no callback for one that failed.
+  auto callbacks = std::make_unique<Callbacks>(std::move(on_violation), secrets_);
   check_readable(owner, "tls.ca_file", o.tls.ca_file);
   check_readable(owner, "tls.cert_file", o.tls.cert_file);
   check_readable(owner, "tls.key_file", o.tls.key_file);
@@ -362,8 +393,8 @@ Client::Client(std::string_view owner, const ConnectOptions& o, const jsOptions*
   // JetStream API requests fail at once when the connection drops, instead of at their timeout.
   check(natsOptions_SetFailRequestsOnDisconnect(opts.o, true), "fail requests");
   check(natsOptions_SetSendAsap(opts.o, o.send_asap), "send_asap");
-  check(natsOptions_SetErrorHandler(opts.o, &Client::on_error, this), "error handler");
-  check(natsOptions_SetClosedCB(opts.o, &Client::on_closed, this), "closed callback");
+  check(natsOptions_SetErrorHandler(opts.o, &Client::on_error, callbacks.get()), "error handler");
+  check(natsOptions_SetClosedCB(opts.o, &Client::on_closed, callbacks.get()), "closed callback");
   if (!o.user.empty()) {
     check(natsOptions_SetUserInfo(opts.o, o.user.c_str(), o.password.c_str()), "user");
   }
@@ -410,11 +441,12 @@ Client::Client(std::string_view owner, const ConnectOptions& o, const jsOptions*
     }
   }
   if (s != NATS_OK) {
-    nc_ = nullptr;  // nats.c has freed it, and made no callback
+    nc_ = nullptr;  // nats.c has freed it, and made no callback: `callbacks` goes with this scope
     throw Error(scrub("pushstage::nats: " + who + ": cannot connect to " + url_ + " " +
                       identity(o) + ": " + explain_connect_failure(s, status_text(s), o)),
                 static_cast<int>(s));
   }
+  callbacks_ = callbacks.release();  // shut() frees it, or leaves it to on_closed
   jsOptions jo;
   if (js != nullptr) {
     jo = *js;
@@ -437,12 +469,21 @@ void Client::shut() noexcept {
   jsCtx_Destroy(js_);
   js_ = nullptr;
   natsConnection_Close(nc_);
+  bool free_here = true;
   {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return closed_callback_; });
+    std::unique_lock lock(callbacks_->mu);  // waits for a hook call in progress
+    callbacks_->on_violation = nullptr;
+    if (!t_in_callback) {
+      callbacks_->cv.wait(lock, [&] { return callbacks_->closed; });
+    } else if (!callbacks_->closed) {  // on_closed runs after the current callback, on this thread
+      callbacks_->orphaned = true;
+      free_here = false;
+    }
   }
-  natsConnection_Destroy(nc_);
+  natsConnection_Destroy(nc_);  // nats.c keeps what its queued callbacks need
   nc_ = nullptr;
+  if (free_here) delete callbacks_;
+  callbacks_ = nullptr;
 }
 
 void Client::close() noexcept { natsConnection_Close(nc_); }
@@ -450,21 +491,30 @@ void Client::close() noexcept { natsConnection_Close(nc_); }
 void Client::on_error(natsConnection* nc, natsSubscription* /*sub*/, natsStatus err,
                       void* closure) {
   if (err != NATS_NOT_PERMITTED) return;  // slow consumers and the like: not ours to act on
-  auto* self = static_cast<Client*>(closure);
+  auto* cb = static_cast<Callbacks*>(closure);
+  t_in_callback = true;
   try {
     const char* text = nullptr;
     (void)natsConnection_GetLastError(nc, &text);
-    const std::string t = self->scrub(text != nullptr && *text != 0 ? text : "not permitted");
-    if (self->on_violation_) self->on_violation_(t);
+    const std::string t =
+        scrub_with(cb->secrets, text != nullptr && *text != 0 ? text : "not permitted");
+    const std::lock_guard lock(cb->mu);  // held during the call: shut() waits for it
+    if (cb->on_violation) cb->on_violation(t);
   } catch (...) {  // std::bad_alloc: nats.c's thread must go on
   }
+  t_in_callback = false;
 }
 
 void Client::on_closed(natsConnection* /*nc*/, void* closure) {
-  auto* self = static_cast<Client*>(closure);
-  const std::lock_guard lock(self->mu_);
-  self->closed_callback_ = true;
-  self->cv_.notify_all();  // under the lock: shut() may free the Client as soon as it returns
+  auto* cb = static_cast<Callbacks*>(closure);
+  bool orphaned = false;
+  {
+    const std::lock_guard lock(cb->mu);
+    cb->closed = true;
+    orphaned = cb->orphaned;
+    cb->cv.notify_all();  // under the lock: shut() may free `cb` as soon as it returns
+  }
+  if (orphaned) delete cb;
 }
 
 natsStatus Client::user_jwt(char** jwt, char** error, void* closure) {
@@ -535,14 +585,7 @@ std::string Client::closed_cause() const {
   return scrub(text != nullptr ? text : "");
 }
 
-std::string Client::scrub(std::string text) const {
-  for (const std::string& secret : secrets_) {
-    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
-      text.replace(at, secret.size(), "***");
-    }
-  }
-  return text;
-}
+std::string Client::scrub(std::string text) const { return scrub_with(secrets_, std::move(text)); }
 
 Error Client::error(const std::string& what, natsStatus s, int js_code) const {
   const Error e = make_error(what, s, js_code);

@@ -1,12 +1,17 @@
 // client.hpp: what Source and Sink share about nats.c: option checks, error text without
 // secrets, and a connection with its JetStream context that closes itself.
 //
-// Callbacks: nats.c calls on_error and on_closed (below) on its own callback thread with the
-//   Client as closure, so the Client must outlive every call. It does: after a connection was
-//   established, nats.c posts the closed callback once, as the last callback of that connection
-//   (it joins the connection's reader, which posts the others, first; and one thread delivers
-//   them in order); the destructor closes the connection and waits for that callback before it
-//   frees anything. A connection that fails at construction posts no callback at all.
+// Callbacks: nats.c calls on_error and on_closed (below) on its one callback thread, with a
+//   Callbacks object (client.cpp) as closure, which must outlive every call. After a connection
+//   was established, nats.c posts the closed callback once, as the last callback of that
+//   connection (it joins the connection's reader, which posts the others, first; and one thread
+//   delivers them in order); a connection that fails at construction posts none. So the
+//   destructor closes the connection and waits for on_closed before it frees the Callbacks,
+//   except on that callback thread itself (a refusal handled there can drop the last Message of
+//   a Source, whose Client then closes there), where on_closed cannot run until the current
+//   callback returns: then the Callbacks are left for on_closed to free. Either way the
+//   destructor first detaches the violation hook (under the Callbacks' lock, which a hook call
+//   holds), so that no hook call reaches a destroyed owner.
 // Owners: a Source or Sink declares its Client last, so that the Client is destroyed first and no
 //   on_violation call can reach an owner whose other members are gone.
 // Signatures: with an NKey or a .creds file the Client signs the server's nonce itself (sign(),
@@ -22,10 +27,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,6 +108,8 @@ class Client {
   [[nodiscard]] Error error(const std::string& what, natsStatus s, int js_code = 0) const;
 
  private:
+  struct Callbacks;  // client.cpp
+
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
   static void on_closed(natsConnection* nc, void* closure);
   // nats.c's credential callbacks (Signatures, above); called on the connecting thread.
@@ -118,7 +123,6 @@ class Client {
 
   std::string url_;
   std::vector<std::string> secrets_;
-  ViolationHook on_violation_;
   std::string seed_file_;   // the NKey seed file or .creds file sign() reads; empty: none
   std::string creds_file_;  // the .creds file user_jwt() reads; empty: none
   // sign() refused a signature that starts with 0. Written by sign() and read by the constructor
@@ -127,10 +131,7 @@ class Client {
   // race, relaxed since it orders nothing.
   std::atomic<bool> zero_signature_{false};
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool closed_callback_ = false;  // guarded by mu_: nats.c has made its last callback
-
+  Callbacks* callbacks_ = nullptr;  // nats.c's closure for on_error and on_closed (Callbacks)
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
 };

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -478,6 +479,53 @@ TEST(NatsSecurity, PublishToAForbiddenSubjectFailsAtOnceAndSettlesItsInput) {
   EXPECT_EQ(total_connections(monitor) - before, 2U);
   admin.delete_stream(secret_stream);
   admin.delete_stream(open_stream);
+}
+
+// The refusal is reported on nats.c's callback thread, where the Sink fails the input and drops
+// it; when that was the last reference to a stopped Source's core, the core's connection closes
+// on that very thread, and must not wait there for a callback that this thread would deliver.
+TEST(NatsSecurity, ARefusalThatDropsTheLastMessageOfAStoppedSourceDoesNotHang) {
+  Admin admin = admin_as(as_alice());
+  const std::string tag = unique_name("t");
+  const std::string stream = unique_name("LAST");
+  admin.add_stream(stream, "open." + tag + ".>");
+  admin.publish("open." + tag + ".in", "input");
+  std::optional<Message> input;
+  {
+    Dispatcher<Message> d;
+    Source source(d, 1, source_on(as_alice(), stream, "c"));
+    auto consumer = d.consumer();
+    input = consumer.pop_for(60s);
+    ASSERT_TRUE(input.has_value());
+  }  // the Source is gone; `input` holds the last reference to its core
+  std::atomic<bool> done{false};
+  std::thread worker([&] {
+    SinkOptions so;
+    so.connection = as("bob");
+    so.ack_timeout = kForever;
+    Sink sink(so);
+    sink.publish("secret." + tag + ".x", "refused", std::move(*input));
+    (void)sink.flush(60s);
+    done = true;
+  });
+  const bool finished = eventually([&] { return done.load(); });
+  if (!finished) {  // hung for good: nothing can end the test normally
+    std::fprintf(stderr, "closing the Source's connection on nats.c's callback thread hung\n");
+    std::_Exit(1);
+  }
+  worker.join();
+  // The input was failed (nak'ed): the broker delivers it again, at once.
+  {
+    Dispatcher<Message> d;
+    Source source(d, 1, source_on(as_alice(), stream, "c"));
+    auto consumer = d.consumer();
+    std::optional<Message> again = consumer.pop_for(60s);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->data(), "input");
+    EXPECT_EQ(again->deliveries(), 2U);
+    again->ack();
+  }
+  admin.delete_stream(stream);
 }
 
 TEST(NatsSecurity, FetchThroughAForbiddenConsumerStopsTheSourceAndLosesNothing) {
