@@ -90,6 +90,7 @@ struct PoolPlan {
   bool named_cpus = false;    // pin_cpus are PoolOptions::cpus, used round-robin by consumer index;
                               // else allowed_cpus(), each consumer taking the least loaded one
   std::size_t min_demand = 0;
+  PinTo pin_to = PinTo::Cpu;
 };
 // prefix: where the user set these options (a Batcher's: "BatcherOptions::processors.").
 PoolPlan plan_pool(const PoolOptions& options, std::string_view prefix = "PoolOptions::");
