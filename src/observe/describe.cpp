@@ -48,6 +48,7 @@ std::vector<std::pair<std::string, std::string>> describe(const PoolOptions& o) 
                                      : std::to_string(o.min_demand));
   out.emplace_back("demand", o.demand == DemandMode::Manual ? "Manual" : "Automatic");
   out.emplace_back("pin", o.pin ? "true" : "false");
+  out.emplace_back("pin_to", o.pin_to == PinTo::CacheDomain ? "CacheDomain" : "Cpu");
   out.emplace_back("retry.max_attempts", std::to_string(o.retry.max_attempts));
   out.emplace_back("deadline", duration_text(o.deadline));
   out.emplace_back("rate_limit", o.rate_limit ? "shared limiter" : "none");
