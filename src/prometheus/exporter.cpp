@@ -1,9 +1,13 @@
 // exporter.cpp: pushstage::prometheus (pushstage/prometheus/exporter.hpp). Counters and gauges are
 // read from a Topology captured at each scrape (so every listed component is exported, observed or
 // not); histograms and calls in flight come from the Recorder, an Observer that keeps one set of
-// series per component name and kind.
+// series per component name and kind. The dashboard ("/") and "/topology.json" are answered by
+// civetweb's begin_request callback, before prometheus-cpp's handlers see the request: civetweb
+// gives the callback no pointer of ours, so exporters are found by their listening port.
 #include "pushstage/prometheus/exporter.hpp"
 
+#include <CivetServer.h>  // CivetCallbacks
+#include <civetweb.h>
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 #include <prometheus/family.h>
@@ -13,10 +17,12 @@
 #include <prometheus/registry.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -24,7 +30,12 @@
 #include <vector>
 
 #include "../observe/text.hpp"
+#include "basic_auth.hpp"
 #include "pushstage/observe/topology.hpp"
+
+namespace pushstage::prometheus::detail {
+extern const char kDashboardHtml[];  // dashboard.html, embedded at build time
+}  // namespace pushstage::prometheus::detail
 
 namespace pushstage::prometheus {
 namespace {
@@ -38,12 +49,14 @@ std::string label_text(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   while (!text.empty()) {
-    const detail::CodePoint c = detail::decode_utf8(text);
+    const pushstage::detail::CodePoint c = pushstage::detail::decode_utf8(text);
     text.remove_prefix(c.bytes);
-    detail::append_utf8(out, c.value);
+    pushstage::detail::append_utf8(out, c.value);
   }
   return out;
 }
+
+double quantile(const pm::ClientMetric::Histogram& h, double q);
 
 pm::Histogram::BucketBoundaries exponential(double first, double factor, std::size_t count) {
   pm::Histogram::BucketBoundaries b;
@@ -95,6 +108,21 @@ class Recorder final : public Observer {
     }
   }
 
+  // The handler duration's p50 and p99 over the component's life, interpolated in its buckets;
+  // nullopt before its first call.
+  std::optional<std::pair<double, double>> handler_percentiles(const std::string& name,
+                                                               ComponentKind kind) {
+    pm::ClientMetric m;
+    {
+      const std::lock_guard lock(mutex_);
+      const auto it = series_.find({name, kind});
+      if (it == series_.end()) return std::nullopt;
+      m = it->second->duration->Collect();
+    }
+    if (m.histogram.sample_count == 0) return std::nullopt;
+    return std::pair{quantile(m.histogram, 0.5), quantile(m.histogram, 0.99)};
+  }
+
   void on_event(const TelemetryEvent& e) noexcept override {
     auto* s = static_cast<Series*>(e.component.observer_state);
     if (s == nullptr) return;
@@ -136,6 +164,25 @@ class Recorder final : public Observer {
   std::mutex mutex_;
   std::map<std::pair<std::string, ComponentKind>, std::unique_ptr<Series>> series_;
 };
+
+// The q-quantile of a histogram's samples, linear within the bucket it falls in (the bucket's upper
+// bound when that is +Inf).
+double quantile(const pm::ClientMetric::Histogram& h, double q) {
+  const double rank = q * static_cast<double>(h.sample_count);
+  double lower = 0;
+  std::uint64_t below = 0;
+  for (const pm::ClientMetric::Bucket& b : h.bucket) {
+    if (static_cast<double>(b.cumulative_count) >= rank) {
+      if (!std::isfinite(b.upper_bound)) return lower;
+      const auto in = static_cast<double>(b.cumulative_count - below);
+      return in == 0 ? b.upper_bound
+                     : lower + (b.upper_bound - lower) * (rank - static_cast<double>(below)) / in;
+    }
+    lower = b.upper_bound;
+    below = b.cumulative_count;
+  }
+  return lower;
+}
 
 // Counters and gauges of every listed component, read at each scrape.
 class TopologyCollector final : public pm::Collectable {
@@ -244,10 +291,97 @@ void check(const ExporterOptions& o) {
   }
 }
 
-std::unique_ptr<pm::Exposer> expose(const ExporterOptions& o) {
+// What the dashboard's pages of one exporter need.
+struct Pages {
+  std::string user;  // empty: no authentication
+  std::string password;
+  Recorder* recorder;
+};
+
+// Exporters by listening port. Held while a page is answered: an exporter leaves it before its
+// server stops, so no page reads an exporter being destroyed.
+std::mutex pages_mutex;
+std::map<int, const Pages*> pages_by_port;
+
+void answer(mg_connection* conn, int status, const char* reason, const char* type,
+            const std::string& body, const char* extra_headers = "") {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  const bool head = ri->request_method != nullptr && std::string_view(ri->request_method) == "HEAD";
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+            "Content-Security-Policy: default-src 'self'; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'\r\n%sConnection: close\r\n\r\n",
+            status, reason, type, body.size(), extra_headers);
+  if (!head) mg_write(conn, body.data(), body.size());
+}
+
+std::string topology_json(Recorder& recorder) {
+  Topology t = Topology::capture();
+  for (ComponentSnapshot& c : t.components) {
+    if (const auto p = recorder.handler_percentiles(c.name, c.kind)) {
+      c.metrics.emplace_back("handler_p50_seconds", p->first);
+      c.metrics.emplace_back("handler_p99_seconds", p->second);
+    }
+  }
+  return t.to_json();
+}
+
+// civetweb's begin_request: answers "/", "/index.html" and "/topology.json" (0: not ours, civetweb
+// goes on to /metrics or 404). Read-only: GET and HEAD only.
+int begin_request(mg_connection* conn) noexcept {
   try {
-    return std::make_unique<pm::Exposer>(std::vector<std::string>{
-        "listening_ports", o.bind, "num_threads", std::to_string(o.threads)});
+    const mg_request_info* ri = mg_get_request_info(conn);
+    const std::string_view uri = ri->local_uri != nullptr ? ri->local_uri : "";
+    const bool json = uri == "/topology.json";
+    if (!json && uri != "/" && uri != "/index.html") return 0;
+    const std::lock_guard lock(pages_mutex);
+    const auto it = pages_by_port.find(ri->server_port);
+    if (it == pages_by_port.end()) {
+      answer(conn, 503, "Service Unavailable", "text/plain", "starting\n");
+      return 503;
+    }
+    const Pages& pages = *it->second;
+    if (!pages.user.empty()) {
+      const char* header = mg_get_header(conn, "Authorization");
+      const auto given = header != nullptr ? detail::parse_basic_auth(header) : std::nullopt;
+      // Both compared, whatever the first gives: the time says nothing about which was wrong.
+      const bool user_ok = given && detail::same_secret(given->user, pages.user);
+      const bool password_ok = given && detail::same_secret(given->password, pages.password);
+      if (!user_ok || !password_ok) {
+        answer(conn, 401, "Unauthorized", "text/plain", "authentication required\n",
+               "WWW-Authenticate: Basic realm=\"pushstage\", charset=\"UTF-8\"\r\n");
+        return 401;
+      }
+    }
+    const std::string_view method = ri->request_method != nullptr ? ri->request_method : "";
+    if (method != "GET" && method != "HEAD") {
+      answer(conn, 405, "Method Not Allowed", "text/plain", "read-only\n", "Allow: GET, HEAD\r\n");
+      return 405;
+    }
+    if (json) {
+      answer(conn, 200, "OK", "application/json", topology_json(*pages.recorder));
+    } else {
+      answer(conn, 200, "OK", "text/html; charset=utf-8", detail::kDashboardHtml);
+    }
+    return 200;
+  } catch (...) {
+    mg_send_http_error(conn, 500, "%s", "internal error");
+    return 500;
+  }
+}
+
+std::unique_ptr<pm::Exposer> expose(const ExporterOptions& o) {
+  static const CivetCallbacks callbacks = [] {
+    CivetCallbacks c;
+    c.begin_request = begin_request;
+    return c;
+  }();
+  try {
+    return std::make_unique<pm::Exposer>(
+        std::vector<std::string>{"listening_ports", o.bind, "num_threads",
+                                 std::to_string(o.threads)},
+        &callbacks);
   } catch (const std::exception& e) {
     // civetweb's reason may name the address; it never contains the credentials.
     throw std::runtime_error("pushstage::prometheus::Exporter: cannot listen on " + o.bind + ": " +
@@ -261,6 +395,8 @@ struct Exporter::Impl {
   std::shared_ptr<pm::Registry> registry = std::make_shared<pm::Registry>();
   std::shared_ptr<TopologyCollector> topology = std::make_shared<TopologyCollector>();
   std::shared_ptr<Recorder> recorder = std::make_shared<Recorder>(registry);
+  Pages pages;
+  std::vector<int> ports;  // where pages_by_port lists it
   std::unique_ptr<pm::Exposer> exposer;
 };
 
@@ -276,9 +412,16 @@ Exporter::Exporter(ExporterOptions options) : impl_(std::make_unique<Impl>()) {
   }
   impl_->exposer->RegisterCollectable(impl_->topology);
   impl_->exposer->RegisterCollectable(impl_->registry);
+  impl_->pages = Pages{options.user, options.password, impl_->recorder.get()};
+  impl_->ports = impl_->exposer->GetListeningPorts();
+  const std::lock_guard lock(pages_mutex);
+  for (const int port : impl_->ports) pages_by_port[port] = &impl_->pages;
 }
 
-Exporter::~Exporter() = default;
+Exporter::~Exporter() {
+  const std::lock_guard lock(pages_mutex);  // waits for a page being answered
+  for (const int port : impl_->ports) pages_by_port.erase(port);
+}
 
 std::uint16_t Exporter::port() const {
   const std::vector<int> ports = impl_->exposer->GetListeningPorts();

@@ -30,9 +30,10 @@ struct Reply {
   std::string body;
 };
 
-// One HTTP/1.0 GET to 127.0.0.1:port; `headers` are extra header lines ("Name: value").
-Reply get(std::uint16_t port, const std::string& path,
-          const std::vector<std::string>& headers = {}) {
+// One HTTP/1.0 request (GET unless told) to 127.0.0.1:port; `headers` are extra header lines
+// ("Name: value").
+Reply get(std::uint16_t port, const std::string& path, const std::vector<std::string>& headers = {},
+          const std::string& method = "GET") {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket");
   timeval guard{30, 0};  // against a hang only
@@ -45,7 +46,7 @@ Reply get(std::uint16_t port, const std::string& path,
     ::close(fd);
     throw std::runtime_error("connect");
   }
-  std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n";
+  std::string request = method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n";
   for (const std::string& h : headers) request += h + "\r\n";
   request += "\r\n";
   for (std::size_t sent = 0; sent < request.size();) {
@@ -214,6 +215,54 @@ TEST(Prometheus, BasicAuthenticationRefusesAnythingButTheRightPair) {
       get(exporter.port(), "/metrics", {"Authorization: Basic " + base64("scraper:s3cret")});
   EXPECT_EQ(ok.status, 200);
   EXPECT_NE(ok.body.find("# TYPE pushstage_pushed_total counter"), std::string::npos);
+}
+
+TEST(Prometheus, TopologyJsonIsServedNextToMetricsWithNamesEscaped) {
+  Exporter exporter(loopback());
+  DispatcherOptions d;
+  d.name = "<script>alert(1)</script>";
+  Dispatcher<int> source(d);
+  PoolOptions p;
+  p.name = "sink&co";
+  p.consumers = 1;
+  p.observer = exporter.observer();
+  ConsumerPool pool(source, p, [](int&) {});
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(source.push(i), PushResult::Pushed);
+  source.close();
+  pool.join();
+  const Reply r = get(exporter.port(), "/topology.json");
+  ASSERT_EQ(r.status, 200);
+  // No byte of a name can open markup: <, > and & are \u escapes.
+  EXPECT_EQ(r.body.find("<script>"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("name":"\u003cscript\u003ealert(1)\u003c/script\u003e")"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find(R"("name":"sink\u0026co")"), std::string::npos) << r.body;
+  // The observed pool carries its handler percentiles.
+  EXPECT_NE(r.body.find("\"handler_p99_seconds\":"), std::string::npos) << r.body;
+  const Reply page = get(exporter.port(), "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("topology.json"), std::string::npos);
+  EXPECT_EQ(get(exporter.port(), "/nothing-here").status, 404);
+}
+
+TEST(Prometheus, ThePagesAreReadOnlyAndAuthenticatedLikeMetrics) {
+  ExporterOptions o = loopback();
+  o.user = "viewer";
+  o.password = "pa:ss";
+  Exporter exporter(o);
+  const std::string good = "Authorization: Basic " + base64("viewer:pa:ss");
+  for (const std::string path : {"/", "/topology.json"}) {
+    EXPECT_EQ(get(exporter.port(), path).status, 401) << path;
+    EXPECT_EQ(get(exporter.port(), path, {"Authorization: Basic " + base64("viewer:pa")}).status,
+              401)
+        << path;
+    EXPECT_EQ(get(exporter.port(), path, {"Authorization: Basic !!!!"}).status, 401) << path;
+    EXPECT_EQ(get(exporter.port(), path, {"Authorization: Bearer x"}).status, 401) << path;
+    EXPECT_EQ(get(exporter.port(), path, {good}).status, 200) << path;
+    EXPECT_EQ(get(exporter.port(), path, {good}, "POST").status, 405) << path;
+    EXPECT_EQ(get(exporter.port(), path, {good}, "DELETE").status, 405) << path;
+  }
 }
 
 TEST(Prometheus, ListensOnLoopbackByDefaultAndRefusesInvalidOptions) {

@@ -14,10 +14,16 @@
 //     histograms pushstage_handler_duration_seconds, pushstage_dispatch_latency_seconds (events
 //               with pushstage_pushed_at(), observe/observer.hpp), pushstage_batch_size (events per
 //               handler call, and per Batcher batch)
+//   and next to it, the dashboard: "/" (src/prometheus/dashboard.html: every component as a card,
+//   in columns from sources to sinks, with throughput, buffer fill, demand, drops and, for
+//   observed pools, handler p50/p99 over their life; it refreshes itself every second) and
+//   "/topology.json" (Topology::to_json() plus metrics handler_p50_seconds, handler_p99_seconds).
 //
 // Security:  listens on 127.0.0.1 unless ExporterOptions::bind says otherwise; with a user set,
-//            every request needs HTTP basic authentication. Read-only: no request changes the
-//            pipeline. Names a user gave are label values, escaped by the exposition format.
+//            every request needs HTTP basic authentication (to every page). Read-only: no request
+//            changes the pipeline (the pages answer GET and HEAD only). Names a user gave are
+//            escaped: label values by the exposition format, JSON strings with <, > and & as \u
+//            escapes, and the page sets every text as text, never as markup.
 // Threading: the HTTP server runs its own threads; observer() may be shared by any components, on
 //            any threads. Components may outlive the Exporter (the observer stays valid while any
 //            holds it; what it records after the Exporter is gone is simply never served).
