@@ -3,6 +3,7 @@
 // component's stats under it, so a component that has left is never read.
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -183,6 +184,7 @@ Topology Topology::capture() {
   Topology t;
   detail::Registry& r = detail::registry();
   const std::lock_guard lock(r.mutex);
+  t.captured_at = std::chrono::steady_clock::now();
   std::unordered_map<const void*, std::uint64_t> ids;
   t.components.reserve(r.entries.size());
   for (const detail::ListingEntry* e : r.entries) {

@@ -143,7 +143,12 @@ void component_json(std::string& out, const ComponentSnapshot& c) {
 }  // namespace
 
 std::string Topology::to_json() const {
-  std::string out = "{\"components\":[";
+  std::string out = "{";
+  field(out, "captured_at_ns",
+        static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(captured_at.time_since_epoch())
+                .count()));
+  out += ",\"components\":[";
   for (std::size_t i = 0; i < components.size(); ++i) {
     if (i != 0) out += ',';
     component_json(out, components[i]);

@@ -256,6 +256,12 @@ TEST(Topology, JsonAndDotEscapeEveryNameAUserGave) {
   }
   EXPECT_TRUE(found);
   ASSERT_FALSE(parsed["edges"].empty());
+  // The capture's time, which rates between two captures divide by, is exact in nanoseconds.
+  EXPECT_EQ(parsed["captured_at_ns"].get<std::uint64_t>(),
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           t.captured_at.time_since_epoch())
+                                           .count()));
+  EXPECT_LE(t.captured_at, Topology::capture().captured_at);
 
   const std::string dot = t.to_dot();
   EXPECT_EQ(dot.rfind("digraph pushstage {", 0), 0U);

@@ -88,10 +88,13 @@ class Topology {
 
   std::vector<ComponentSnapshot> components;
   std::vector<TopologyEdge> edges;  // from a source to what takes from it, from a stage to its sink
+  // When it was captured (steady clock): rates between two captures divide by the difference.
+  std::chrono::steady_clock::time_point captured_at{};
 
   // The component named `name`, or null.
   [[nodiscard]] const ComponentSnapshot* find(std::string_view name) const noexcept;
-  // {"components": [...], "edges": [{"from": id, "to": id}, ...]}; see README.md, Observability.
+  // {"captured_at_ns": steady-clock nanoseconds, "components": [...], "edges": [{"from": id,
+  // "to": id}, ...]}; see README.md, Observability.
   [[nodiscard]] std::string to_json() const;
   // digraph pushstage { ... }: a box per component (name, kind, key counters), an arrow per edge.
   [[nodiscard]] std::string to_dot() const;
