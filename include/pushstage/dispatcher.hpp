@@ -102,7 +102,7 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
       : core_(options),
         queue_(initial_queue_capacity(options)),
         on_drop_(std::move(on_drop)),
-        listing_(listing_spec(std::move(options))),
+        listing_(listing_spec(options)),
         notify_drops_(on_drop_ || listing_.observer() != nullptr) {}
   // A part of a dispatch mode or a Batcher (`part`): not listed in the Topology; its drops are
   // reported as the parent's. options.name and options.observer are not used.
@@ -164,7 +164,7 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
   // second concurrent call may return before the first has finished.
   void close() noexcept {
     if (core_.close() && listing_.observer() != nullptr && !listing_.is_part()) [[unlikely]]
-      report(Telemetry::Closed, DropReason::Closed);
+      listing_.report(Telemetry::Closed);
   }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
   // Closed, and every accepted event has been popped or dropped: pop() returns nullopt from now
@@ -523,29 +523,13 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
   // paths inline as they did without it, and without either the test costs what it did.
   [[gnu::cold, gnu::noinline]] void drop(T&& event, DropReason why) noexcept {
     if (!notify_drops_) return;
-    if (listing_.observer() != nullptr) {
-      report(why == DropReason::Oldest || why == DropReason::Destroyed ? Telemetry::Dropped
-                                                                       : Telemetry::Refused,
-             why);
-    }
+    listing_.report(why == DropReason::Oldest || why == DropReason::Destroyed ? Telemetry::Dropped
+                                                                              : Telemetry::Refused,
+                    why);
     if (on_drop_) on_drop_(std::move(event), why);  // noexcept: a throw terminates
   }
-  [[gnu::cold, gnu::noinline]] void report(Telemetry what, DropReason why) const noexcept {
-    TelemetryEvent e = listing_.event(what);
-    if (what != Telemetry::Closed) {
-      e.count = 1;
-      e.reason = why;
-    }
-    listing_.emit(e);
-  }
-  detail::ListingSpec listing_spec(DispatcherOptions&& options) {
-    detail::ListingSpec spec;
-    spec.kind = ComponentKind::Dispatcher;
-    spec.name = std::move(options.name);
-    spec.name_field = "DispatcherOptions::name";
-    spec.observer = std::move(options.observer);
-    spec.identity = this;
-    spec.options = detail::describe(options);
+  detail::ListingSpec listing_spec(const DispatcherOptions& options) {
+    detail::ListingSpec spec = detail::dispatcher_spec(ComponentKind::Dispatcher, options, this);
     spec.fill = [this, capacity = options.capacity](ComponentSnapshot& s) {
       s.buffer = core_.stats();
       s.capacity = capacity;

@@ -55,6 +55,18 @@ std::vector<std::pair<std::string, std::string>> describe(const PoolOptions& o) 
   return out;
 }
 
+ListingSpec dispatcher_spec(ComponentKind kind, const DispatcherOptions& options,
+                            const void* identity) {
+  ListingSpec spec;
+  spec.kind = kind;
+  spec.name = options.name;
+  spec.name_field = "DispatcherOptions::name";
+  spec.observer = options.observer;
+  spec.identity = identity;
+  spec.options = describe(options);
+  return spec;
+}
+
 PoolSnapshot sum_consumers(const std::vector<ConsumerStats>& consumers) {
   PoolSnapshot p;
   for (const ConsumerStats& c : consumers) {

@@ -138,7 +138,7 @@ class BroadcastDispatcher : public detail::FanIn<BroadcastDispatcher<T>> {
     const bool first = !closed();  // telemetry only: two racing first calls both report
     closing_.store(true, std::memory_order_seq_cst);  // BC4
     for (auto& s : subs_) s->d.close();               // BC5
-    if (first && listing_.observer() != nullptr) listing_.emit(listing_.event(Telemetry::Closed));
+    if (first) listing_.report(Telemetry::Closed);
   }
   // Its name in the Topology (options.name, or the default).
   [[nodiscard]] const std::string& name() const noexcept { return listing_.name(); }
@@ -304,34 +304,22 @@ class BroadcastDispatcher : public detail::FanIn<BroadcastDispatcher<T>> {
       return;
     }
     subs_[leg.sub]->refused.fetch_add(1, std::memory_order_relaxed);  // statistics
-    report_refused();
+    listing_.report(Telemetry::Refused, DropReason::Closed);
     if (on_drop_) on_drop_(std::move(copy), DropReason::Closed);
   }
   PushResult refuse(T&& event) {
     refused_closed_.fetch_add(1, std::memory_order_relaxed);  // statistics
-    report_refused();
+    listing_.report(Telemetry::Refused, DropReason::Closed);
     if (on_drop_) on_drop_(std::move(event), DropReason::Closed);
     return PushResult::Closed;
-  }
-  void report_refused() const noexcept {
-    if (listing_.observer() == nullptr) return;
-    TelemetryEvent e = listing_.event(Telemetry::Refused);
-    e.count = 1;
-    e.reason = DropReason::Closed;
-    listing_.emit(e);
   }
 
   // Validates (before anything is built) and lists the dispatcher.
   detail::ListingSpec listing_spec(std::size_t subscribers, const DispatcherOptions& options,
                                    std::size_t selectors) {
     detail::check_broadcast_options(subscribers, options, selectors);
-    detail::ListingSpec spec;
-    spec.kind = ComponentKind::BroadcastDispatcher;
-    spec.name = options.name;
-    spec.name_field = "DispatcherOptions::name";
-    spec.observer = options.observer;
-    spec.identity = this;
-    spec.options = detail::describe(options);
+    detail::ListingSpec spec =
+        detail::dispatcher_spec(ComponentKind::BroadcastDispatcher, options, this);
     spec.options.emplace_back("subscribers", std::to_string(subscribers));
     spec.fill = [this, capacity = options.capacity * subscribers](ComponentSnapshot& s) {
       const BroadcastStats b = stats();

@@ -240,7 +240,7 @@ class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
         capacity_(options.capacity),
         reject_(options.overflow == Overflow::Reject),
         on_drop_(std::move(on_drop)),
-        listing_(listing_spec(std::move(options))) {}
+        listing_(listing_spec(options)) {}
   KeyedDispatcher(const KeyedDispatcher&) = delete;
   KeyedDispatcher& operator=(const KeyedDispatcher&) = delete;
   // No other thread may use the dispatcher any more; events not yet handled are destroyed (after
@@ -253,7 +253,7 @@ class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
       if (on_drop_ || listing_.observer() != nullptr) {
         std::optional<T> left;
         while (s->queue.try_dequeue(left)) {
-          report(Telemetry::Dropped, DropReason::Destroyed);
+          listing_.report(Telemetry::Dropped, DropReason::Destroyed);
           if (on_drop_) on_drop_(std::move(*left), DropReason::Destroyed);
           left.reset();
         }
@@ -282,7 +282,7 @@ class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
     if ((g & kClosed) != 0) return;
     if (g == 0) ready_.close();
     room_.notify_all();  // N1 was the fetch_or
-    report(Telemetry::Closed, DropReason::Closed);
+    listing_.report(Telemetry::Closed);
   }
   // Its name in the Topology (options.name, or the default).
   [[nodiscard]] const std::string& name() const noexcept { return listing_.name(); }
@@ -538,29 +538,14 @@ class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
     if (result == PushResult::Rejected || result == PushResult::Closed) {
       const DropReason why =
           result == PushResult::Closed ? DropReason::Closed : DropReason::Rejected;
-      report(Telemetry::Refused, why);
+      listing_.report(Telemetry::Refused, why);
       if (on_drop_) on_drop_(std::move(event), why);
     }
     return result;
   }
-  // Telemetry, if there is an observer.
-  void report(Telemetry what, DropReason why) const noexcept {
-    if (listing_.observer() == nullptr) return;
-    TelemetryEvent e = listing_.event(what);
-    if (what != Telemetry::Closed) {
-      e.count = 1;
-      e.reason = why;
-    }
-    listing_.emit(e);
-  }
-  detail::ListingSpec listing_spec(DispatcherOptions&& options) {
-    detail::ListingSpec spec;
-    spec.kind = ComponentKind::KeyedDispatcher;
-    spec.name = std::move(options.name);
-    spec.name_field = "DispatcherOptions::name";
-    spec.observer = std::move(options.observer);
-    spec.identity = this;
-    spec.options = detail::describe(options);
+  detail::ListingSpec listing_spec(const DispatcherOptions& options) {
+    detail::ListingSpec spec =
+        detail::dispatcher_spec(ComponentKind::KeyedDispatcher, options, this);
     spec.options.emplace_back("slots", std::to_string(slot_count_));
     spec.fill = [this](ComponentSnapshot& s) {
       const KeyedStats k = stats();

@@ -88,7 +88,7 @@ class PartitionDispatcher : public detail::FanIn<PartitionDispatcher<T>> {
   void close() noexcept {
     const bool first = !closed();  // telemetry only: two racing first calls both report
     for (auto& p : parts_) p->close();
-    if (first && listing_.observer() != nullptr) listing_.emit(listing_.event(Telemetry::Closed));
+    if (first) listing_.report(Telemetry::Closed);
   }
   // Its name in the Topology (options.name, or the default).
   [[nodiscard]] const std::string& name() const noexcept { return listing_.name(); }
@@ -160,13 +160,8 @@ class PartitionDispatcher : public detail::FanIn<PartitionDispatcher<T>> {
   detail::ListingSpec listing_spec(std::size_t partitions, bool has_hash,
                                    const DispatcherOptions& options) {
     detail::check_partition_options(partitions, has_hash);
-    detail::ListingSpec spec;
-    spec.kind = ComponentKind::PartitionDispatcher;
-    spec.name = options.name;
-    spec.name_field = "DispatcherOptions::name";
-    spec.observer = options.observer;
-    spec.identity = this;
-    spec.options = detail::describe(options);
+    detail::ListingSpec spec =
+        detail::dispatcher_spec(ComponentKind::PartitionDispatcher, options, this);
     spec.options.emplace_back("partitions", std::to_string(partitions));
     spec.fill = [this, capacity = options.capacity * partitions](ComponentSnapshot& s) {
       s.buffer = stats().total();

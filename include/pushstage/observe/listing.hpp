@@ -73,6 +73,16 @@ class Listing {
   [[nodiscard]] TelemetryEvent event(Telemetry what) const noexcept {
     return TelemetryEvent(what, *info_);
   }
+  // With an observer, reports `what`: Dropped and Refused as one event for `why`; others bare.
+  void report(Telemetry what, DropReason why = DropReason::Oldest) const noexcept {
+    if (observer_ == nullptr) return;
+    TelemetryEvent e = event(what);
+    if (what == Telemetry::Dropped || what == Telemetry::Refused) {
+      e.count = 1;
+      e.reason = why;
+    }
+    emit(e);
+  }
 
  private:
   std::unique_ptr<ListingEntry> entry_;  // null for a part
@@ -80,6 +90,10 @@ class Listing {
   Observer* observer_;
 };
 
+// The spec of a component set up by DispatcherOptions (a dispatcher, a mode): its kind, name,
+// observer and options; the caller adds its fill and any further options.
+ListingSpec dispatcher_spec(ComponentKind kind, const DispatcherOptions& options,
+                            const void* identity);
 // Options as a Topology lists them (field name, value), for each kind of options.
 std::vector<std::pair<std::string, std::string>> describe(const DispatcherOptions& options);
 std::vector<std::pair<std::string, std::string>> describe(const PoolOptions& options);

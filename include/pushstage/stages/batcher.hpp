@@ -143,7 +143,7 @@ class Batcher {
   void close() noexcept {
     const bool first = !input_.closed();  // telemetry only: two racing first calls both report
     input_.close();
-    if (first && listing_.observer() != nullptr) listing_.emit(listing_.event(Telemetry::Closed));
+    if (first) listing_.report(Telemetry::Closed);
   }
   // Fan-in (see Dispatcher::add_upstream()): the input closes after the last stage leaves.
   void add_upstream() noexcept { input_.add_upstream(); }
@@ -182,13 +182,11 @@ class Batcher {
   // Validates the options (first: nothing is built for invalid ones) and lists the batcher.
   detail::ListingSpec listing_spec(const BatcherOptions& options, bool has_handler) {
     detail::check_batcher_options(options, has_handler);
-    detail::ListingSpec spec;
-    spec.kind = ComponentKind::Batcher;
+    detail::ListingSpec spec =
+        detail::dispatcher_spec(ComponentKind::Batcher, options.input, this);  // its input's
     spec.name = options.name;
     spec.name_field = "BatcherOptions::name";
     spec.observer = options.observer;
-    spec.identity = this;
-    spec.options = detail::describe(options.input);
     spec.options.emplace_back("batch_size", std::to_string(options.batch_size));
     spec.options.emplace_back("batch_timeout",
                               std::to_string(options.batch_timeout.count()) + " ns");
