@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "pushstage/observe/topology.hpp"
 #include "text.hpp"
@@ -100,6 +102,22 @@ void batches_json(std::string& out, const BatchSnapshot& b) {
   out += '}';
 }
 
+// "key":{"name":value,...} from (name, value) pairs; `value` writes one value.
+template <class V, class F>
+void object(std::string& out, const char* key, const std::vector<std::pair<std::string, V>>& pairs,
+            F value) {
+  out += '"';
+  out += key;
+  out += "\":{";
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    if (i != 0) out += ',';
+    append_json_string(out, pairs[i].first);
+    out += ':';
+    value(pairs[i].second);
+  }
+  out += '}';
+}
+
 void component_json(std::string& out, const ComponentSnapshot& c) {
   out += '{';
   field(out, "id", c.id);
@@ -107,14 +125,9 @@ void component_json(std::string& out, const ComponentSnapshot& c) {
   append_json_string(out, c.name);
   out += ",\"kind\":";
   append_json_string(out, to_string(c.kind));
-  out += ",\"options\":{";
-  for (std::size_t i = 0; i < c.options.size(); ++i) {
-    if (i != 0) out += ',';
-    append_json_string(out, c.options[i].first);
-    out += ':';
-    append_json_string(out, c.options[i].second);
-  }
-  out += "},";
+  out += ',';
+  object(out, "options", c.options, [&](const std::string& v) { append_json_string(out, v); });
+  out += ',';
   ids(out, "sources", c.sources);
   out += ',';
   ids(out, "sinks", c.sinks);
@@ -130,14 +143,9 @@ void component_json(std::string& out, const ComponentSnapshot& c) {
     out += ',';
     batches_json(out, *c.batches);
   }
-  out += ",\"metrics\":{";
-  for (std::size_t i = 0; i < c.metrics.size(); ++i) {
-    if (i != 0) out += ',';
-    append_json_string(out, c.metrics[i].first);
-    out += ':';
-    append_json_seconds(out, c.metrics[i].second);
-  }
-  out += "}}";
+  out += ',';
+  object(out, "metrics", c.metrics, [&](double v) { append_json_seconds(out, v); });
+  out += '}';
 }
 
 }  // namespace
