@@ -103,7 +103,9 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
         queue_(initial_queue_capacity(options)),
         on_drop_(std::move(on_drop)),
         listing_(listing_spec(options)),
-        notify_drops_(on_drop_ || listing_.observer() != nullptr) {}
+        notify_drops_(on_drop_ || listing_.observer() != nullptr) {
+    listing_.join();
+  }
   // A part of a dispatch mode or a Batcher (`part`): not listed in the Topology; its drops are
   // reported as the parent's. options.name and options.observer are not used.
   Dispatcher(detail::PartOf part, const DispatcherOptions& options, DropHandler on_drop = {})

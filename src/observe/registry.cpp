@@ -84,6 +84,7 @@ struct ListingEntry {
   std::vector<std::pair<std::string, std::string>> options;
   std::function<void(ComponentSnapshot&)> fill;
   bool listed = false;  // guarded by the registry's mutex
+  bool joined = false;  // join() was called: capture() reads it (guarded by the mutex)
 };
 
 namespace {
@@ -93,7 +94,8 @@ constexpr std::size_t kKinds = static_cast<std::size_t>(ComponentKind::Batcher) 
 
 struct Registry {
   std::mutex mutex;
-  std::vector<ListingEntry*> entries;  // the listed ones, in construction order
+  // The listed ones, in construction order: their names are taken; capture() reads the joined.
+  std::vector<ListingEntry*> entries;
   std::uint64_t next_id = 1;
   std::array<std::uint64_t, kKinds> unnamed{};  // default names handed out, per kind
 };
@@ -172,6 +174,12 @@ void Listing::leave() noexcept {
   entry_->listed = false;
 }
 
+void Listing::join() noexcept {
+  if (!entry_) return;
+  const std::lock_guard lock(registry().mutex);
+  entry_->joined = true;
+}
+
 void Listing::add_alias(const void* identity) {
   if (!entry_) return;
   const std::lock_guard lock(registry().mutex);
@@ -186,8 +194,12 @@ Topology Topology::capture() {
   const std::lock_guard lock(r.mutex);
   t.captured_at = std::chrono::steady_clock::now();
   std::unordered_map<const void*, std::uint64_t> ids;
-  t.components.reserve(r.entries.size());
+  std::vector<const detail::ListingEntry*> joined;
   for (const detail::ListingEntry* e : r.entries) {
+    if (e->joined) joined.push_back(e);  // the others are still being built
+  }
+  t.components.reserve(joined.size());
+  for (const detail::ListingEntry* e : joined) {
     ComponentSnapshot s;
     s.id = e->info.id;
     s.name = e->info.name;
@@ -197,8 +209,8 @@ Topology Topology::capture() {
     t.components.push_back(std::move(s));
     for (const void* identity : e->identities) ids.emplace(identity, e->info.id);
   }
-  for (std::size_t i = 0; i < r.entries.size(); ++i) {
-    const detail::ListingEntry* e = r.entries[i];
+  for (std::size_t i = 0; i < joined.size(); ++i) {
+    const detail::ListingEntry* e = joined[i];
     ComponentSnapshot& s = t.components[i];
     if (e->source != nullptr) {
       if (auto it = ids.find(e->source); it != ids.end()) {

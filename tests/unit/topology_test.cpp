@@ -312,5 +312,45 @@ TEST(Topology, JoiningAndLeavingWhileCapturingIsSafe) {
   for (const ComponentSnapshot& c : t.components) EXPECT_NE(c.name.rfind("t6.", 0), 0U) << c.name;
 }
 
+// Modes and Batchers take their name when their construction starts but fill their parts after:
+// a capture racing a construction must list a component whole (built, with its parts) or not at
+// all. Before join() it read a PartitionDispatcher's partitions, a BroadcastDispatcher's
+// subscribers, a KeyedDispatcher's gate and a Batcher's input while they were being built.
+TEST(Topology, AComponentBeingBuiltIsNotReadUntilItIsWhole) {
+  constexpr int kRounds = 300;
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> torn{0};
+  std::latch start(2);
+  std::thread capturer([&] {
+    start.arrive_and_wait();
+    while (!done.load()) {
+      for (const ComponentSnapshot& c : Topology::capture().components) {
+        if (c.name.rfind("t7.", 0) != 0 || c.kind == ComponentKind::ConsumerPool) continue;
+        // Nothing is ever pushed into them: anything else was read from a half-built one.
+        if (!c.buffer || c.buffer->pushed != 0 || c.buffer->buffered != 0 ||
+            c.buffer->popped != 0) {
+          torn.fetch_add(1);
+        }
+      }
+    }
+  });
+  start.arrive_and_wait();
+  const auto hash = [](const int& v) { return static_cast<std::size_t>(v); };
+  for (int i = 0; i < kRounds; ++i) {
+    PartitionDispatcher<int> parts(16, hash, named("t7.parts"));
+    DispatcherOptions fan_options = BroadcastDispatcher<int>::default_options();
+    fan_options.name = "t7.fan";
+    BroadcastDispatcher<int> fan(8, fan_options);
+    KeyedDispatcher<int> keyed(64, hash, named("t7.keyed"));
+    BatcherOptions bo;
+    bo.name = "t7.batcher";
+    bo.processors.pin = false;
+    Batcher<int> batcher(bo, [](Batcher<int>::Batch&) {});
+  }
+  done.store(true);
+  capturer.join();
+  EXPECT_EQ(torn.load(), 0U);
+}
+
 }  // namespace
 }  // namespace pushstage

@@ -118,6 +118,7 @@ class BroadcastDispatcher : public detail::FanIn<BroadcastDispatcher<T>> {
       subs_.push_back(std::make_unique<Sub>(detail::PartOf{&listing_}, options, forward_refused()));
       listing_.add_alias(&subs_.back()->d);
     }
+    listing_.join();
   }
   ~BroadcastDispatcher() { listing_.leave(); }
   BroadcastDispatcher(const BroadcastDispatcher&) = delete;

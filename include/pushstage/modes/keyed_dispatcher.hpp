@@ -240,7 +240,9 @@ class KeyedDispatcher : public detail::FanIn<KeyedDispatcher<T>>,
         capacity_(options.capacity),
         reject_(options.overflow == Overflow::Reject),
         on_drop_(std::move(on_drop)),
-        listing_(listing_spec(options)) {}
+        listing_(listing_spec(options)) {
+    listing_.join();
+  }
   KeyedDispatcher(const KeyedDispatcher&) = delete;
   KeyedDispatcher& operator=(const KeyedDispatcher&) = delete;
   // No other thread may use the dispatcher any more; events not yet handled are destroyed (after

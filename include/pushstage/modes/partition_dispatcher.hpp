@@ -72,6 +72,7 @@ class PartitionDispatcher : public detail::FanIn<PartitionDispatcher<T>> {
           std::make_unique<Dispatcher<T>>(detail::PartOf{&listing_}, options, on_drop));
       listing_.add_alias(parts_.back().get());
     }
+    listing_.join();
   }
   ~PartitionDispatcher() { listing_.leave(); }
   PartitionDispatcher(const PartitionDispatcher&) = delete;

@@ -1,9 +1,11 @@
 // pushstage/observe/listing.hpp (internal): how a component joins the Topology and holds its
 // Observer. Each component owns one Listing, built in its constructor and destroyed with it.
 //
-// Threading: the constructor and leave() take the registry's lock (so does Topology::capture(),
-//            which calls the components' fill functions under it): once leave() has returned, no
-//            capture() reads the component. observer() and emit() are safe from any thread.
+// Threading: the constructor, join() and leave() take the registry's lock (so does
+//            Topology::capture(), which calls the components' fill functions under it). The
+//            constructor takes the name; capture() reads the component only from join() (the end
+//            of its constructor, once all that fill reads is built) until leave(). observer() and
+//            emit() are safe from any thread.
 // Order:     a component calls leave() before anything that fill reads is destroyed (at the start
 //            of its destructor, or by declaring its Listing last, so that it is destroyed first);
 //            the Listing's destructor calls the observer's detached() and must come after the
@@ -55,6 +57,8 @@ class Listing {
   // leave(), then the observer's detached().
   ~Listing();
 
+  // The component is built: capture() may read it from now on. Call it last in the constructor.
+  void join() noexcept;
   // Leaves the Topology: when it returns, no capture() reads the component any more.
   // Idempotent.
   void leave() noexcept;

@@ -297,6 +297,7 @@ class PoolCore {
       finish_once();
       throw;
     }
+    listing_.join();
   }
 
   detail::ListingSpec listing_spec(const PoolOptions& options) {

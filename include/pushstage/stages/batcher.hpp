@@ -122,6 +122,7 @@ class Batcher {
                     std::move(dead_letter)) {
     listing_.add_alias(&batches_);  // the processors take from it: the Topology's edge
     grouper_ = std::thread([this] { group(); });
+    listing_.join();
   }
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
