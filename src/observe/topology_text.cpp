@@ -2,6 +2,7 @@
 // README.md, Observability). Every text a user gave goes through text.hpp's escapes.
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,41 +43,38 @@ void ids(std::string& out, const char* key, const std::vector<std::uint64_t>& li
   out += ']';
 }
 
+// Counters as "name":value, comma-separated.
+void counts(std::string& out, std::initializer_list<std::pair<const char*, std::uint64_t>> list) {
+  bool first = true;
+  for (const auto& [key, value] : list) {
+    if (!first) out += ',';
+    first = false;
+    field(out, key, value);
+  }
+}
+
 void buffer_json(std::string& out, const DispatcherStats& b, std::size_t capacity) {
   out += "\"buffer\":{";
-  field(out, "pushed", b.pushed);
-  out += ',';
-  field(out, "popped", b.popped);
-  out += ',';
-  field(out, "rejected", b.rejected);
-  out += ',';
-  field(out, "dropped", b.dropped);
-  out += ',';
-  field(out, "refused_closed", b.refused_closed);
-  out += ',';
-  field(out, "buffered", b.buffered);
-  out += ',';
-  field(out, "parked", std::uint64_t{b.parked});
-  out += ',';
-  field(out, "spinning", std::uint64_t{b.spinning});
-  out += ',';
-  field(out, "capacity", std::uint64_t{capacity});
+  counts(out, {{"pushed", b.pushed},
+               {"popped", b.popped},
+               {"rejected", b.rejected},
+               {"dropped", b.dropped},
+               {"refused_closed", b.refused_closed},
+               {"buffered", b.buffered},
+               {"parked", b.parked},
+               {"spinning", b.spinning},
+               {"capacity", capacity}});
   out += '}';
 }
 
 void pool_json(std::string& out, const PoolSnapshot& p) {
   out += "\"pool\":{";
-  field(out, "consumers", std::uint64_t{p.consumers});
-  out += ',';
-  field(out, "active", std::uint64_t{p.active});
-  out += ',';
-  field(out, "handled", p.handled);
-  out += ',';
-  field(out, "failed", p.failed);
-  out += ',';
-  field(out, "retried", p.retried);
-  out += ',';
-  field(out, "expired", p.expired);
+  counts(out, {{"consumers", p.consumers},
+               {"active", p.active},
+               {"handled", p.handled},
+               {"failed", p.failed},
+               {"retried", p.retried},
+               {"expired", p.expired}});
   out += ",\"busy_seconds\":";
   append_json_seconds(out, seconds(p.busy));
   out += ',';
@@ -90,15 +88,11 @@ void pool_json(std::string& out, const PoolSnapshot& p) {
 
 void batches_json(std::string& out, const BatchSnapshot& b) {
   out += "\"batches\":{";
-  field(out, "events", b.events);
-  out += ',';
-  field(out, "batches", b.batches);
-  out += ',';
-  field(out, "full", b.full);
-  out += ',';
-  field(out, "timed_out", b.timed_out);
-  out += ',';
-  field(out, "at_close", b.at_close);
+  counts(out, {{"events", b.events},
+               {"batches", b.batches},
+               {"full", b.full},
+               {"timed_out", b.timed_out},
+               {"at_close", b.at_close}});
   out += '}';
 }
 

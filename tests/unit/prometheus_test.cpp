@@ -68,21 +68,17 @@ Reply get(std::uint16_t port, const std::string& path, const std::vector<std::st
 std::string base64(const std::string& in) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  // Byte k of `in` as a 32-bit value (0 past the end).
+  auto byte = [&](std::size_t k) -> std::uint32_t {
+    return k < in.size() ? static_cast<unsigned char>(in[k]) : 0U;
+  };
   std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const auto v = (static_cast<unsigned char>(in[i]) << 16U) |
-                   (static_cast<unsigned char>(in[i + 1]) << 8U) |
-                   static_cast<unsigned char>(in[i + 2]);
-    for (int shift = 18; shift >= 0; shift -= 6) out += kAlphabet[(v >> shift) & 0x3FU];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16U;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8U;
+  for (std::size_t i = 0; i < in.size(); i += 3) {
+    const std::uint32_t v = (byte(i) << 16U) | (byte(i + 1) << 8U) | byte(i + 2);
     out += kAlphabet[(v >> 18U) & 0x3FU];
     out += kAlphabet[(v >> 12U) & 0x3FU];
     out += i + 1 < in.size() ? kAlphabet[(v >> 6U) & 0x3FU] : '=';
-    out += '=';
+    out += i + 2 < in.size() ? kAlphabet[v & 0x3FU] : '=';
   }
   return out;
 }
