@@ -50,7 +50,7 @@ const char* const kFlags[] = {
     "--work",      "--work-mode",   "--batch",     "--no-pin",    "--reps",
     "--seed",      "--idle-window", "--trace",     "--json",      "--svg",
     "--no-fork",   "--help",        "-h",          "--",          "-",
-    "--bogus",     "--broker",      "--processes", "--pin-to",
+    "--bogus",     "--broker",      "--processes", "--pin-to",    "--serve",
 };
 
 // A password that only the dictionary's URLs below hold: shown anywhere, it leaked.

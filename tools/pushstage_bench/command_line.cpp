@@ -251,6 +251,10 @@ CommandLine parse_arguments(int argc, const char* const* argv) {
   app.add_option("--broker", broker,
                  "scale out through NATS JetStream at this URL (nats://HOST:PORT); see below");
   app.add_option("--processes", processes, "with --broker: worker processes per case, e.g. 1,2,4");
+  std::string serve;
+  app.add_option("--serve", serve,
+                 "dashboard and /metrics on 127.0.0.1:PORT while the scenario runs (0: a free "
+                 "port); runs stay in this process");
 
   try {
     app.parse(argc, argv);
@@ -261,6 +265,20 @@ CommandLine parse_arguments(int argc, const char* const* argv) {
     throw UsageError(std::string(e.what()) + " (see --help)");
   }
   out.fork = !no_fork;
+  if (!serve.empty()) {
+#ifndef PUSHSTAGE_BENCH_PROMETHEUS
+    throw UsageError(
+        "--serve: this pushstage-bench was built without pushstage::prometheus "
+        "(apt-get install prometheus-cpp-dev, then rebuild)");
+#endif
+    if (!broker.empty()) {
+      throw UsageError(
+          "--serve: cannot be combined with --broker (its workers are processes of "
+          "their own)");
+    }
+    out.serve = static_cast<std::uint16_t>(parse_count("--serve", serve, 0, 65535));
+    out.fork = false;  // a forked run's components live in the child, out of the dashboard's view
+  }
   if (!processes.empty() && broker.empty()) {
     throw UsageError("--processes: needs --broker (worker processes share a broker's consumer)");
   }

@@ -41,10 +41,14 @@ struct CommandLine {
   std::string svg_path;                 // empty: no --svg
   bool fork = true;                     // each run in its own process (--no-fork clears it)
   std::optional<BrokerCommand> broker;  // --broker: scenario and cases stay empty
+  // --serve PORT: the dashboard and /metrics on 127.0.0.1:PORT while the scenario runs (0: a free
+  // port); the runs then stay in this process (fork false), where the dashboard can see them.
+  std::optional<std::uint16_t> serve;
 };
 
 // argv[0] is the program name, as in main(). Without PUSHSTAGE_BENCH_NATS (pushstage-bench built
-// without pushstage::nats), --broker is refused as unavailable. An error message never shows the
+// without pushstage::nats), --broker is refused as unavailable; without PUSHSTAGE_BENCH_PROMETHEUS
+// (built without pushstage::prometheus), --serve. An error message never shows the
 // password or token of a URL given on the command line (see redacted_argument).
 [[nodiscard]] CommandLine parse_command_line(int argc, const char* const* argv);
 

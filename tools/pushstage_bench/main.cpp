@@ -11,12 +11,16 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "bench_core.hpp"
 #include "command_line.hpp"
 #include "forked_run.hpp"
+#ifdef PUSHSTAGE_BENCH_PROMETHEUS
+#include "pushstage/prometheus/exporter.hpp"
+#endif
 #include "harness/work.hpp"
 #include "pushstage/cpus.hpp"
 #include "report/machine.hpp"
@@ -186,6 +190,16 @@ int run_main(int argc, char** argv) {
   const std::size_t cpus = allowed_cpus().size();
   const Scenario* scenario = cli.scenario;
   const std::vector<CaseSpec>& cases = cli.cases;
+#ifdef PUSHSTAGE_BENCH_PROMETHEUS
+  // Up for the whole scenario: every run's dispatchers and pools join the Topology it serves.
+  std::optional<pushstage::prometheus::Exporter> dashboard;
+  if (cli.serve) {
+    pushstage::prometheus::ExporterOptions eo;
+    eo.bind = "127.0.0.1:" + std::to_string(*cli.serve);
+    dashboard.emplace(eo);
+    std::cout << "pushstage-bench: dashboard on http://127.0.0.1:" << dashboard->port() << "/\n";
+  }
+#endif
   std::ofstream json_out = open_output("--json", cli.json_path);
   std::ofstream svg_out = open_output("--svg", cli.svg_path);
 
