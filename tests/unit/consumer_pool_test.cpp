@@ -441,6 +441,63 @@ TEST(ConsumerPool, DestroyingAPausedPoolLeavesItsEventsInTheSource) {
   EXPECT_EQ(d.stats().buffered + static_cast<std::uint64_t>(handled.load()), 50U);
 }
 
+// Mirrors GenStage's gen_stage_test "demand can be set to :accumulate on init": a pool made with
+// start_paused takes nothing at all (not even the one round a later pause() may let through) until
+// resume().
+TEST(ConsumerPool, StartPausedTakesNothingUntilResume) {
+  for (const std::size_t max_demand : {std::size_t{1}, std::size_t{8}}) {
+    Dispatcher<int> d;
+    PoolOptions o;
+    o.consumers = 2;
+    o.pin = false;
+    o.max_demand = max_demand;
+    o.start_paused = true;
+    std::atomic<int> handled{0};
+    ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
+    EXPECT_TRUE(pool.paused());
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+    std::this_thread::sleep_for(30ms);  // give a wrong pool time to take some
+    EXPECT_EQ(handled.load(), 0);
+    EXPECT_EQ(d.stats().popped, 0U);
+    pool.resume();
+    d.close();
+    pool.join();
+    EXPECT_EQ(handled.load(), 100);
+  }
+}
+
+// A topology wired completely before anything flows: head -> Stage -> mid -> pool, every part
+// started paused; events pushed meanwhile wait in the head. Never resumed, a pool leaves them all.
+TEST(ConsumerPool, StartPausedLetsATopologyBeWiredBeforeEventsFlow) {
+  Dispatcher<int> head;
+  Dispatcher<int> mid;
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(head.push(i), PushResult::Pushed);
+  PoolOptions o;
+  o.pin = false;
+  o.start_paused = true;
+  std::atomic<int> handled{0};
+  {
+    ConsumerPool<int> never_resumed(head, o, [&](int&) { handled.fetch_add(1); });
+  }
+  EXPECT_EQ(head.stats().buffered, 50U);
+  Stage<int, Dispatcher<int>> double_it(head, mid, o, [](int& e, Dispatcher<int>::Producer& out) {
+    (void)out.push(e);
+    (void)out.push(e);
+  });
+  ConsumerPool<int> sink(mid, o, [&](int&) { handled.fetch_add(1); });
+  std::this_thread::sleep_for(30ms);  // give a wrong topology time to move events
+  EXPECT_EQ(head.stats().popped, 0U);
+  EXPECT_EQ(mid.stats().pushed, 0U);
+  double_it.resume();
+  head.close();
+  double_it.join();  // the stage drained the head and closed mid
+  EXPECT_EQ(mid.stats().buffered, 100U);
+  EXPECT_EQ(handled.load(), 0);
+  sink.resume();
+  sink.join();
+  EXPECT_EQ(handled.load(), 100);
+}
+
 // Manual demand: nothing is taken before ask(); then exactly what was asked for.
 TEST(ConsumerPool, ManualDemandTakesOnlyWhatWasAsked) {
   Dispatcher<int> d;

@@ -27,8 +27,9 @@
 //            (for a batch handler: every event of the chunk). Neither callback may throw
 //            (std::terminate if one does).
 // Flow:      PoolOptions::demand = Manual takes events only against ask(n); pause() holds demand
-//            (events stay in the source) until resume(); PoolOptions::rate_limit caps handler
-//            calls per interval across pools; resize(n) adds or retires consumers at run time.
+//            (events stay in the source) until resume(), and PoolOptions::start_paused starts the
+//            pool paused; PoolOptions::rate_limit caps handler calls per interval across pools;
+//            resize(n) adds or retires consumers at run time.
 // Memory:    what the producer did before pushing e happens-before the handler's call for e.
 // Not guaranteed: which consumer gets an event; order across consumers.
 //

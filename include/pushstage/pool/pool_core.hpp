@@ -151,7 +151,8 @@ class PoolCore {
   //  - a consumer that was taking events, or waiting inside the source, when pause() was called
   //    may still take one round (up to max_demand events), which it holds unhandled. All other
   //    events stay buffered in the source (so a bounded source pushes back on its producers).
-  // Idempotent; safe from any thread, handlers included.
+  // Idempotent; safe from any thread, handlers included. PoolOptions::start_paused: paused before
+  // any consumer runs, so none takes an event before resume().
   void pause() noexcept { paused_.store(1, std::memory_order_seq_cst); }  // pairs with checks
   // Lets paused consumers go on. Idempotent.
   void resume() noexcept {
@@ -266,6 +267,8 @@ class PoolCore {
     }
     check_source(options);
     consumers_.store(options.consumers, std::memory_order_relaxed);
+    // relaxed: no consumer runs yet; the thread starts order it before their first check.
+    if (options.start_paused) paused_.store(1, std::memory_order_relaxed);
     if (callbacks_.on_start) callbacks_.on_start();
     started_ = true;
     try {
