@@ -498,6 +498,70 @@ TEST(ConsumerPool, StartPausedLetsATopologyBeWiredBeforeEventsFlow) {
   EXPECT_EQ(handled.load(), 100);
 }
 
+// Mirrors GenStage's partition_dispatcher_test "subscribes, asks and dispatches" with demand per
+// subscription (GenStage.ask(subscription, n)): ask_consumer(i, n) is demand for partition i alone.
+TEST(ConsumerPool, AskConsumerAimsDemandAtOnePartition) {
+  PartitionDispatcher<int> p(2, [](const int& e) { return static_cast<std::size_t>(e % 2); });
+  PoolOptions o;
+  o.consumers = 2;
+  o.pin = false;
+  o.max_demand = 4;
+  o.demand = DemandMode::Manual;
+  std::array<std::atomic<int>, 2> handled{};
+  ConsumerPool<int> pool(p, o, [&](int& e) { handled[static_cast<std::size_t>(e % 2)] += 1; });
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(p.push(i), PushResult::Pushed);
+  pool.ask_consumer(1, 3);
+  while (handled[1].load() < 3) std::this_thread::yield();
+  std::this_thread::sleep_for(30ms);  // give a wrong pool time to take more
+  EXPECT_EQ(handled[1].load(), 3);
+  EXPECT_EQ(handled[0].load(), 0);
+  EXPECT_EQ(p.partition(1).stats().buffered, 7U);
+  EXPECT_EQ(p.partition(0).stats().buffered, 10U);
+  EXPECT_EQ(pool.demand(), 0U);
+  pool.ask_consumer(0, 2);
+  pool.ask_consumer(0, 0);  // nothing
+  while (handled[0].load() < 2) std::this_thread::yield();
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(handled[0].load(), 2);
+  EXPECT_EQ(handled[1].load(), 3);
+  pool.ask(15);  // shared: reaches both partitions
+  p.close();
+  pool.join();
+  EXPECT_EQ(handled[0].load(), 10);
+  EXPECT_EQ(handled[1].load(), 10);
+  EXPECT_EQ(pool.demand(), 0U);
+  EXPECT_THROW(pool.ask_consumer(2, 1), std::out_of_range);
+}
+
+// Demand aimed at a consumer stays with it while its partition is empty, and counts in demand().
+TEST(ConsumerPool, AskConsumerDemandWaitsForItsPartition) {
+  PartitionDispatcher<int> p(2, [](const int& e) { return static_cast<std::size_t>(e % 2); });
+  PoolOptions o;
+  o.consumers = 2;
+  o.pin = false;
+  o.demand = DemandMode::Manual;
+  std::atomic<int> handled{0};
+  ConsumerPool<int> pool(p, o, [&](int&) { handled.fetch_add(1); });
+  pool.ask_consumer(0, 2);
+  EXPECT_EQ(pool.demand(), 2U);
+  for (int e : {1, 3, 5}) ASSERT_EQ(p.push(e), PushResult::Pushed);  // partition 1 only
+  std::this_thread::sleep_for(30ms);  // give a wrong pool time to spend it on partition 1
+  EXPECT_EQ(handled.load(), 0);
+  EXPECT_EQ(pool.demand(), 2U);
+  for (int e : {0, 2, 4}) ASSERT_EQ(p.push(e), PushResult::Pushed);
+  while (handled.load() < 2) std::this_thread::yield();
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(handled.load(), 2);
+  EXPECT_EQ(pool.demand(), 0U);
+  pool.ask(4);
+  p.close();
+  pool.join();
+  EXPECT_EQ(handled.load(), 6);
+  Dispatcher<int> d;
+  ConsumerPool<int> automatic(d, PoolOptions{}, [](int&) {});
+  EXPECT_THROW(automatic.ask_consumer(0, 1), std::logic_error);
+}
+
 // Manual demand: nothing is taken before ask(); then exactly what was asked for.
 TEST(ConsumerPool, ManualDemandTakesOnlyWhatWasAsked) {
   Dispatcher<int> d;
