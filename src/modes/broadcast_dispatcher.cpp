@@ -9,11 +9,14 @@ namespace pushstage {
 
 namespace detail {
 
+namespace {
+constexpr std::size_t kMaxSubscribers = 1024;
+}  // namespace
+
 void check_broadcast_options(std::size_t subscribers, const DispatcherOptions& options,
                              std::size_t selectors) {
-  constexpr std::size_t kMaxSubscribers = 1024;
-  if (subscribers < 1 || subscribers > kMaxSubscribers) {
-    throw std::invalid_argument("BroadcastDispatcher: subscribers must be in [1, " +
+  if (subscribers > kMaxSubscribers) {
+    throw std::invalid_argument("BroadcastDispatcher: subscribers must be in [0, " +
                                 std::to_string(kMaxSubscribers) + "]; got " +
                                 std::to_string(subscribers));
   }
@@ -32,6 +35,26 @@ void check_broadcast_options(std::size_t subscribers, const DispatcherOptions& o
         "BroadcastDispatcher: selectors must be empty or one per "
         "subscriber (" +
         std::to_string(subscribers) + "); got " + std::to_string(selectors));
+  }
+}
+
+void check_subscriber_options(const DispatcherOptions& buffer) {
+  if (buffer.capacity == 0) {
+    throw std::invalid_argument(
+        "BroadcastDispatcher::subscribe: options.buffer.capacity must be in [1, 2147483647] (a "
+        "bounded buffer per subscriber); got 0");
+  }
+  if (buffer.overflow != Overflow::Block) {
+    throw std::invalid_argument(
+        "BroadcastDispatcher::subscribe: options.buffer.overflow must be Block (the slowest "
+        "subscriber sets the pace)");
+  }
+}
+
+void check_subscriber_count(std::size_t subscribers_now) {
+  if (subscribers_now >= kMaxSubscribers) {
+    throw std::length_error("BroadcastDispatcher::subscribe: at most " +
+                            std::to_string(kMaxSubscribers) + " subscribers at once");
   }
 }
 

@@ -3,11 +3,13 @@
 // scale down under sanitizers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <latch>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -254,6 +256,130 @@ TEST(DispatchModesStress, BroadcastCloseDoesNotWaitForAStoppedSubscriber) {
     EXPECT_EQ(delivered_everywhere(seen), accepted.load()) << "round " << round;
     EXPECT_EQ(b.stats().pushed, accepted.load());
   }
+}
+
+// Subscriptions join and leave (leave(), finish(), and a stalled one that holds the producers
+// back until it leaves) while producers push, through handles and tokenless pushes. The
+// subscriber made at construction gets every event once, in order per key. Each subscription gets,
+// from each producer, an unbroken run of that producer's (selected) events: nothing lost while it
+// was subscribed, nothing twice; what it had buffered when it left went to on_drop as Cancelled.
+TEST(DispatchModesStress, BroadcastSubscribersComeAndGoWhileProducersPush) {
+  const std::uint32_t per_key = kEvents / (kProducers * kKeys * 4);
+  using Fan = BroadcastDispatcher<Event>;
+  // One subscription's events: handled by its pool, or cancelled at its leave (both recorded on
+  // the churn thread's side, under `m`).
+  struct Record {
+    std::mutex m;
+    std::vector<Event> events;
+  };
+  std::atomic<Record*> leaving{nullptr};  // the subscription the churn thread is taking out
+  std::atomic<std::uint64_t> cancelled{0};
+  DispatcherOptions small;
+  small.capacity = 16;
+  Fan b(1, small, {}, [&](Event&& e, DropReason why) {
+    ASSERT_EQ(why, DropReason::Cancelled);  // only leave() drops here: on the churn thread
+    cancelled.fetch_add(1);
+    Record* r = leaving.load();
+    const std::lock_guard lock(r->m);
+    r->events.push_back(e);
+  });
+  Ledger ledger(per_key);
+  KeyOrder order;
+  PoolOptions one;
+  one.pin = false;
+  one.max_demand = 4;
+  ConsumerPool<Event> all(b.subscriber(0), one, [&](Event& e) {
+    order.check(e);
+    ledger.record(e);
+  });
+
+  std::atomic<std::uint32_t> producing{kProducers};
+  std::latch start(kProducers + 1);
+  std::vector<std::thread> producers;
+  for (std::uint32_t p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      std::optional<Fan::Producer> handle;
+      if (p % 2 == 0) handle.emplace(b.producer());
+      start.arrive_and_wait();
+      for (std::uint32_t s = 0; s < per_key; ++s) {
+        for (std::uint32_t k = 0; k < kKeys; ++k) {
+          const Event e{p, k, s};
+          ASSERT_EQ(handle ? handle->push(e) : b.push(e), PushResult::Pushed);
+        }
+      }
+      producing.fetch_sub(1);
+    });
+  }
+
+  std::vector<std::unique_ptr<Record>> records;
+  std::vector<bool> even_only;  // per record: its selector took even keys only
+  std::uint64_t sub_pushed = 0;
+  start.arrive_and_wait();
+  for (std::uint32_t round = 0; producing.load() != 0; ++round) {
+    Fan::SubscriberOptions so;
+    so.buffer.capacity = 8;
+    const bool even = round % 4 == 1;
+    if (even) so.selector = [](const Event& e) { return e.key % 2 == 0; };
+    records.push_back(std::make_unique<Record>());
+    even_only.push_back(even);
+    Record& r = *records.back();
+    Fan::Subscription sub = b.subscribe(std::move(so));
+    if (round % 3 == 2) {  // stalled: no consumer; the producers wait for it until it leaves
+      while (sub.dispatcher().stats().buffered < 8 && producing.load() != 0) {
+        std::this_thread::yield();
+      }
+      leaving.store(&r);
+      sub.leave();
+    } else {
+      PoolOptions o;
+      o.pin = false;
+      o.max_demand = round % 2 == 0 ? 1 : 4;
+      ConsumerPool<Event> pool(sub, o, [&r](Event& e) {
+        const std::lock_guard lock(r.m);
+        r.events.push_back(e);
+      });
+      const std::uint64_t until = sub.dispatcher().stats().pushed + 200;
+      while (sub.dispatcher().stats().pushed < until && producing.load() != 0) {
+        std::this_thread::yield();
+      }
+      leaving.store(&r);
+      if (round % 2 == 0) {
+        sub.leave();  // its pool may still take some; the rest is cancelled
+      } else {
+        sub.finish();  // its pool takes all of it
+      }
+      pool.join();
+    }
+    sub_pushed += sub.dispatcher().stats().pushed;
+  }
+  for (auto& t : producers) t.join();
+  b.close();
+  all.join();
+  EXPECT_EQ(order.errors.load(), 0U);
+  ledger.expect_each(1);
+  EXPECT_EQ(b.stats().cancelled, cancelled.load());
+
+  // Per subscription and producer: consecutive (selected) events of the producer's push order.
+  std::uint64_t recorded = 0;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const std::uint32_t stride = even_only[i] ? 2 : 1;
+    std::vector<std::vector<std::uint32_t>> runs(kProducers);
+    for (const Event& e : records[i]->events) {
+      if (even_only[i]) {
+        ASSERT_EQ(e.key % 2, 0U);
+      }
+      runs[e.producer].push_back((e.seq * kKeys + e.key) / stride);
+    }
+    for (auto& run : runs) {
+      std::sort(run.begin(), run.end());  // handled and cancelled ones interleave in time
+      for (std::size_t j = 1; j < run.size(); ++j) {
+        ASSERT_EQ(run[j], run[j - 1] + 1) << "subscription " << i << ": a gap or a repeat";
+      }
+    }
+    recorded += records[i]->events.size();
+  }
+  EXPECT_EQ(recorded, sub_pushed);  // every copy it was given: handled or cancelled, once
+  EXPECT_GT(records.size(), 2U);
 }
 
 // Keys move between consumers, yet each key's events are handled one at a time in order. 16 slots
