@@ -3,13 +3,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -255,6 +258,49 @@ TEST(PartitionDispatcher, APartitionsConsumerMayChangeAndItsEventsWaitInOrder) {
   for (int e = 0; e < 40; e += 2) want.push_back(e);
   EXPECT_EQ(handled, want);
   EXPECT_EQ(d.partition(1).stats().buffered, 0U);
+}
+
+// Mirrors, for partitions, gen_stage_test "with shared (broadcast) demand" (subscribers of one
+// producer with different max_demand): a pool over each partition, each with a max_demand of its
+// own. Each gets its partition's events in order, in chunks no larger than its own max_demand.
+TEST(PartitionDispatcher, EachPartitionsPoolHasItsOwnMaxDemand) {
+  PartitionDispatcher<int> d(2, [](const int& e) { return std::size_t(e % 2); });
+  struct Seen {
+    std::mutex m;
+    std::vector<int> events;
+    std::size_t largest_chunk = 0;
+  };
+  Seen seen[2];
+  const std::size_t max_demand[2] = {2, 16};
+  std::vector<std::unique_ptr<ConsumerPool<int>>> pools;
+  for (std::size_t p = 0; p < 2; ++p) {
+    PoolOptions o;
+    o.pin = false;
+    o.max_demand = max_demand[p];
+    o.min_demand = 0;
+    o.start_paused = true;  // let the partitions fill, so that chunks may be large
+    Seen& s = seen[p];
+    pools.push_back(
+        std::make_unique<ConsumerPool<int>>(d.partition(p), o, [&s](std::span<int> chunk) {
+          const std::lock_guard lock(s.m);
+          s.largest_chunk = std::max(s.largest_chunk, chunk.size());
+          s.events.insert(s.events.end(), chunk.begin(), chunk.end());
+        }));
+  }
+  for (int e = 0; e < 400; ++e) ASSERT_EQ(d.push(e), PushResult::Pushed);
+  d.close();
+  for (auto& pool : pools) {
+    pool->resume();
+    pool->join();
+  }
+  for (std::size_t p = 0; p < 2; ++p) {
+    std::vector<int> want;
+    for (int e = static_cast<int>(p); e < 400; e += 2) want.push_back(e);
+    EXPECT_EQ(seen[p].events, want);
+    EXPECT_LE(seen[p].largest_chunk, max_demand[p]);
+  }
+  EXPECT_EQ(seen[0].largest_chunk, 2U);  // the partition was full: every chunk as large as allowed
+  EXPECT_GT(seen[1].largest_chunk, 2U);  // more than the other partition's pool may take
 }
 
 TEST(PartitionDispatcher, InvalidUseNamesTheOption) {
