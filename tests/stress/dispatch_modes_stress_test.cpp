@@ -1,22 +1,27 @@
-// dispatch_modes_stress_test.cpp: the dispatch modes beyond demand under racing producers and
-// close: exactly once (or once per subscriber), order per key, totals. Bounded by counts; sizes
-// scale down under sanitizers.
+// dispatch_modes_stress_test.cpp: the dispatch modes beyond demand, and the demand-driven source,
+// under racing producers (or consumers) and close: exactly once (or once per subscriber), order
+// per key, totals. Bounded by counts; sizes scale down under sanitizers.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <latch>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/demand_source.hpp"
 #include "pushstage/modes/keyed_dispatcher.hpp"
 #include "pushstage/modes/partition_dispatcher.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
@@ -486,6 +491,107 @@ TEST(DispatchModesStress, KeyedCloseWhileBusyLosesNothing) {
     pool.join();
     EXPECT_EQ(handled.load(), accepted.load()) << "round " << round;
     EXPECT_TRUE(d.drained());
+  }
+}
+
+// A DemandSource's generator, for the stress tests: pages of a random size around the demand
+// (sometimes none, sometimes more than asked), numbered 0, 1, ... up to `end`. Runs on the source's
+// thread only; made() may be read once the source is gone.
+class RandomPages {
+ public:
+  explicit RandomPages(std::uint32_t end) : end_(end) {}
+  bool operator()(std::size_t demand, std::vector<std::uint32_t>& out) {
+    // None now and then (the source asks again after kIdlePause), else 1 to 2 * demand.
+    const std::size_t page = rng_() % 64 == 0 ? 0 : 1 + rng_() % (2 * demand);
+    for (std::size_t i = 0; i < page && next_ < end_; ++i) out.push_back(next_++);
+    return next_ < end_;
+  }
+  [[nodiscard]] std::uint32_t made() const { return next_; }
+
+ private:
+  std::minstd_rand rng_{7};
+  std::uint32_t next_ = 0;
+  std::uint32_t end_;
+};
+
+// DS1-DS4 under churn: two pools over one DemandSource (one taking chunks and topping up, one an
+// event at a time) while the first resizes as the stream goes, so that waits end by interrupt and
+// withdraw their demand. The generator makes pages of random size. Every event is handled exactly
+// once, the end of the stream lets both pools drain, and once every consumer has ended the demand
+// count is exactly what was taken (nothing left asked by a wait that ended).
+TEST(DispatchModesStress, DemandSourceDeliversOnceWhileConsumersComeAndGo) {
+  constexpr std::uint32_t kMade = kEvents / 4;
+  constexpr std::uint32_t kResizes = 40;
+  std::vector<std::atomic<std::uint8_t>> times(kMade);
+  std::atomic<std::uint32_t> handled{0};
+  auto record = [&](std::uint32_t e) {
+    times[e].fetch_add(1, std::memory_order_relaxed);
+    handled.fetch_add(1, std::memory_order_relaxed);
+  };
+  RandomPages pages(kMade);
+  {
+    DemandSource<std::uint32_t> source(std::ref(pages));
+    PoolOptions chunky;
+    chunky.consumers = 2;
+    chunky.pin = false;
+    chunky.max_demand = 7;
+    chunky.min_demand = 3;
+    ConsumerPool<std::uint32_t> a(source, chunky, [&](std::span<std::uint32_t> chunk) {
+      for (const std::uint32_t e : chunk) record(e);
+    });
+    PoolOptions single;
+    single.pin = false;
+    single.max_demand = 1;
+    ConsumerPool<std::uint32_t> b(source, single, [&](std::uint32_t& e) { record(e); });
+    for (std::uint32_t round = 1; round < kResizes; ++round) {
+      while (handled.load(std::memory_order_relaxed) < kMade / kResizes * round) {
+        std::this_thread::yield();
+      }
+      a.resize(round % 2 == 0 ? 2 : 3);
+    }
+    a.join();
+    b.join();
+    EXPECT_EQ(source.error(), nullptr);
+    EXPECT_EQ(source.stats().asked, kMade);
+  }
+  EXPECT_EQ(pages.made(), kMade);
+  for (std::size_t i = 0; i < times.size(); ++i) ASSERT_EQ(times[i].load(), 1) << "event " << i;
+}
+
+// close() while consumers wait and the generator runs: no event is lost or handled twice; what the
+// generator made after close() goes to on_drop.
+TEST(DispatchModesStress, DemandSourceCloseInFlightLosesNothing) {
+  constexpr std::uint32_t kMade = kEvents / 4;
+  constexpr int kRounds = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::atomic<std::uint8_t>> times(kMade);
+    std::atomic<std::uint64_t> handled{0};
+    std::atomic<std::uint64_t> dropped{0};
+    RandomPages pages(kMade);
+    {
+      DemandSource<std::uint32_t> source(std::ref(pages), {},
+                                         [&](std::uint32_t&& e, DropReason why) {
+                                           EXPECT_EQ(why, DropReason::Closed);
+                                           times[e].fetch_add(1, std::memory_order_relaxed);
+                                           dropped.fetch_add(1, std::memory_order_relaxed);
+                                         });
+      PoolOptions o;
+      o.consumers = 3;
+      o.pin = false;
+      o.max_demand = 5;
+      ConsumerPool<std::uint32_t> pool(source, o, [&](std::uint32_t& e) {
+        times[e].fetch_add(1, std::memory_order_relaxed);
+        handled.fetch_add(1, std::memory_order_relaxed);
+      });
+      const std::uint64_t close_after = kMade / kRounds * static_cast<std::uint64_t>(round);
+      while (handled.load(std::memory_order_relaxed) < close_after) std::this_thread::yield();
+      source.close();
+      pool.join();
+      EXPECT_EQ(source.stats().asked, handled.load());  // no demand left behind by ended waits
+    }
+    // Each event made: handled once or dropped once.
+    EXPECT_EQ(handled.load() + dropped.load(), pages.made());
+    for (std::uint32_t i = 0; i < pages.made(); ++i) ASSERT_EQ(times[i].load(), 1) << "event " << i;
   }
 }
 

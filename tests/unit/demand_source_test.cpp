@@ -120,6 +120,35 @@ TEST(DemandSource, WhatTheGeneratorMakesBeyondTheDemandServesLaterDemand) {
   EXPECT_EQ(calls.load(), 2);
 }
 
+// A wait that ends with nothing (here: interrupted, as a pool retires a consumer) withdraws its
+// demand (DS2): what the generator made for it meanwhile stays buffered and serves later takes,
+// and the generator is asked only for demand beyond it.
+TEST(DemandSource, AWaitThatEndsEmptyWithdrawsItsDemand) {
+  std::atomic<bool> in_call{false};
+  std::atomic<bool> release{false};
+  Counter counter;
+  DemandSource<int> source([&](std::size_t d, std::vector<int>& out) {
+    in_call = true;
+    while (!release.load()) std::this_thread::yield();
+    return counter(d, out);
+  });
+  auto h = source.consumer();
+  const Interrupter interrupter = h.interrupter();
+  std::thread waiter([&] {
+    std::vector<int> got;
+    EXPECT_EQ(h.take(got, 10, Clock::time_point::max()), TakeResult::Interrupted);
+    EXPECT_TRUE(got.empty());
+  });
+  while (!in_call.load()) std::this_thread::yield();  // the generator was asked for 10
+  interrupter.interrupt();
+  waiter.join();
+  EXPECT_EQ(source.stats().asked, 0U);  // withdrawn
+  release = true;
+  for (int want = 0; want < 10; ++want) EXPECT_EQ(h.pop(), want);  // made for the wait that ended
+  EXPECT_EQ(h.pop(), 10);  // beyond them: asks the generator for exactly 1
+  EXPECT_EQ(counter.asked(), (std::vector<std::size_t>{10, 1}));
+}
+
 // The end of the stream closes the source: a pool drains it and joins; every event once.
 TEST(DemandSource, EndOfStreamClosesTheSourceAndAPoolDrainsIt) {
   Counter counter;
