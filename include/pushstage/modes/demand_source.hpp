@@ -23,8 +23,9 @@
 // Ordering:  events are taken in the order the generator made them (one producer: the thread).
 // Close:     the generator's end of stream (false), its throw (kept: error()), close() or the
 //            destructor close the source: consumers take what is buffered, then see Drained.
-//            close() and the destructor make no further generator call, but wait for the call in
-//            progress to return; what it made then goes to on_drop (DropReason::Closed).
+//            After close() no generator call starts; close() never waits for the call in
+//            progress, the destructor does. What that call makes goes to on_drop
+//            (DropReason::Closed). What a throwing call appended before its throw is delivered.
 // Memory:    what the generator did before appending e happens-before the handler's call for e.
 // Not guaranteed: how the generator's calls split the demand (one call may serve several
 //            consumers; a consumer may get events made for another).
