@@ -305,15 +305,17 @@ TEST(DemandSource, AManualPoolTakesWhatItAsks) {
   pool.join();
 }
 
+// A throw ends the stream; what the throwing call appended before it is still delivered.
 TEST(DemandSource, AThrowingGeneratorEndsTheStreamAndKeepsTheError) {
   int calls = 0;
   DemandSource<int> source([&](std::size_t, std::vector<int>& out) -> bool {
-    if (++calls == 2) throw std::runtime_error("disk on fire");
-    out.push_back(calls);
+    out.push_back(++calls);
+    if (calls == 2) throw std::runtime_error("disk on fire");
     return true;
   });
   auto h = source.consumer();
   EXPECT_EQ(h.pop(), 1);
+  EXPECT_EQ(h.pop(), 2);             // appended by the call that threw
   EXPECT_EQ(h.pop(), std::nullopt);  // drained: the throw ended the stream
   ASSERT_NE(source.error(), nullptr);
   try {
