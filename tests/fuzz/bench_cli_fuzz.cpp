@@ -50,7 +50,7 @@ const char* const kFlags[] = {
     "--work",      "--work-mode",   "--batch",     "--no-pin",    "--reps",
     "--seed",      "--idle-window", "--trace",     "--json",      "--svg",
     "--no-fork",   "--help",        "-h",          "--",          "-",
-    "--bogus",     "--broker",      "--processes",
+    "--bogus",     "--broker",      "--processes", "--pin-to",
 };
 
 // A password that only the dictionary's URLs below hold: shown anywhere, it leaked.
@@ -112,6 +112,8 @@ const char* const kValues[] = {
     "fixed",
     "spin",
     "sleep",
+    "cpu",
+    "cache-domain",
     "const:0",
     "const:500us",
     "uniform:1:2",

@@ -7,8 +7,8 @@
        slowdown straddles, re-runs max_reruns times and passes with a warning, a case the base
        lacks is "no base", a case the change lacks is an error (exit 2);
     2. the working tree built three times with the release preset's settings: plain, with the
-       wake slowdown, with the pool-loop slowdown (slowdown.cmake, at their "ci_spins": about
-       +35% on the case each lands in, see ab_cases.json "selftest"); then `perf_gate.py ab`, as
+       wake slowdown, with the pool-loop slowdown (slowdown.cmake, at their "ci_spins": +25% to
+       +60% on the case each lands in, see ab_cases.json "selftest"); then `perf_gate.py ab`, as
        the gate runs it: plain against plain passes (A/A), plain against each slowed build
        fails, naming the case. Reduced: only the cases the slowdowns land in, so that it fits
        CI's time budget. The slowdowns are sized with margin because this check runs in every

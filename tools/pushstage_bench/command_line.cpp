@@ -121,7 +121,7 @@ struct BrokerFlags {
 BrokerCommand parse_broker(const CLI::App& app, const BrokerFlags& f) {
   for (const char* flag :
        {"--scenario", "--impl", "--producers", "--producer-weights", "--load", "--arrivals",
-        "--batch", "--trace", "--svg", "--idle-window", "--no-fork"}) {
+        "--batch", "--trace", "--pin-to", "--svg", "--idle-window", "--no-fork"}) {
     if (app.count(flag) != 0) {
       throw UsageError("--broker: cannot be combined with " + std::string(flag) +
                        " (it applies to in-process runs)");
@@ -234,6 +234,9 @@ CommandLine parse_arguments(int argc, const char* const* argv) {
   app.add_flag("--batch", f.batch,
                "buffer every event before the consumers start; report makespan / Graham bound");
   app.add_flag("--no-pin", f.no_pin, "do not pin consumer (and producer) threads to CPUs");
+  std::string pin_to;
+  app.add_option("--pin-to", pin_to,
+                 "cpu (default) | cache-domain: what a pinned thread is pinned to");
   app.add_option("--reps", reps, "repetitions per implementation, interleaved, in [1, 100]");
   app.add_option("--seed", seed, "seed of the arrival and work plan (repetition r adds r)");
   app.add_option("--idle-window", idle_window, "idle scenario: how long CPU use is measured");
@@ -288,6 +291,16 @@ CommandLine parse_arguments(int argc, const char* const* argv) {
   if (!load.empty()) {
     f.load = parse_number("--load", load, 0, 4);
     if (*f.load <= 0) throw UsageError("--load: expects a number in (0, 4]; got '" + load + "'");
+  }
+  if (!pin_to.empty()) {
+    if (f.no_pin) throw UsageError("--pin-to: cannot be combined with --no-pin");
+    if (pin_to == "cpu") {
+      f.pin_to = PinTo::Cpu;
+    } else if (pin_to == "cache-domain") {
+      f.pin_to = PinTo::CacheDomain;
+    } else {
+      throw UsageError("--pin-to: expects cpu or cache-domain; got '" + pin_to + "'");
+    }
   }
   if (!arrivals.empty()) {
     if (arrivals == "poisson") {
