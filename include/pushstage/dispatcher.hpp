@@ -526,9 +526,8 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
   // paths inline as they did without it, and without either the test costs what it did.
   [[gnu::cold, gnu::noinline]] void drop(T&& event, DropReason why) noexcept {
     if (!notify_drops_) return;
-    listing_.report(why == DropReason::Oldest || why == DropReason::Destroyed ? Telemetry::Dropped
-                                                                              : Telemetry::Refused,
-                    why);
+    const bool refused = why == DropReason::Rejected || why == DropReason::Closed;
+    listing_.report(refused ? Telemetry::Refused : Telemetry::Dropped, why);
     if (on_drop_) on_drop_(std::move(event), why);  // noexcept: a throw terminates
   }
   detail::ListingSpec listing_spec(const DispatcherOptions& options) {

@@ -69,7 +69,8 @@ enum class Telemetry : std::uint8_t {
   HandlerException,  // it threw: duration, count, attempt, error
   BatchStart,        // a Batcher's handler begins a batch: count (its size), trigger
   BatchStop,         // it ended: duration, count, trigger; error set if it threw
-  Dropped,           // events destroyed undelivered: reason Oldest (DropOldest) or Destroyed
+  Dropped,           // events destroyed undelivered: reason Oldest (DropOldest), Destroyed,
+                     // Discarded (a mode's rule sent it nowhere) or Cancelled (a subscription left)
   Refused,           // a push() refused: reason Rejected (full) or Closed
   Retry,             // a failed call will be repeated: attempt (the one that failed), duration
                      // (the backoff before the next), error
