@@ -11,7 +11,7 @@
 //   Stage<In, Sink>         a pool whose handler emits into a sink (GenStage's producer_consumer)
 //   Batcher<T, Key>         Broadway's batchers: batches by size, weight, timeout and key
 //   Pipeline<T>, Message<T> Broadway's pipeline in one declaration: processors, named batchers,
-//                           acknowledgement, barriers, graceful stop
+//                           acknowledgement, barriers, graceful stop; from_range(), stream()
 //   allowed_cpus(), pin_this_thread()
 // clang-format on
 // Histogram (pushstage/histogram.hpp) is a measuring utility of the benchmarks, not included here.
@@ -31,4 +31,5 @@
 #include "pushstage/stages/message.hpp"
 #include "pushstage/stages/pipeline.hpp"
 #include "pushstage/stages/pipeline_options.hpp"
+#include "pushstage/stages/ranges.hpp"
 #include "pushstage/stages/stage.hpp"
