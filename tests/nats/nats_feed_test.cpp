@@ -1,0 +1,228 @@
+// nats_feed_test.cpp: from_jetstream() as the feed of a pushstage::Pipeline: each delivery is
+// settled with the broker once, through the pipeline's acknowledgement (JetStreamAcknowledger):
+// acked after its batch or its handler, failed (nak, then term after max_deliver) when the
+// pipeline fails it, given back at once when stop() fails it. Runs against the nats_server
+// fixture. Asserts counts and orders; waits only guard against hangs or give a wrong redelivery
+// the time to show up.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nats_test_support.hpp"
+#include "pushstage/nats/nats.hpp"
+#include "pushstage/stages/pipeline.hpp"
+
+namespace pushstage::nats {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Admin;
+using test::eventually;
+using test::server_url;
+using test::unique_name;
+using In = pushstage::Message<Message>;
+
+SourceOptions options_for(const std::string& url, const std::string& stream) {
+  SourceOptions o;
+  o.connection.url = url;
+  o.stream = stream;
+  o.consumer = "c";
+  o.poll = 100ms;
+  o.ack_wait = 1000ms;  // short: a message left unsettled comes back within the test
+  o.backoff = {};       // a nak'ed message comes back at once
+  return o;
+}
+
+PipelineOptions<Message> pipeline_options() {
+  PipelineOptions<Message> o;
+  o.processors.consumers = 2;
+  o.processors.pin = false;
+  o.processors.max_demand = 4;
+  return o;
+}
+
+PipelineBatcher<Message> batcher(std::string name, BatchFlush flush) {
+  PipelineBatcher<Message> b;
+  b.name = std::move(name);
+  b.options.batch_size = 4;
+  b.options.batch_timeout = 20ms;
+  b.options.flush = flush;
+  b.options.processors.pin = false;
+  return b;
+}
+
+// Each payload's deliveries, in the order the handler saw them.
+class Seen {
+ public:
+  void add(const Message& m) {
+    const std::lock_guard lock(m_);
+    seen_[std::string(m.data())].push_back(m.deliveries());
+  }
+  std::map<std::string, std::vector<std::uint64_t>> get() {
+    const std::lock_guard lock(m_);
+    return seen_;
+  }
+  std::size_t size() {
+    const std::lock_guard lock(m_);
+    return seen_.size();
+  }
+
+ private:
+  std::mutex m_;
+  std::map<std::string, std::vector<std::uint64_t>> seen_;
+};
+
+// Every message is handled and acked once: half after a batch, half after handle_message; one
+// throws on its first attempt and is retried locally, without a redelivery.
+TEST(NatsFeed, EveryDeliveryIsAckedOnceThroughThePipeline) {
+  const std::string url = server_url();
+  Admin admin(url);
+  const std::string stream = unique_name("FEED");
+  admin.add_stream(stream, stream + ".>");
+  constexpr int kEvents = 40;
+  Seen handled;
+  Seen batched;
+  std::atomic<int> throws{0};
+  PipelineOptions<Message> o = pipeline_options();
+  o.processors.retry.max_attempts = 2;
+  o.processors.retry.backoff = 10ms;
+  o.handle_message = [&](In& m) {
+    if (m.data().data() == "7" && throws.fetch_add(1) == 0) throw std::runtime_error("first try");
+    handled.add(m.data());
+    if (std::stoi(std::string(m.data().data())) % 2 == 0) m.put_batcher("even");
+  };
+  o.batchers.push_back(batcher("even", BatchFlush::OnTimeout));
+  o.handle_batch = [&](std::span<In> batch, const BatchInfo& info) {
+    EXPECT_EQ(info.batcher, "even");
+    for (In& m : batch) batched.add(m.data());
+  };
+  std::atomic<int> failed{0};
+  o.handle_failed = [&](std::span<In> f) { failed.fetch_add(static_cast<int>(f.size())); };
+  {
+    pushstage::Pipeline<Message> p(o, from_jetstream(options_for(url, stream)));
+    admin.publish_ids(stream + ".in", 0, kEvents);
+    ASSERT_TRUE(eventually([&] {
+      const test::ConsumerState c = admin.consumer(stream, "c");
+      return c.ack_floor == static_cast<std::uint64_t>(kEvents) && c.ack_pending == 0;
+    }));
+    std::this_thread::sleep_for(1500ms);  // past ack_wait: anything unacked would be redelivered
+    EXPECT_TRUE(p.stop(10s));
+    const PipelineStats s = p.stats();
+    EXPECT_EQ(s.successful, static_cast<std::uint64_t>(kEvents));
+    EXPECT_EQ(s.failed, 0U);
+  }
+  EXPECT_EQ(throws.load(), 2) << "one failed attempt, one local retry";
+  EXPECT_EQ(failed.load(), 0);
+  const auto h = handled.get();
+  ASSERT_EQ(h.size(), static_cast<std::size_t>(kEvents));
+  for (const auto& [data, deliveries] : h) {
+    EXPECT_EQ(deliveries, std::vector<std::uint64_t>{1}) << "message " << data;
+  }
+  EXPECT_EQ(batched.size(), static_cast<std::size_t>(kEvents / 2));
+  const test::ConsumerState broker = admin.consumer(stream, "c");
+  EXPECT_EQ(broker.ack_pending, 0);
+  EXPECT_EQ(broker.pending, 0U);
+  EXPECT_EQ(broker.redelivered, 0);
+  admin.delete_stream(stream);
+}
+
+// A message the pipeline fails (Message::fail in handle_batch) is nak'ed under the source's retry
+// policy and terminated after max_deliver: the handler sees deliveries 1, 2, 3 and no more.
+TEST(NatsFeed, AFailedMessageIsNakedThenTerminatedAfterMaxDeliver) {
+  const std::string url = server_url();
+  Admin admin(url);
+  const std::string stream = unique_name("FEEDFAIL");
+  admin.add_stream(stream, stream + ".>");
+  SourceOptions so = options_for(url, stream);
+  so.max_deliver = 3;
+  Seen handled;
+  PipelineOptions<Message> o = pipeline_options();
+  o.handle_message = [&](In& m) {
+    handled.add(m.data());
+    m.put_batcher("all");
+  };
+  o.batchers.push_back(batcher("all", BatchFlush::OnTimeout));
+  o.handle_batch = [&](std::span<In> batch, const BatchInfo&) {
+    for (In& m : batch) {
+      if (m.data().data() == "bad") m.fail("refused by the sink");
+    }
+  };
+  pushstage::Pipeline<Message> p(o, from_jetstream(so));
+  admin.publish(stream + ".in", "bad");
+  for (int i = 0; i < 5; ++i) admin.publish(stream + ".in", "good" + std::to_string(i));
+  ASSERT_TRUE(eventually([&] {
+    const auto h = handled.get();
+    return h.size() == 6 && h.at("bad").size() == 3 && p.stats().failed == 3;
+  }));
+  ASSERT_TRUE(eventually([&] { return admin.consumer(stream, "c").ack_pending == 0; }));
+  std::this_thread::sleep_for(1500ms);  // past ack_wait: a 4th delivery would be here
+  EXPECT_TRUE(p.stop(10s));
+  const auto h = handled.get();
+  EXPECT_EQ(h.at("bad"), (std::vector<std::uint64_t>{1, 2, 3}));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(h.at("good" + std::to_string(i)), std::vector<std::uint64_t>{1});
+  }
+  const PipelineStats s = p.stats();
+  EXPECT_EQ(s.successful, 5U);
+  EXPECT_EQ(s.marked, 3U);
+  const test::ConsumerState broker = admin.consumer(stream, "c");
+  EXPECT_EQ(broker.ack_pending, 0);
+  EXPECT_EQ(broker.pending, 0U);
+  admin.delete_stream(stream);
+}
+
+// stop() past its deadline: messages still held by a batcher (BatchFlush::OnClose) fail with
+// Shutdown and are given back to the broker at once (nak), so the next pipeline gets each of
+// them as a second delivery and acks it.
+TEST(NatsFeed, MessagesUnfinishedAtStopAreGivenBackForTheNextConsumer) {
+  const std::string url = server_url();
+  Admin admin(url);
+  const std::string stream = unique_name("FEEDSTOP");
+  admin.add_stream(stream, stream + ".>");
+  constexpr int kEvents = 6;  // fewer than a batch: all of them wait for close
+  Seen first;
+  PipelineOptions<Message> o = pipeline_options();
+  o.handle_message = [&](In& m) {
+    first.add(m.data());
+    m.put_batcher("held");
+  };
+  PipelineBatcher<Message> held = batcher("held", BatchFlush::OnClose);
+  held.options.batch_size = 100;
+  o.batchers.push_back(held);
+  std::atomic<int> batch_calls{0};
+  o.handle_batch = [&](std::span<In>, const BatchInfo&) { batch_calls.fetch_add(1); };
+  {
+    pushstage::Pipeline<Message> p(o, from_jetstream(options_for(url, stream)));
+    admin.publish_ids(stream + ".in", 0, kEvents);
+    ASSERT_TRUE(eventually([&] { return first.size() == static_cast<std::size_t>(kEvents); }));
+    EXPECT_FALSE(p.stop(std::chrono::steady_clock::now()));  // the deadline has passed
+    EXPECT_EQ(p.stats().shutdown, static_cast<std::uint64_t>(kEvents));
+  }
+  EXPECT_EQ(batch_calls.load(), 0);
+  Seen second;
+  PipelineOptions<Message> o2 = pipeline_options();
+  o2.handle_message = [&](In& m) { second.add(m.data()); };
+  pushstage::Pipeline<Message> p2(o2, from_jetstream(options_for(url, stream)));
+  ASSERT_TRUE(eventually([&] {
+    const test::ConsumerState c = admin.consumer(stream, "c");
+    return c.ack_floor == static_cast<std::uint64_t>(kEvents) && c.ack_pending == 0;
+  }));
+  EXPECT_TRUE(p2.stop(10s));
+  const auto s = second.get();
+  ASSERT_EQ(s.size(), static_cast<std::size_t>(kEvents));
+  for (const auto& [data, deliveries] : s) {
+    EXPECT_EQ(deliveries, std::vector<std::uint64_t>{2}) << "message " << data;
+  }
+  admin.delete_stream(stream);
+}
+
+}  // namespace
+}  // namespace pushstage::nats
