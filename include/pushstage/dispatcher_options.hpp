@@ -44,6 +44,12 @@ struct DispatcherOptions {
   Overflow overflow = Overflow::Block;
   // Which parked consumer the next event wakes.
   WakeOrder wake_order = WakeOrder::Fifo;
+  // Wake the parked consumer nearest the pushing thread first: one that parked on the pusher's own
+  // CPU (waking a thread on one's own CPU is cheap; one on another, idle CPU costs that CPU's
+  // wake-up), then one sharing its cache (cpus.hpp: cache_domain()); wake_order decides among
+  // equals. A consumer that wakes another for an event it leaves prefers one on another CPU
+  // instead. false: wake_order alone.
+  bool wake_nearby = true;
   // How long a consumer with nothing to do spins (with a pause instruction) before it parks.
   // A spinning consumer receives an event in well under a microsecond; waking a parked one costs
   // the producer a system call and the consumer a wake-up, tens of microseconds on a busy VM

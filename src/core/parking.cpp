@@ -5,6 +5,7 @@
 #include <sched.h>
 
 #include "futex.hpp"
+#include "pushstage/cpus.hpp"
 
 namespace pushstage::detail {
 
@@ -26,6 +27,8 @@ Parking::Verdict Parking::prepare_park(ConsumerSlot& slot, bool& searching,
   // The futex word is reset before the ticket is published: a waker's X3 (which follows its CAS
   // on our ticket) is after this store in the word's modification order.
   slot.futex.store(0, std::memory_order_relaxed);
+  // relaxed: published by the ticket's seq_cst store below; only steers the wake order.
+  if (wake_nearby_) slot.cpu.store(sched_getcpu(), std::memory_order_relaxed);
   demand_.fetch_add(kParkedOne - (searching ? kSpinOne : 0), std::memory_order_seq_cst);  // W1
   // relaxed: the ticket value only orders wakers (Fifo/Lifo); uniqueness comes from the RMW.
   const std::uint64_t ticket = park_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -102,7 +105,7 @@ void Parking::stop_searching() noexcept {
     const std::int64_t events = counts_.buffered();  // S2 pairs with P2
     if (events > 0) {
       const auto n = static_cast<std::uint64_t>(events);
-      wake(n < parked_of(d) ? n : parked_of(d));
+      wake(n < parked_of(d) ? n : parked_of(d), Near::kOtherCpu);
     }
   }
 }
@@ -131,19 +134,41 @@ void Parking::interrupt(ConsumerSlot& slot) noexcept {
   }
 }
 
-std::uint64_t Parking::wake(std::uint64_t n) noexcept {
+namespace {
+// How near a parked consumer's CPU is to the waker's: 2 the same CPU, 1 the same cache domain, 0
+// farther. For Near::kOtherCpu the same CPU ranks last.
+int nearness(int cpu, int here, int here_domain, bool avoid_here) noexcept {
+  if (cpu < 0 || here < 0) return 0;
+  if (cpu == here) return avoid_here ? -1 : 2;
+  return here_domain >= 0 && detail::cache_domain_id(cpu) == here_domain ? 1 : 0;
+}
+}  // namespace
+
+std::uint64_t Parking::wake(std::uint64_t n, Near near) noexcept {
   std::uint64_t woken = 0;
   const bool fifo = wake_order_ == WakeOrder::Fifo;
+  // The waker's CPU (sched_getcpu: the kernel's rseq area, no system call).
+  const int here = wake_nearby_ && near != Near::kAny ? sched_getcpu() : -1;
+  const int here_domain = here >= 0 ? detail::cache_domain_id(here) : -1;
+  const bool avoid_here = near == Near::kOtherCpu;
   while (woken < n) {
     ConsumerSlot* best = nullptr;
     std::uint64_t best_ticket = 0;
+    int best_near = -2;
     for (ConsumerSlot* s = counts_.consumers().first(std::memory_order_acquire); s != nullptr;
          s = s->next) {
       // seq_cst: pairs with prepare_park's seq_cst store of the ticket (see there).
       const std::uint64_t t = s->wait_ticket.load(std::memory_order_seq_cst);
-      if (t != 0 && (best == nullptr || (fifo ? t < best_ticket : t > best_ticket))) {
+      if (t == 0) continue;
+      // relaxed: stored before the ticket we just read (seq_cst), so it is that park's CPU.
+      const int rank = here < 0 ? 0
+                                : nearness(s->cpu.load(std::memory_order_relaxed), here,
+                                           here_domain, avoid_here);
+      if (best == nullptr || rank > best_near ||
+          (rank == best_near && (fifo ? t < best_ticket : t > best_ticket))) {
         best = s;
         best_ticket = t;
+        best_near = rank;
       }
     }
     if (best == nullptr) break;
@@ -163,7 +188,7 @@ std::uint64_t Parking::wake(std::uint64_t n) noexcept {
 
 void Parking::wake_all_after_close() noexcept {
   if (parked_of(demand_.load(std::memory_order_seq_cst)) != 0) {  // K5 pairs with W1
-    wake(~std::uint64_t{0});
+    wake(~std::uint64_t{0}, Near::kAny);
   }
   notice_.notify_all();  // the queue is closed (N1 is K4)
 }

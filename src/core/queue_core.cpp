@@ -53,7 +53,11 @@ std::uint32_t checked_spinners(const DispatcherOptions& options) {
 QueueCore::QueueCore(const DispatcherOptions& options)
     : room_(static_cast<std::uint32_t>((checked_spinners(options), options.capacity)),
             options.overflow),
-      parking_(options.spin, checked_spinners(options), options.wake_order, counts_, gate_) {}
+      parking_(options.spin, checked_spinners(options), options.wake_order, options.wake_nearby,
+               counts_, gate_) {
+  // The cache topology is read on first use: here, where a failure may throw, not in a wake.
+  if (options.wake_nearby) (void)cache_domain(0);
+}
 
 void QueueCore::close() noexcept {
   if (!gate_.begin_close()) return;    // K1; the first close() does all

@@ -6,13 +6,21 @@
 //   error, or no acknowledgement within ack_timeout via the publish's MaxWait), or in publish()
 //   when nats.c refuses the message at once. Each shrink wakes publishers waiting for room.
 //   Invariant: in_flight_ <= max_in_flight (a publisher takes a unit only while below it).
-// Inputs: messages to settle once their output's outcome is known, keyed by the published
-//   natsMsg (nats.c hands the same pointer back to on_ack); inserted before the publish, since
-//   the acknowledgement can arrive before js_PublishMsgAsync returns.
-// Shutdown: after waiting for the acknowledgements, the destructor takes back what nats.c still
-//   holds (js_PublishAsyncGetPendingList: no callback fires for those afterwards) and then waits
-//   with js_PublishAsyncComplete, which returns only after every callback in progress returned;
-//   only then may the core go away.
+// Pending: every publish handed to nats.c, keyed by its natsMsg (nats.c hands the same pointer
+//   back to on_ack), with its subject and the input to settle once its outcome is known; inserted
+//   before the publish, since the acknowledgement can arrive before js_PublishMsgAsync returns.
+//   Whoever removes an entry (under mu_) owns its outcome: on_ack, a refused publish, or a
+//   refusal (below). A natsMsg that on_ack gets back without an entry was settled by a refusal
+//   already: it is only freed.
+// Refusals: the server refusing a publish to subject S (a permissions violation, reported on
+//   nats.c's callback thread) means no acknowledgement will come for S: every pending publish to S
+//   fails at once instead of at ack_timeout. Refusing the subscription to the acknowledgements'
+//   inbox means none will come at all: every pending publish fails, and so does every later one.
+// Shutdown: a Sink that never published has nothing to wait for (and nats.c no publish state to
+//   ask). Otherwise, after waiting for the acknowledgements, the destructor takes back what nats.c
+//   still holds (js_PublishAsyncGetPendingList: no callback fires for those afterwards) and then
+//   waits with js_PublishAsyncComplete, which returns only after every callback in progress
+//   returned; only then may the core go away.
 #include "pushstage/nats/sink.hpp"
 
 #include <nats/nats.h>
@@ -26,8 +34,10 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "client.hpp"
+#include "server_error.hpp"
 
 namespace pushstage::nats::detail {
 namespace {
@@ -58,19 +68,33 @@ jsOptions publish_settings(void* closure, jsPubAckHandler handler) {
 }  // namespace
 
 class SinkCore {
+  struct Pending {
+    std::string subject;
+    std::optional<Message> input;  // settled when the outcome is known
+  };
+
  public:
   explicit SinkCore(SinkOptions options)
       : options_(checked(std::move(options))),
         settings_(publish_settings(this, &SinkCore::on_ack)),
-        client_("Sink", options_.connection, &settings_) {}
+        client_("Sink", options_.connection, &settings_,
+                [this](const std::string& text) { on_violation(text); }) {}
 
   ~SinkCore() {
+    // Relaxed: every publish() has returned before the destructor runs, ordered by whatever the
+    // owner used to know it (a join, a lock).
+    if (published_.load(std::memory_order_relaxed) == 0) {
+      // Nothing was handed to nats.c: it has no publish state, and its
+      // js_PublishAsyncGetPendingList would dereference a null pointer (nats.c 3.4.1).
+      return;
+    }
     (void)flush(options_.ack_timeout);
     natsMsgList pending{};
     if (js_PublishAsyncGetPendingList(&pending, client_.js()) == NATS_OK) {
       for (int i = 0; i < pending.Count; ++i) {
-        finish(pending.Msgs[i], nullptr, NATS_TIMEOUT, 0,
-               "not acknowledged before the Sink closed");
+        natsMsg* m = pending.Msgs[i];
+        pending.Msgs[i] = nullptr;  // finish() frees it; natsMsgList_Destroy must not again
+        finish(m, nullptr, NATS_TIMEOUT, 0, "not acknowledged before the Sink closed");
       }
       natsMsgList_Destroy(&pending);
     }
@@ -78,12 +102,14 @@ class SinkCore {
     jsPubOptions_Init(&po);
     po.MaxWait = options_.ack_timeout.count() + 1000;
     (void)js_PublishAsyncComplete(client_.js(), &po);  // callbacks in progress have returned
-    std::unordered_map<natsMsg*, Message> left;
+    std::unordered_map<natsMsg*, Pending> left;
     {
       const std::lock_guard lock(mu_);
-      left.swap(inputs_);
+      left.swap(pending_);
     }
-    for (auto& [m, input] : left) fail_input(input);
+    for (auto& [m, p] : left) {
+      if (p.input) fail_input(*p.input);
+    }
   }
 
   SinkCore(const SinkCore&) = delete;
@@ -97,6 +123,7 @@ class SinkCore {
         throw std::logic_error(
             "pushstage::nats::Sink::publish: no subject (SinkOptions::subject is empty)");
       }
+      if (std::optional<Error> refused = broken()) throw *refused;
       take_room();
     } catch (...) {
       if (input != nullptr && !input->empty()) fail_input(*input);  // its output was not sent
@@ -106,9 +133,12 @@ class SinkCore {
     const std::string subj(subject);
     natsStatus s =
         natsMsg_Create(&m, subj.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
-    if (s == NATS_OK && input != nullptr && !input->empty()) {
+    const bool registered = s == NATS_OK;
+    if (registered) {
+      Pending p{subj, std::nullopt};
+      if (input != nullptr && !input->empty()) p.input.emplace(std::move(*input));
       const std::lock_guard lock(mu_);
-      inputs_.emplace(m, std::move(*input));  // before the publish: the ack can come first
+      pending_.emplace(m, std::move(p));  // before the publish: the ack can come first
     }
     if (s == NATS_OK) {
       jsPubOptions po;
@@ -117,14 +147,17 @@ class SinkCore {
       s = js_PublishMsgAsync(client_.js(), &m, &po);
     }
     if (s != NATS_OK) {
-      const Error e = make_error("Sink: publish to '" + subj + "' failed", s);
+      const Error e = client_.error("Sink: publish to '" + subj + "' failed", s);
       // nats.c did not take the message (m is still set; null if creating it failed).
-      std::optional<Message> back = take_input(m);
+      std::optional<Pending> back = take(m);
       natsMsg_Destroy(m);
-      if (back) fail_input(*back);
-      if (input != nullptr && !input->empty()) fail_input(*input);
-      report(e);
-      give_back_room(false);
+      if (back && back->input) fail_input(*back->input);
+      if (input != nullptr && !input->empty()) fail_input(*input);  // never moved
+      // Registered but no longer pending: a refusal of its subject has settled it meanwhile.
+      if (!registered || back) {
+        report(e);
+        give_back_room(false);
+      }
       throw e;
     }
     published_.fetch_add(1, std::memory_order_relaxed);  // statistics only
@@ -172,14 +205,54 @@ class SinkCore {
     if (in_flight_ == 0) idle_.notify_all();
   }
 
-  std::optional<Message> take_input(natsMsg* m) {
+  std::optional<Pending> take(natsMsg* m) {
     if (m == nullptr) return std::nullopt;
     const std::lock_guard lock(mu_);
-    const auto it = inputs_.find(m);
-    if (it == inputs_.end()) return std::nullopt;
-    std::optional<Message> out(std::move(it->second));
-    inputs_.erase(it);
+    const auto it = pending_.find(m);
+    if (it == pending_.end()) return std::nullopt;
+    std::optional<Pending> out(std::move(it->second));
+    pending_.erase(it);
     return out;
+  }
+
+  std::optional<Error> broken() const {
+    const std::lock_guard lock(mu_);
+    if (!refused_inbox_) return std::nullopt;
+    return Error("pushstage::nats: Sink: the server at " + client_.url() +
+                     " refuses the subscription to the acknowledgements' inbox, so no publish "
+                     "can be confirmed: " +
+                     *refused_inbox_,
+                 static_cast<int>(NATS_NOT_PERMITTED));
+  }
+
+  // The client's hook, on nats.c's callback thread (Refusals, above).
+  void on_violation(const std::string& text) {
+    const std::optional<PermissionViolation> v = parse_permission_violation(text);
+    if (!v) return;
+    const bool all = v->kind == PermissionViolation::Kind::Subscribe;
+    std::vector<Pending> refused;
+    {
+      const std::lock_guard lock(mu_);
+      if (all && !refused_inbox_) refused_inbox_ = text;
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (all || it->second.subject == v->subject) {
+          refused.push_back(std::move(it->second));
+          it = pending_.erase(it);  // on_ack only frees its natsMsg now
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (Pending& p : refused) {
+      if (p.input) fail_input(*p.input);
+      try {
+        report(Error("pushstage::nats: Sink: publish to '" + p.subject +
+                         "' failed: not permitted by the server: " + text,
+                     static_cast<int>(NATS_NOT_PERMITTED)));
+      } catch (...) {  // on_error must not throw; nats.c's thread must go on regardless
+      }
+      give_back_room(false);
+    }
   }
 
   static void fail_input(Message& input) noexcept {
@@ -197,26 +270,29 @@ class SinkCore {
   // text) say why not.
   void finish(natsMsg* m, const jsPubAck* pa, natsStatus status, int js_code,
               const char* text) noexcept {
-    std::optional<Message> input = take_input(m);
-    std::string subject =
-        m != nullptr && natsMsg_GetSubject(m) != nullptr ? natsMsg_GetSubject(m) : "";
+    std::optional<Pending> p;
+    try {
+      p = take(m);
+    } catch (...) {  // std::system_error from locking mu_: nothing sane is left to do here
+    }
     natsMsg_Destroy(m);
+    if (!p) return;  // settled when the server refused its subject (on_violation)
     if (pa != nullptr) {
-      if (input) {
+      if (p->input) {
         try {
-          input->ack();
+          p->input->ack();
         } catch (...) {  // counted by its source; redelivered after ack_wait: at least once
         }
       }
       give_back_room(true);
       return;
     }
-    if (input) fail_input(*input);
-    std::string what = "pushstage::nats: Sink: publish to '" + subject + "' failed: ";
-    what += text != nullptr && *text != 0 ? text : natsStatus_GetText(status);
-    if (js_code != 0) what += " (JetStream error " + std::to_string(js_code) + ")";
+    if (p->input) fail_input(*p->input);
     try {
-      report(Error(what, static_cast<int>(status), js_code));
+      std::string what = "pushstage::nats: Sink: publish to '" + p->subject + "' failed: ";
+      what += text != nullptr && *text != 0 ? text : natsStatus_GetText(status);
+      if (js_code != 0) what += " (JetStream error " + std::to_string(js_code) + ")";
+      report(Error(client_.scrub(what), static_cast<int>(status), js_code));
     } catch (...) {  // on_error must not throw; nats.c's thread must go on regardless
     }
     give_back_room(false);  // last: flush() returning means every outcome has been reported
@@ -235,19 +311,21 @@ class SinkCore {
 
   const SinkOptions options_;
   const jsOptions settings_;
-  Client client_;
 
   mutable std::mutex mu_;
   std::condition_variable room_;
   std::condition_variable idle_;
-  std::size_t in_flight_ = 0;                     // guarded by mu_
-  std::size_t max_in_flight_ = 0;                 // guarded by mu_
-  std::unordered_map<natsMsg*, Message> inputs_;  // guarded by mu_
+  std::size_t in_flight_ = 0;                      // guarded by mu_
+  std::size_t max_in_flight_ = 0;                  // guarded by mu_
+  std::unordered_map<natsMsg*, Pending> pending_;  // guarded by mu_
+  std::optional<std::string> refused_inbox_;       // guarded by mu_: the server's refusal
 
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> acked_{0};
   std::atomic<std::uint64_t> failed_{0};
   std::atomic<std::uint64_t> waited_{0};
+
+  Client client_;  // last: destroyed first, so that no callback outlives the members above
 };
 
 }  // namespace pushstage::nats::detail

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "ack_reply.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/pool/pool_core.hpp"
 #include "source_core.hpp"
@@ -62,7 +63,8 @@ const char* SourceCore::verb(Message::Verdict v) noexcept {
 SourceCore::SourceCore(std::size_t demand, SourceOptions options)
     : options_(checked(demand, std::move(options))),
       demand_(demand),
-      client_("Source", options_.connection) {
+      client_("Source", options_.connection, nullptr,
+              [this](const std::string& text) { on_violation(text); }) {
   const std::string where = "stream '" + options_.stream + "' on " + client_.url();
   jsStreamInfo* si = nullptr;
   auto je = static_cast<jsErrCode>(0);
@@ -74,10 +76,44 @@ SourceCore::SourceCore(std::size_t demand, SourceOptions options)
                 static_cast<int>(s), static_cast<int>(je));
   }
   if (s != NATS_OK) {
-    throw make_error("Source: cannot look up " + where + " (is JetStream enabled on the server?)",
-                     s, static_cast<int>(je));
+    throw failure("cannot look up " + where, s, static_cast<int>(je),
+                  " (is JetStream enabled on the server?)");
   }
   bind_consumer();
+}
+
+void SourceCore::on_violation(const std::string& text) {
+  bool constructing = false;
+  {
+    const std::lock_guard lock(mu_);
+    if (!violation_) violation_ = text;
+    stop_ = true;
+    cv_.notify_all();
+    constructing = !started_;
+  }
+  if (constructing) client_.close();  // the request in progress fails now, not at its timeout
+}
+
+Error SourceCore::failure(const std::string& what, natsStatus s, int js_code, const char* hint) {
+  std::optional<std::string> refused;
+  {
+    const std::lock_guard lock(mu_);
+    refused = violation_;
+  }
+  if (refused) {
+    return Error("pushstage::nats: Source: " + what + ": not permitted by the server: " + *refused,
+                 static_cast<int>(NATS_NOT_PERMITTED));
+  }
+  return client_.error("Source: " + what + hint, s, js_code);
+}
+
+void SourceCore::stop_for(const Error& e) {
+  {
+    const std::lock_guard lock(mu_);
+    if (fatal_) return;
+    fatal_ = e;
+  }
+  report(e);
 }
 
 void SourceCore::bind_consumer() {
@@ -101,7 +137,7 @@ void SourceCore::bind_consumer() {
     if (!options_.filter_subject.empty()) cc.FilterSubject = options_.filter_subject.c_str();
     s = js_AddConsumer(&ci, client_.js(), options_.stream.c_str(), &cc, nullptr, &je);
     if (s != NATS_OK) {
-      const Error e = make_error("Source: cannot create " + where, s, static_cast<int>(je));
+      const Error e = failure("cannot create " + where, s, static_cast<int>(je));
       // Another process may have created it at the same moment, with other settings: use it.
       if (js_GetConsumerInfo(&ci, client_.js(), options_.stream.c_str(), options_.consumer.c_str(),
                              nullptr, nullptr) != NATS_OK) {
@@ -109,7 +145,7 @@ void SourceCore::bind_consumer() {
       }
     }
   } else if (s != NATS_OK) {
-    throw make_error("Source: cannot look up " + where, s, static_cast<int>(je));
+    throw failure("cannot look up " + where, s, static_cast<int>(je));
   }
   const jsConsumerConfig* cfg = ci->Config;
   const bool push = cfg != nullptr && cfg->DeliverSubject != nullptr && *cfg->DeliverSubject != 0;
@@ -135,7 +171,7 @@ void SourceCore::bind_consumer() {
   so.Consumer = options_.consumer.c_str();  // bind: the library neither creates nor deletes it
   s = js_PullSubscribe(&sub_, client_.js(), nullptr, nullptr, nullptr, &so, &je);
   if (s != NATS_OK) {
-    throw make_error("Source: cannot subscribe to " + where, s, static_cast<int>(je));
+    throw failure("cannot subscribe to " + where, s, static_cast<int>(je));
   }
 }
 
@@ -170,6 +206,24 @@ void SourceCore::report(const Error& e) noexcept {
 }
 
 void SourceCore::run(Dispatcher<Message>& target) noexcept {
+  {
+    const std::lock_guard lock(mu_);
+    started_ = true;
+  }
+  // The server's refusal, when there was one: the first cause of whatever followed.
+  const auto stop_if_refused = [&] {
+    std::optional<std::string> refused;
+    {
+      const std::lock_guard lock(mu_);
+      refused = violation_;
+    }
+    if (refused) {
+      stop_for(Error("pushstage::nats: Source: the server at " + client_.url() +
+                         " refused a request of consumer '" + options_.consumer + "' of stream '" +
+                         options_.stream + "'; stopped: " + *refused,
+                     static_cast<int>(NATS_NOT_PERMITTED)));
+    }
+  };
   try {
     auto producer = target.producer();
     milliseconds retry{0};
@@ -204,19 +258,18 @@ void SourceCore::run(Dispatcher<Message>& target) noexcept {
         continue;
       }
       fetch_errors_.fetch_add(1, std::memory_order_relaxed);  // statistics only
-      const Error e = make_error("Source: fetch from consumer '" + options_.consumer +
-                                     "' of stream '" + options_.stream + "' failed",
-                                 s);
+      const Error e = client_.error("Source: fetch from consumer '" + options_.consumer +
+                                        "' of stream '" + options_.stream + "' failed",
+                                    s);
       if (s == NATS_CONNECTION_CLOSED || client_.closed()) {
-        const Error fatal(
-            "pushstage::nats: Source: the connection to " + client_.url() +
-                " is closed for good (reconnect attempts used up); stopped: " + status_text(s),
-            static_cast<int>(s));
-        {
-          const std::lock_guard lock(mu_);
-          fatal_ = fatal;
-        }
-        report(fatal);
+        stop_if_refused();
+        std::string cause = client_.closed_cause();
+        if (cause.empty()) cause = client_.scrub(status_text(s));
+        stop_for(Error("pushstage::nats: Source: the connection to " + client_.url() +
+                           " is closed for good (reconnect attempts used up, or the server "
+                           "refused the credentials twice); stopped: " +
+                           cause,
+                       static_cast<int>(s)));
         break;
       }
       report(e);
@@ -224,13 +277,9 @@ void SourceCore::run(Dispatcher<Message>& target) noexcept {
       if (!pause(retry)) break;
     }
   } catch (const std::exception& ex) {
-    const Error fatal(std::string("pushstage::nats: Source: the I/O thread failed: ") + ex.what());
-    {
-      const std::lock_guard lock(mu_);
-      fatal_ = fatal;
-    }
-    report(fatal);
+    stop_for(Error(std::string("pushstage::nats: Source: the I/O thread failed: ") + ex.what()));
   }
+  stop_if_refused();
   target.close();
   stopped_.store(true, std::memory_order_release);  // pairs with stats()'s acquire load
 }
@@ -256,11 +305,11 @@ void SourceCore::deliver(natsMsgList& list, Dispatcher<Message>::Producer& produ
     list.Msgs[i] = nullptr;  // ours now; natsMsgList_Destroy skips it
     std::uint64_t sequence = 0;
     std::uint64_t deliveries = 1;
-    jsMsgMetaData* meta = nullptr;
-    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-      sequence = meta->Sequence.Stream;
-      deliveries = std::max<std::uint64_t>(meta->NumDelivered, 1);
-      jsMsgMetaData_Destroy(meta);
+    const char* reply = natsMsg_GetReply(m);
+    if (const std::optional<AckReply> meta =
+            parse_ack_reply(reply != nullptr ? std::string_view(reply) : std::string_view())) {
+      sequence = meta->stream_sequence;
+      deliveries = std::max<std::uint64_t>(meta->delivered, 1);
     }
     if (deliveries > 1) redelivered_.fetch_add(1, std::memory_order_relaxed);  // statistics
     batch.push_back(Message(opaque(m), self, sequence, deliveries));           // reserved: no throw
@@ -290,28 +339,28 @@ void SourceCore::settle(RawMsg* msg, Message::Verdict verdict, milliseconds dela
       terminated_.fetch_add(1, std::memory_order_relaxed);
       break;
   }
-  std::optional<Error> failure;
+  std::optional<Error> unsent;
   if (s != NATS_OK) {
     settle_errors_.fetch_add(1, std::memory_order_relaxed);
-    failure = make_error("Source: " + std::string(verb(verdict)) + " of message " +
-                             std::to_string(sequence) + " of stream '" + options_.stream +
-                             "' could not be sent; the broker redelivers it after ack_wait",
-                         s);
+    unsent = client_.error("Source: " + std::string(verb(verdict)) + " of message " +
+                               std::to_string(sequence) + " of stream '" + options_.stream +
+                               "' could not be sent; the broker redelivers it after ack_wait",
+                           s);
   }
   {
     const std::lock_guard lock(mu_);
     --in_flight_;                    // D3
     if (waiting_) cv_.notify_one();  // the I/O thread waits at D1 for exactly this
   }
-  if (failure) throw *failure;
+  if (unsent) throw *unsent;
 }
 
 void SourceCore::in_progress(RawMsg* msg, std::uint64_t sequence) {
   const natsStatus s = natsMsg_InProgress(native(msg), nullptr);
   if (s != NATS_OK) {
-    throw make_error("Source: in-progress of message " + std::to_string(sequence) + " of stream '" +
-                         options_.stream + "' could not be sent",
-                     s);
+    throw client_.error("Source: in-progress of message " + std::to_string(sequence) +
+                            " of stream '" + options_.stream + "' could not be sent",
+                        s);
   }
 }
 

@@ -14,6 +14,10 @@
 //   within its batch; a source that stops before that leaves them to be redelivered after ack_wait.
 // Lifetime: owned by shared_ptr: the Source, its I/O thread and each Message hold one, so the
 //   subscription (which an ack needs) lives until the last message is settled and freed.
+// Refusals: the server refusing any publish or subscription of this connection (a permissions
+//   violation: a fetch, an ack, a lookup, the reply inbox) stops the source: the I/O thread
+//   stops fetching and error() names the refusal. During construction the connection is also
+//   closed, so that the request waiting for an answer that will not come fails at once.
 // Statistics: relaxed atomics (counters read by stats(); nothing is ordered by them).
 #pragma once
 
@@ -62,8 +66,14 @@ class SourceCore : public std::enable_shared_from_this<SourceCore> {
   [[nodiscard]] std::optional<Error> error() const;
 
  private:
-  void validate() const;
   void bind_consumer();
+  // The client's hook (nats.c's callback thread): a permissions violation (Refusals, above).
+  void on_violation(const std::string& text);
+  // The Error for a request about `what` that failed with `s`: the server's refusal, when there
+  // was one, else the client's text after `what` + `hint`.
+  Error failure(const std::string& what, natsStatus s, int js_code, const char* hint = "");
+  // Records why the source stopped by itself and reports it.
+  void stop_for(const Error& e);
   // Waits until there is demand or stop; returns how many messages to ask for (0: stop).
   std::size_t wait_for_demand();
   // Sleeps up to `d` unless stop is requested first; false when stopped.
@@ -74,17 +84,18 @@ class SourceCore : public std::enable_shared_from_this<SourceCore> {
 
   const SourceOptions options_;
   const std::size_t demand_;
-  Client client_;
   natsSubscription* sub_ = nullptr;
   std::size_t fetch_limit_ = 0;  // max_ack_pending of the consumer as the broker has it
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::size_t in_flight_ = 0;      // guarded by mu_
-  std::size_t max_in_flight_ = 0;  // guarded by mu_
-  bool waiting_ = false;           // guarded by mu_: the I/O thread waits at (D1)
-  bool stop_ = false;              // guarded by mu_
-  std::optional<Error> fatal_;     // guarded by mu_
+  std::size_t in_flight_ = 0;             // guarded by mu_
+  std::size_t max_in_flight_ = 0;         // guarded by mu_
+  bool waiting_ = false;                  // guarded by mu_: the I/O thread waits at (D1)
+  bool stop_ = false;                     // guarded by mu_
+  bool started_ = false;                  // guarded by mu_: run() has begun
+  std::optional<Error> fatal_;            // guarded by mu_
+  std::optional<std::string> violation_;  // guarded by mu_: the server's first refusal
 
   std::atomic<std::uint64_t> fetches_{0};
   std::atomic<std::uint64_t> fetched_{0};
@@ -95,6 +106,8 @@ class SourceCore : public std::enable_shared_from_this<SourceCore> {
   std::atomic<std::uint64_t> settle_errors_{0};
   std::atomic<std::uint64_t> fetch_errors_{0};
   std::atomic<bool> stopped_{false};
+
+  Client client_;  // last: destroyed first, so that no callback outlives the members above
 };
 
 }  // namespace pushstage::nats::detail

@@ -79,6 +79,9 @@ PoolPlan plan_pool(const PoolOptions& options, std::string_view prefix) {
   } else {
     plan.min_demand = options.min_demand;
   }
+  if (options.pin_to != PinTo::Cpu && options.pin_to != PinTo::CacheDomain) {
+    throw std::invalid_argument(p + "pin_to must be Cpu or CacheDomain");
+  }
   if (!options.pin) {
     if (!options.cpus.empty()) {
       throw std::invalid_argument(p + "cpus must be empty when pin is false; got " +
@@ -95,6 +98,7 @@ PoolPlan plan_pool(const PoolOptions& options, std::string_view prefix) {
     }
   }
   plan.pin_cpus = std::move(use);
+  plan.pin_to = options.pin_to;
   plan.named_cpus = !options.cpus.empty();
   return plan;
 }
@@ -109,7 +113,9 @@ int take_cpu(const PoolPlan& plan, std::size_t index) noexcept {
   } else {
     cpu = allocator.take_least_loaded(plan.pin_cpus);
   }
-  if (pin_this_thread(cpu)) return cpu;
+  const bool pinned =
+      plan.pin_to == PinTo::CacheDomain ? pin_this_thread(cache_domain(cpu)) : pin_this_thread(cpu);
+  if (pinned) return cpu;
   allocator.give_back(cpu);  // the kernel refused (the affinity mask changed): run unpinned
   return -1;
 }

@@ -34,15 +34,26 @@ grep -q 'makespan / Graham bound' "$dir/batch.txt"
 modes=pushstage-pipeline2,pushstage-pipeline3,pushstage-partition,pushstage-keyed,pushstage-broadcast
 "$bin" --impl "$modes" --rate 0 --events 3000 --consumers 2 --max-demand 4 --work const:0 \
   --work-mode spin --reps 1 >"$dir/modes.txt"
-[ "$(grep -c '^exactly once *ok *ok *ok *ok *ok' "$dir/modes.txt")" -eq 1 ]
+# One table per case of the default scenario: seed (pinned) and seed-unpinned.
+[ "$(grep -c '^exactly once *ok *ok *ok *ok *ok' "$dir/modes.txt")" -eq 2 ]
 "$bin" --impl "$modes" --batch --events 200 --consumers 2 --work uniform:1ms:3ms \
   --work-mode sleep --reps 1 >/dev/null
 
 # --trace: one line per handled event, each event exactly once per implementation.
 "$bin" --impl pushstage,mutex --events 50 --consumers 2 --work const:10us --rate 20000 \
-  --work-mode spin --reps 1 --trace >"$dir/trace.txt"
+  --work-mode spin --reps 1 --no-pin --trace >"$dir/trace.txt"
 [ "$(grep -c '^\[pushstage rep 1\] consumer [0-9]* received event' "$dir/trace.txt")" -eq 50 ]
 [ "$(grep -c '^\[mutex rep 1\] consumer [0-9]* received event' "$dir/trace.txt")" -eq 50 ]
 [ "$(grep '^\[pushstage rep 1\]' "$dir/trace.txt" | sed 's/.*received event \([0-9]*\) .*/\1/' |
   sort -u | wc -l)" -eq 50 ]
+# The default scenario runs pinned and unpinned, --no-pin keeps the unpinned case only, and
+# --pin-to cache-domain says so in the pinned case's line and JSON.
+"$bin" --impl mutex --events 40 --reps 1 --pin-to cache-domain --json "$dir/pin.json" >"$dir/pin.txt"
+grep -q '^== seed: 3 consumers (pinned to cache domains)' "$dir/pin.txt"
+grep -q '^== seed-unpinned: 3 consumers (unpinned)' "$dir/pin.txt"
+grep -q '"pin_to": "cache-domain"' "$dir/pin.json" && grep -q '"pin_to": "none"' "$dir/pin.json"
+"$bin" --impl mutex --events 40 --reps 1 --no-pin >"$dir/nopin.txt"
+[ "$(grep -c '^== seed' "$dir/nopin.txt")" -eq 1 ] && grep -q '^== seed-unpinned' "$dir/nopin.txt"
+! "$bin" --pin-to core >/dev/null 2>"$dir/err.txt"
+grep -q -- "--pin-to: expects cpu or cache-domain; got 'core'" "$dir/err.txt"
 echo ok

@@ -7,7 +7,9 @@
 //   7    parse_weights, 8 parse_work and the distribution it returns.
 // Bad input must end in UsageError or std::invalid_argument (the CLI prints it and exits 2). Any
 // other exception, a crash, a sanitizer report, or a result that breaks what the parser promises
-// (a count outside its bounds, a work sample outside [0, max]) is a bug and aborts.
+// (a count outside its bounds, a work sample outside [0, max]) is a bug and aborts. Built with
+// PUSHSTAGE_BENCH_NATS, so --broker is parsed too: a password or token planted in a URL value
+// (kSecret) must never appear in an error message, nor in redacted_argument() of the URL.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cmath>
@@ -43,13 +45,16 @@ using namespace pushstage::bench;
 
 // Every flag pushstage-bench takes (command_line.cpp), and a few it does not.
 const char* const kFlags[] = {
-    "--scenario",  "--impl",        "--events", "--producers", "--producer-weights",
-    "--consumers", "--max-demand",  "--rate",   "--load",      "--arrivals",
-    "--work",      "--work-mode",   "--batch",  "--no-pin",    "--reps",
-    "--seed",      "--idle-window", "--trace",  "--json",      "--svg",
-    "--no-fork",   "--help",        "-h",       "--",          "-",
-    "--bogus",
+    "--scenario",  "--impl",        "--events",    "--producers", "--producer-weights",
+    "--consumers", "--max-demand",  "--rate",      "--load",      "--arrivals",
+    "--work",      "--work-mode",   "--batch",     "--no-pin",    "--reps",
+    "--seed",      "--idle-window", "--trace",     "--json",      "--svg",
+    "--no-fork",   "--help",        "-h",          "--",          "-",
+    "--bogus",     "--broker",      "--processes", "--pin-to",
 };
+
+// A password that only the dictionary's URLs below hold: shown anywhere, it leaked.
+constexpr const char* kSecret = "hunter2-PLANTED";
 
 // Values that sit on or across the edges of what the flags accept.
 const char* const kValues[] = {
@@ -107,6 +112,8 @@ const char* const kValues[] = {
     "fixed",
     "spin",
     "sleep",
+    "cpu",
+    "cache-domain",
     "const:0",
     "const:500us",
     "uniform:1:2",
@@ -139,32 +146,60 @@ const char* const kValues[] = {
     "false",
     "--events",
     "-e",
+    "nats://127.0.0.1:4222",
+    "nats://",
+    "nats://alice:hunter2-PLANTED@127.0.0.1:4222",
+    "nats://hunter2-PLANTED@127.0.0.1:4222",
+    "nats://alice:hunter2-PLANTED@",
+    "nats://alice:hunter2-PLANTED@127.0.0.1:4222,nats://bob:hunter2-PLANTED@[::1]:1",
+    "tls://alice:hunter2-PLANTED@127.0.0.1:4222",
+    "http://alice:hunter2-PLANTED@127.0.0.1",
+    "alice:hunter2-PLANTED@127.0.0.1:4222",
+    "1,2,4",
+    "65",
 };
 
-std::string value(FuzzedDataProvider& in) {
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// A dictionary value, or fuzzed text; `oracle` turns false when fuzzed text holds kSecret (then
+// it is not a secret the CLI was told about).
+std::string value(FuzzedDataProvider& in, bool& oracle) {
   if (in.ConsumeBool()) {
     return kValues[in.ConsumeIntegralInRange<std::size_t>(0, std::size(kValues) - 1)];
   }
-  return in.ConsumeRandomLengthString(40);
+  std::string v = in.ConsumeRandomLengthString(40);
+  if (has(v, kSecret)) oracle = false;
+  return v;
+}
+
+// A planted secret reaches no message: every URL value that holds it has it in its user-info.
+void check_no_secret(const std::string& message, bool oracle) {
+  if (oracle && has(message, kSecret)) {
+    std::fprintf(stderr, "bench_cli_fuzz: the planted password leaked: %s\n", message.c_str());
+    std::abort();
+  }
 }
 
 void check_command_line(FuzzedDataProvider& in) {
   std::vector<std::string> args = {"pushstage-bench"};
+  bool oracle = true;
   const int n = in.ConsumeIntegralInRange<int>(0, 12);
   for (int i = 0; i < n && in.remaining_bytes() > 0; ++i) {
     const std::size_t pick = in.ConsumeIntegralInRange<std::size_t>(0, std::size(kFlags));
     if (pick == std::size(kFlags)) {  // a stray argument
-      args.push_back(value(in));
+      args.push_back(value(in, oracle));
       continue;
     }
     const std::string flag = kFlags[pick];
     switch (in.ConsumeIntegralInRange<int>(0, 2)) {
       case 0:
         args.push_back(flag);
-        args.push_back(value(in));
+        args.push_back(value(in, oracle));
         break;
       case 1:
-        args.push_back(flag + "=" + value(in));
+        args.push_back(flag + "=" + value(in, oracle));
         break;
       default:
         args.push_back(flag);
@@ -174,9 +209,22 @@ void check_command_line(FuzzedDataProvider& in) {
   std::vector<const char*> argv;
   for (const std::string& a : args) argv.push_back(a.c_str());
   argv.push_back(nullptr);
+  for (const std::string& a : args) check_no_secret(redacted_argument(a), oracle);
   try {
     const CommandLine cl = parse_command_line(static_cast<int>(args.size()), argv.data());
     if (!cl.help.empty()) return;
+    if (cl.broker) {  // what run_broker_main relies on
+      FUZZ_CHECK(cl.cases.empty() && cl.scenario == nullptr);
+      FUZZ_CHECK(cl.broker->url.rfind("nats://", 0) == 0);
+      check_no_secret(redacted_argument(cl.broker->url), oracle);
+      FUZZ_CHECK(!cl.broker->processes.empty());
+      for (const std::size_t p : cl.broker->processes) FUZZ_CHECK(p >= 1 && p <= 64);
+      FUZZ_CHECK(cl.broker->events >= 1 && cl.broker->events <= 10'000'000);
+      FUZZ_CHECK(cl.broker->consumers >= 1 && cl.broker->consumers <= 1024);
+      FUZZ_CHECK(cl.broker->max_demand >= 1 && cl.broker->max_demand <= 65536);
+      FUZZ_CHECK(cl.broker->reps >= 1 && cl.broker->reps <= 100);
+      return;
+    }
     // What run_main relies on without checking again.
     FUZZ_CHECK(cl.scenario != nullptr);
     FUZZ_CHECK(!cl.cases.empty());
@@ -192,8 +240,10 @@ void check_command_line(FuzzedDataProvider& in) {
     }
   } catch (const UsageError& e) {
     FUZZ_CHECK(e.what()[0] != '\0');
+    check_no_secret(e.what(), oracle);
   } catch (const std::invalid_argument& e) {
     FUZZ_CHECK(e.what()[0] != '\0');
+    check_no_secret(e.what(), oracle);
   }
 }
 
@@ -244,7 +294,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case 8: {
         const auto seed = in.ConsumeIntegral<std::uint64_t>();
-        const std::string text = in.ConsumeBool() ? value(in) : in.ConsumeRemainingBytesAsString();
+        bool unused = true;
+        const std::string text =
+            in.ConsumeBool() ? value(in, unused) : in.ConsumeRemainingBytesAsString();
         check_work(parse_work("--work", text), seed);
         break;
       }

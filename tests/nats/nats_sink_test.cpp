@@ -229,6 +229,15 @@ TEST(NatsSink, FailedOutputSendsTheInputBackForRetry) {
   admin.delete_stream(in);
 }
 
+// A Sink that never published has no publish-acknowledgement state in nats.c, whose
+// js_PublishAsyncGetPendingList then dereferences a null pointer: closing must not ask it.
+TEST(NatsSink, ClosesWithoutHavingPublished) {
+  const SinkOptions o = sink_to(server_url(), unique_name("idle") + ".x");
+  { Sink idle(o); }
+  Sink again(o);
+  EXPECT_EQ(again.stats().published, 0U);
+}
+
 TEST(NatsSink, RejectsOptionsOutOfRangeNamingThem) {
   SinkOptions o = sink_to("nats://127.0.0.1:1", "x");
   o.max_in_flight = 0;

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "ack_reply.hpp"
 #include "nats_test_support.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/nats/nats.hpp"
@@ -482,9 +483,66 @@ TEST(NatsSource, UnreachableServerIsAClearError) {
   SourceOptions o = options_for("nats://127.0.0.1:1", "S", "c");
   const std::string e = construction_error(o);
   EXPECT_NE(e.find("cannot connect to nats://127.0.0.1:1"), std::string::npos) << e;
+  // A URL that is not one is refused before any I/O, and named.
   o.connection.url = "this is not a url";
-  const std::string bad = construction_error(o);
-  EXPECT_NE(bad.find("this is not a url"), std::string::npos) << bad;
+  Dispatcher<Message> d;
+  try {
+    Source s(d, 1, o);
+    ADD_FAILURE() << "a source accepted the url '" << o.connection.url << "'";
+  } catch (const std::invalid_argument& bad) {
+    EXPECT_NE(std::string(bad.what()).find("connection.url must be a NATS URL"), std::string::npos)
+        << bad.what();
+    EXPECT_NE(std::string(bad.what()).find("got 'this is not a url'"), std::string::npos)
+        << bad.what();
+  }
+}
+
+// The reply-subject parser (src/nats/ack_reply.hpp), which gives Message its sequence and delivery
+// count, reads live messages (first deliveries and redeliveries) exactly as nats.c does.
+TEST(NatsSource, ReadsDeliveryMetadataAsNatsCDoes) {
+  const std::string url = server_url();
+  const std::string stream = unique_name("META");
+  Admin admin(url);
+  admin.add_stream(stream, stream + ".>");
+  admin.publish_ids(stream + ".x", 1, 3);
+  natsConnection* nc = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, url.c_str()), NATS_OK);
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  natsSubscription* sub = nullptr;
+  ASSERT_EQ(js_PullSubscribe(&sub, js, (stream + ".>").c_str(), "meta", nullptr, nullptr, nullptr),
+            NATS_OK);
+  int compared = 0;
+  for (std::uint64_t delivery = 1; delivery <= 2; ++delivery) {  // 2: redelivered after a nak
+    for (int got = 0; got < 3;) {
+      natsMsgList list{};
+      ASSERT_EQ(natsSubscription_Fetch(&list, sub, 3 - got, 30000, nullptr), NATS_OK);
+      for (int i = 0; i < list.Count; ++i, ++got) {
+        natsMsg* m = list.Msgs[i];
+        jsMsgMetaData* meta = nullptr;
+        ASSERT_EQ(natsMsg_GetMetaData(&meta, m), NATS_OK);
+        const auto ours = detail::parse_ack_reply(natsMsg_GetReply(m));
+        ASSERT_TRUE(ours.has_value()) << natsMsg_GetReply(m);
+        EXPECT_EQ(ours->stream, meta->Stream);
+        EXPECT_EQ(ours->consumer, meta->Consumer);
+        EXPECT_EQ(ours->delivered, meta->NumDelivered);
+        EXPECT_EQ(ours->delivered, delivery);
+        EXPECT_EQ(ours->stream_sequence, meta->Sequence.Stream);
+        EXPECT_EQ(ours->consumer_sequence, meta->Sequence.Consumer);
+        EXPECT_EQ(ours->timestamp, meta->Timestamp);
+        EXPECT_EQ(ours->pending, meta->NumPending);
+        jsMsgMetaData_Destroy(meta);
+        EXPECT_EQ(delivery == 1 ? natsMsg_Nak(m, nullptr) : natsMsg_Ack(m, nullptr), NATS_OK);
+        ++compared;
+      }
+      natsMsgList_Destroy(&list);
+    }
+  }
+  EXPECT_EQ(compared, 6);
+  natsSubscription_Destroy(sub);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  admin.delete_stream(stream);
 }
 
 TEST(NatsSource, MissingStreamIsAClearError) {

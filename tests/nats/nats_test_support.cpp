@@ -27,6 +27,9 @@
 #ifndef PUSHSTAGE_NATS_SERVER
 #error "PUSHSTAGE_NATS_SERVER: the nats-server executable (tests/nats/CMakeLists.txt)"
 #endif
+#ifndef PUSHSTAGE_NATS_SECURE_DIR
+#error "PUSHSTAGE_NATS_SECURE_DIR: the nats_secure fixture's directory (tests/nats/CMakeLists.txt)"
+#endif
 
 namespace pushstage::nats::test {
 namespace {
@@ -85,7 +88,61 @@ pid_t spawn(const std::vector<std::string>& args, int stdout_fd, int stderr_fd) 
   return pid;
 }
 
+std::string read_whole(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("test setup: cannot read " + path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
 }  // namespace
+
+std::string secure_dir() {
+  const std::string dir = PUSHSTAGE_NATS_SECURE_DIR;
+  if (!std::filesystem::exists(dir + "/auth/url")) {
+    throw std::runtime_error(
+        "no secure NATS servers: run this test through ctest (fixture nats_secure starts them)");
+  }
+  return dir;
+}
+
+std::string secure_file(const std::string& file) { return read_whole(secure_dir() + "/" + file); }
+
+SecureServer secure_server(const std::string& name) {
+  return SecureServer{secure_file(name + "/url"), secure_file(name + "/monitor")};
+}
+
+std::uint64_t total_connections(const std::string& monitor) {
+  const auto colon = monitor.rfind(':');
+  const int port = std::stoi(monitor.substr(colon + 1));
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (fd >= 0) close(fd);
+    throw std::runtime_error("test setup: cannot reach the monitoring endpoint " + monitor);
+  }
+  const std::string request = "GET /varz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    throw std::runtime_error("test setup: cannot send to " + monitor);
+  }
+  std::string reply;
+  char buf[4096];
+  for (ssize_t got = 0; (got = read(fd, buf, sizeof buf)) > 0;) {
+    reply.append(buf, static_cast<std::size_t>(got));
+  }
+  close(fd);
+  const std::string key = "\"total_connections\":";
+  const auto at = reply.find(key);
+  if (at == std::string::npos) {
+    throw std::runtime_error("test setup: no total_connections in " + monitor + "/varz");
+  }
+  return std::stoull(reply.substr(at + key.size()));
+}
 
 std::string server_url() {
   if (const char* env = std::getenv("PUSHSTAGE_NATS_URL"); env != nullptr && *env != 0) return env;
@@ -118,6 +175,22 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
 
 Admin::Admin(const std::string& url) {
   check(natsConnection_ConnectTo(&nc_, url.c_str()), "connect to " + url);
+  check(natsConnection_JetStream(&js_, nc_, nullptr), "JetStream context");
+}
+
+Admin::Admin(const std::string& url, const std::function<void(natsOptions*)>& configure) {
+  natsOptions* o = nullptr;
+  check(natsOptions_Create(&o), "options");
+  natsStatus s = natsOptions_SetURL(o, url.c_str());
+  configure(o);
+  // nats.c 3.4.1 sends an NKey or JWT user's signature empty when its first byte is 0, and the
+  // server refuses it: 1 connection in 256 (pushstage's Client signs by itself; see client.hpp).
+  for (int attempt = 1; s == NATS_OK || s == NATS_CONNECTION_AUTH_FAILED; ++attempt) {
+    s = natsConnection_Connect(&nc_, o);
+    if (s != NATS_CONNECTION_AUTH_FAILED || attempt == 4) break;
+  }
+  natsOptions_Destroy(o);
+  check(s, "connect to " + url);
   check(natsConnection_JetStream(&js_, nc_, nullptr), "JetStream context");
 }
 
@@ -200,6 +273,32 @@ LocalServer::LocalServer(bool jetstream) : jetstream_(jetstream), port_(free_por
   start();
 }
 
+LocalServer::LocalServer(const std::string& config)
+    : jetstream_(true), configured_(true), port_(free_port()), monitor_port_(free_port()) {
+  char tmpl[] = "/tmp/pushstage-nats-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("test setup: mkdtemp failed");
+  dir_ = tmpl;
+  write_config(config);
+  start();
+}
+
+void LocalServer::write_config(const std::string& config) {
+  std::ofstream out(dir_ + "/server.conf", std::ios::trunc);
+  out << "listen: 127.0.0.1:" << port_ << "\nhttp: 127.0.0.1:" << monitor_port_
+      << "\njetstream { store_dir: \"" << dir_ << "/store\" }\n"
+      << config << "\n";
+  if (!out) throw std::runtime_error("test setup: cannot write " + dir_ + "/server.conf");
+}
+
+std::string LocalServer::monitor() const {
+  return "http://127.0.0.1:" + std::to_string(monitor_port_);
+}
+
+void LocalServer::reload(const std::string& config) {
+  write_config(config);
+  if (pid_ > 0) ::kill(pid_, SIGHUP);
+}
+
 LocalServer::~LocalServer() {
   if (pid_ > 0) {
     ::kill(pid_, SIGCONT);
@@ -216,7 +315,9 @@ void LocalServer::start() {
   if (pid_ > 0) return;
   std::vector<std::string> args = {PUSHSTAGE_NATS_SERVER, "-a", "127.0.0.1", "-p",
                                    std::to_string(port_)};
-  if (jetstream_) {
+  if (configured_) {
+    args = {PUSHSTAGE_NATS_SERVER, "-c", dir_ + "/server.conf"};
+  } else if (jetstream_) {
     args.insert(args.end(), {"-js", "-sd", dir_ + "/store"});
   }
   const int log =
@@ -225,6 +326,11 @@ void LocalServer::start() {
   close(log);
   if (!eventually([&] { return accepts(port_); }, 20s)) {
     throw std::runtime_error("test setup: nats-server did not listen on " + url());
+  }
+  // The probe above is a connection too: once the server has counted it, a test's count of
+  // connections starts from a still number.
+  if (configured_ && !eventually([&] { return total_connections(monitor()) >= 1; }, 20s)) {
+    throw std::runtime_error("test setup: nats-server did not count the probe connection");
   }
 }
 

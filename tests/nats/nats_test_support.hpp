@@ -1,6 +1,6 @@
-// nats_test_support.hpp: what the NATS tests share: the fixture server's URL, unique names, a raw
-// nats.c client for setting up streams and looking at consumers, servers and child processes that
-// a test owns (and that die with it).
+// nats_test_support.hpp: what the NATS tests share: the fixture servers' URLs and files, unique
+// names, a raw nats.c client for setting up streams and looking at consumers, a server's count of
+// connections, servers and child processes that a test owns (and that die with it).
 #pragma once
 
 #include <nats/nats.h>
@@ -22,6 +22,21 @@ using namespace std::chrono_literals;
 // is there (run the tests through ctest, which starts the fixture).
 std::string server_url();
 
+// The nats_secure fixture (nats_secure.sh): its directory, and `file` read whole (a secret, a key,
+// a URL), without the trailing newline. Fails the test when the fixture is not there.
+std::string secure_dir();
+std::string secure_file(const std::string& file);
+// One of its servers (auth, token, mtls, jwt, expired): URL and monitoring URL.
+struct SecureServer {
+  std::string url;      // tls://127.0.0.1:PORT
+  std::string monitor;  // http://127.0.0.1:PORT
+};
+SecureServer secure_server(const std::string& name);
+
+// How many client connections the server at `monitor` (http://host:port) has accepted since it
+// started (/varz total_connections): each attempt counts, refused or not.
+std::uint64_t total_connections(const std::string& monitor);
+
 // A name no other test (or earlier run against the same server) uses: PREFIX_<pid>_<n>.
 std::string unique_name(std::string_view prefix);
 
@@ -41,6 +56,8 @@ struct ConsumerState {
 class Admin {
  public:
   explicit Admin(const std::string& url);
+  // Connects with options that `configure` sets on top of the URL (credentials, TLS).
+  Admin(const std::string& url, const std::function<void(natsOptions*)>& configure);
   ~Admin();
   Admin(const Admin&) = delete;
   Admin& operator=(const Admin&) = delete;
@@ -65,19 +82,32 @@ class Admin {
 class LocalServer {
  public:
   explicit LocalServer(bool jetstream = true);
+  // Configured by a file: `config` (tls, authorization, ...) after the listen address, a
+  // monitoring port and JetStream, all set here. Its count of connections (total_connections)
+  // holds the one start() made to see it listen.
+  explicit LocalServer(const std::string& config);
   ~LocalServer();
   LocalServer(const LocalServer&) = delete;
   LocalServer& operator=(const LocalServer&) = delete;
 
   std::string url() const;
+  int port() const { return port_; }
+  // Its monitoring endpoint (configured servers only).
+  std::string monitor() const;
+  // Rewrites the configuration (as in the constructor) and has the server reload it (SIGHUP).
+  void reload(const std::string& config);
   void start();   // same port, same store; returns once it accepts connections
   void stop();    // SIGTERM, waits for it to exit
   void pause();   // SIGSTOP: connections stay open, nothing is answered
   void resume();  // SIGCONT
 
  private:
+  void write_config(const std::string& config);
+
   bool jetstream_;
+  bool configured_ = false;
   int port_ = 0;
+  int monitor_port_ = 0;
   std::string dir_;
   pid_t pid_ = -1;
 };

@@ -2,6 +2,7 @@
 #include "pushstage/pool/consumer_pool.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <array>
@@ -248,6 +249,58 @@ TEST_F(ConsumerPoolCpus, UnpinnedConsumersCountForNoCpu) {
   ConsumerPool<int> pinned(b, o, [](int&) {});
   const auto count = per_cpu({cpus_of(pinned)});
   EXPECT_EQ(imbalance(count), 0U) << describe(count);
+}
+
+// PinTo::CacheDomain pins each consumer to the CPUs of its home CPU's cache domain (and the home
+// CPU still counts for the allocator); PinTo::Cpu to the home CPU alone.
+TEST(ConsumerPool, PinToChoosesTheConsumersAffinity) {
+  for (const PinTo pin_to : {PinTo::Cpu, PinTo::CacheDomain}) {
+    SCOPED_TRACE(pin_to == PinTo::Cpu ? "Cpu" : "CacheDomain");
+    Dispatcher<int> d;
+    PoolOptions o;
+    o.consumers = 2;
+    o.pin_to = pin_to;
+    std::mutex mu;
+    std::vector<std::vector<int>> seen;  // each handler call's affinity, as sorted CPUs
+    ConsumerPool<int> pool(d, o, [&](int&) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+      std::vector<int> mine;
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) mine.push_back(c);
+      }
+      const std::lock_guard lock(mu);
+      seen.push_back(std::move(mine));
+    });
+    const std::vector<int> homes = cpus_of(pool);
+    auto p = d.producer();
+    for (int i = 0; i < 64; ++i) ASSERT_EQ(p.push(i), PushResult::Pushed);
+    d.close();
+    pool.join();
+    std::set<std::vector<int>> expected;
+    for (const int cpu : homes) {
+      ASSERT_GE(cpu, 0);
+      std::vector<int> want = pin_to == PinTo::Cpu ? std::vector<int>{cpu} : cache_domain(cpu);
+      std::sort(want.begin(), want.end());
+      EXPECT_TRUE(std::find(want.begin(), want.end(), cpu) != want.end());
+      expected.insert(want);
+    }
+    ASSERT_EQ(seen.size(), 64U);
+    for (const std::vector<int>& mine : seen) EXPECT_EQ(expected.count(mine), 1U);
+  }
+}
+
+TEST(ConsumerPool, PinToOutOfRangeIsRejected) {
+  Dispatcher<int> d;
+  PoolOptions o;
+  o.pin_to = static_cast<PinTo>(7);
+  try {
+    ConsumerPool<int> pool(d, o, [](int&) {});
+    FAIL() << "constructed";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("PoolOptions::pin_to"), std::string::npos) << e.what();
+  }
 }
 
 // pushstage-bench pins its peers' consumer threads with plan_consumer_cpus(): with nothing else

@@ -189,6 +189,40 @@ TEST(Dispatcher, TakeMovesUpToMaxEvents) {
   EXPECT_EQ(c.take(out, 3, std::chrono::steady_clock::now()), TakeResult::TimedOut);
 }
 
+// A push wakes the parked consumer on the pusher's own CPU before one that parked earlier on
+// another CPU (wake_nearby); without wake_nearby, Fifo wakes the earlier one.
+TEST(Dispatcher, APushWakesTheConsumerParkedOnItsOwnCpuFirst) {
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  for (const bool nearby : {true, false}) {
+    DispatcherOptions o = no_spin();
+    o.wake_nearby = nearby;
+    Dispatcher<int> d(o);
+    std::atomic<int> woken_on{-1};
+    auto park_on = [&](int cpu) {
+      return std::thread([&, cpu] {
+        ASSERT_TRUE(pin_this_thread(cpu));
+        auto c = d.consumer();
+        if (auto e = c.pop(); e && *e == 1) woken_on = cpu;
+      });
+    };
+    std::thread far = park_on(cpus[0]);  // parks first: the oldest ticket
+    await_parked(d, 1);
+    std::thread near = park_on(cpus[1]);
+    await_parked(d, 2);
+    std::thread pusher([&] {
+      ASSERT_TRUE(pin_this_thread(cpus[1]));
+      ASSERT_EQ(d.push(1), PushResult::Pushed);
+    });
+    pusher.join();
+    while (woken_on.load() < 0) std::this_thread::yield();
+    EXPECT_EQ(woken_on.load(), nearby ? cpus[1] : cpus[0]) << "wake_nearby " << nearby;
+    d.close();  // the other consumer gets nullopt
+    far.join();
+    near.join();
+  }
+}
+
 TEST(Dispatcher, CloseRefusesLaterPushesAndLeavesTheEvent) {
   Dispatcher<MoveOnly> d;
   d.close();

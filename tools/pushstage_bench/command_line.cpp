@@ -6,12 +6,16 @@
 #include <algorithm>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_core.hpp"
 #include "harness/work.hpp"
 #include "pushstage/cpus.hpp"
 #include "run.hpp"
+#ifdef PUSHSTAGE_BENCH_NATS
+#include "pushstage/nats/connect_options.hpp"
+#endif
 
 namespace pushstage::bench {
 namespace {
@@ -117,7 +121,7 @@ struct BrokerFlags {
 BrokerCommand parse_broker(const CLI::App& app, const BrokerFlags& f) {
   for (const char* flag :
        {"--scenario", "--impl", "--producers", "--producer-weights", "--load", "--arrivals",
-        "--batch", "--trace", "--svg", "--idle-window", "--no-fork"}) {
+        "--batch", "--trace", "--pin-to", "--svg", "--idle-window", "--no-fork"}) {
     if (app.count(flag) != 0) {
       throw UsageError("--broker: cannot be combined with " + std::string(flag) +
                        " (it applies to in-process runs)");
@@ -129,8 +133,10 @@ BrokerCommand parse_broker(const CLI::App& app, const BrokerFlags& f) {
 #else
   BrokerCommand b;
   if (f.url.rfind("nats://", 0) != 0 || f.url.size() <= 7) {
-    throw UsageError("--broker: expects a NATS URL such as nats://127.0.0.1:4222; got '" + f.url +
-                     "'");
+    throw UsageError(
+        "--broker: expects a NATS URL such as nats://127.0.0.1:4222 or "
+        "nats://user:password@HOST:PORT (no TLS options here); got '" +
+        redacted_argument(f.url) + "'");
   }
   b.url = f.url;
   if (!f.processes.empty()) b.processes = parse_processes(f.processes);
@@ -147,9 +153,60 @@ BrokerCommand parse_broker(const CLI::App& app, const BrokerFlags& f) {
 #endif
 }
 
+// `text` with every argument that may hold a URL's secret shown as redacted_argument() shows it
+// (whole, and the value of its --flag=value form).
+std::string without_secrets(std::string text, int argc, const char* const* argv) {
+  std::vector<std::pair<std::string, std::string>> masks;  // what -> how it is shown
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.find('@') == std::string::npos) continue;
+    masks.emplace_back(arg, redacted_argument(arg));
+    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      masks.emplace_back(arg.substr(eq + 1), redacted_argument(arg.substr(eq + 1)));
+    }
+  }
+  // Longest first: masking a shorter argument inside a longer one would keep the longer one from
+  // being found, with the rest of its secrets.
+  std::sort(masks.begin(), masks.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& [from, to] : masks) {
+    if (from.empty() || from == to) continue;
+    for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+      text.replace(at, from.size(), to);
+    }
+  }
+  return text;
+}
+
+CommandLine parse_arguments(int argc, const char* const* argv);
+
 }  // namespace
 
+std::string redacted_argument(const std::string& arg) {
+  if (arg.find('@') == std::string::npos) return arg;
+#ifdef PUSHSTAGE_BENCH_NATS
+  if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+    return arg.substr(0, eq + 1) + pushstage::nats::redacted_url(arg.substr(eq + 1));
+  }
+  return pushstage::nats::redacted_url(arg);
+#else
+  return "***";
+#endif
+}
+
 CommandLine parse_command_line(int argc, const char* const* argv) {
+  try {
+    return parse_arguments(argc, argv);
+  } catch (const UsageError& e) {
+    throw UsageError(without_secrets(e.what(), argc, argv));
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(without_secrets(e.what(), argc, argv));
+  }
+}
+
+namespace {
+
+CommandLine parse_arguments(int argc, const char* const* argv) {
   CLI::App app{"pushstage-bench: pushstage against its peers under irregular work, side by side.",
                "pushstage-bench"};
   app.footer(help_footer());
@@ -177,6 +234,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   app.add_flag("--batch", f.batch,
                "buffer every event before the consumers start; report makespan / Graham bound");
   app.add_flag("--no-pin", f.no_pin, "do not pin consumer (and producer) threads to CPUs");
+  std::string pin_to;
+  app.add_option("--pin-to", pin_to,
+                 "cpu (default) | cache-domain: what a pinned thread is pinned to");
   app.add_option("--reps", reps, "repetitions per implementation, interleaved, in [1, 100]");
   app.add_option("--seed", seed, "seed of the arrival and work plan (repetition r adds r)");
   app.add_option("--idle-window", idle_window, "idle scenario: how long CPU use is measured");
@@ -232,6 +292,16 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     f.load = parse_number("--load", load, 0, 4);
     if (*f.load <= 0) throw UsageError("--load: expects a number in (0, 4]; got '" + load + "'");
   }
+  if (!pin_to.empty()) {
+    if (f.no_pin) throw UsageError("--pin-to: cannot be combined with --no-pin");
+    if (pin_to == "cpu") {
+      f.pin_to = PinTo::Cpu;
+    } else if (pin_to == "cache-domain") {
+      f.pin_to = PinTo::CacheDomain;
+    } else {
+      throw UsageError("--pin-to: expects cpu or cache-domain; got '" + pin_to + "'");
+    }
+  }
   if (!arrivals.empty()) {
     if (arrivals == "poisson") {
       f.arrivals = Arrivals::kPoisson;
@@ -257,5 +327,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   out.scenario = scenario;
   return out;
 }
+
+}  // namespace
 
 }  // namespace pushstage::bench

@@ -20,7 +20,7 @@ namespace pushstage::bench {
 
 // --broker URL: scale-out through NATS JetStream, validated (main.cpp runs it; see broker.hpp).
 struct BrokerCommand {
-  std::string url;                              // nats://HOST:PORT
+  std::string url;  // nats://[user:password@|token@]HOST:PORT: print it through redacted_argument
   std::vector<std::size_t> processes{1, 2, 4};  // --processes
   std::size_t events = 4000;
   std::size_t consumers = 2;   // per process
@@ -44,7 +44,13 @@ struct CommandLine {
 };
 
 // argv[0] is the program name, as in main(). Without PUSHSTAGE_BENCH_NATS (pushstage-bench built
-// without pushstage::nats), --broker is refused as unavailable.
+// without pushstage::nats), --broker is refused as unavailable. An error message never shows the
+// password or token of a URL given on the command line (see redacted_argument).
 [[nodiscard]] CommandLine parse_command_line(int argc, const char* const* argv);
+
+// `arg` (a command-line argument, or a --broker URL) as pushstage-bench prints it, in messages and
+// in --json: a URL's password or token replaced by "***" (pushstage::nats::redacted_url; also in
+// the --flag=URL form). Without PUSHSTAGE_BENCH_NATS, any argument holding '@' is "***" whole.
+[[nodiscard]] std::string redacted_argument(const std::string& arg);
 
 }  // namespace pushstage::bench

@@ -33,13 +33,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The command line as typed, for the JSON reports.
+// The command line as typed, for the JSON reports; a URL's password or token as "***".
 std::string command_text(int argc, char** argv) {
   std::string command;
   for (int i = 0; i < argc; ++i) {
     // append, not " " + std::string: GCC 12 -O3 warns (-Wrestrict, a false positive) on that.
     if (i != 0) command.append(" ");
-    command.append(argv[i]);
+    command.append(redacted_argument(argv[i]));
   }
   return command;
 }
@@ -112,7 +112,7 @@ int run_broker_main(const BrokerCommand& b, const std::string& json_path, int ar
   if (json_out.is_open()) {
     nlohmann::json doc = json_document(argc, argv, machine, wall_s, report.ok);
     doc.update({{"mode", "broker"},
-                {"broker", spec.url},
+                {"broker", redacted_argument(spec.url)},
                 {"events", spec.events},
                 {"consumers_per_process", spec.consumers},
                 {"max_demand", spec.max_demand},

@@ -17,6 +17,7 @@
 #include "bench_core.hpp"
 #include "harness/work.hpp"
 #include "pushstage/histogram.hpp"
+#include "pushstage/pool/pool_options.hpp"
 
 namespace pushstage::bench {
 
@@ -58,6 +59,7 @@ struct RunConfig {
   std::size_t consumers = 1;
   std::size_t max_demand = 1;
   bool pin = true;
+  PinTo pin_to = PinTo::Cpu;  // with pin: each thread's CPU, or its CPU's cache domain
   std::int64_t idle_window_ns = 1'000'000'000;  // kIdle: how long CPU use is measured
   double graham_relative = 0.05;                // kBatch check: makespan <= bound * (1 + rel)
   std::int64_t graham_absolute_ns = 2'000'000;  //   + abs (thread start-up, wake-ups)

@@ -33,6 +33,8 @@ struct CaseDraft {
   std::size_t consumers = 3;
   std::size_t max_demand = 1;
   bool pin = true;
+  PinTo pin_to = PinTo::Cpu;
+  bool pinned_only = false;  // a pinned case that --no-pin drops (its unpinned twin follows it)
   std::size_t reps = 3;
   std::vector<Impl> impls;  // empty: the six standard implementations
   std::int64_t idle_window_ns = 1'000'000'000;
@@ -51,6 +53,7 @@ struct Overrides {
   std::optional<std::int64_t> idle_window_ns;
   bool batch = false;
   bool no_pin = false;
+  std::optional<PinTo> pin_to;
   bool trace = false;
 };
 

@@ -31,10 +31,11 @@ class Parking {
   // `counts` and `gate` are the queue's own (W2 reads them); they outlive this object.
   // `max_spinners` is resolved (not kAutoSpinners); the caller validated the options.
   Parking(std::chrono::nanoseconds spin, std::uint32_t max_spinners, WakeOrder wake_order,
-          const EventCount& counts, const CloseGate& gate) noexcept
+          bool wake_nearby, const EventCount& counts, const CloseGate& gate) noexcept
       : spin_(spin),
         max_spinners_(max_spinners),
         wake_order_(wake_order),
+        wake_nearby_(wake_nearby),
         counts_(counts),
         gate_(gate) {}
 
@@ -43,7 +44,7 @@ class Parking {
   void after_push(std::uint64_t n) noexcept {
     const std::uint64_t d = demand_.load(std::memory_order_seq_cst);  // P3 pairs with W1, S1
     if ((d & kParkedMask) != 0 && (d & kSpinMask) == 0) [[unlikely]] {
-      wake(n < parked_of(d) ? n : parked_of(d));
+      wake(n < parked_of(d) ? n : parked_of(d), Near::kWaker);
     }
   }
 
@@ -81,6 +82,10 @@ class Parking {
 
  private:
   enum class Verdict { kMaybeEvents, kDrained, kInterrupted, kPark };
+  // Whom a wake prefers (with wake_nearby_): a producer, a consumer near itself (P3); a consumer
+  // that leaves an event to another (S2), one on another CPU, so that they do not share one; a
+  // close (K5), nobody.
+  enum class Near { kWaker, kOtherCpu, kAny };
 
   // demand_ = | parked consumers: 32 bits | spinning consumers: 32 bits |.
   static constexpr std::uint64_t kSpinOne = 1;
@@ -126,8 +131,9 @@ class Parking {
   void finish_drained(bool searching) noexcept;
   // (X2)+(X3) for a slot whose ticket the caller claimed (X1).
   void notify_claimed(ConsumerSlot& slot) noexcept;
-  // Wakes up to n parked consumers in wake_order_; returns how many.
-  std::uint64_t wake(std::uint64_t n) noexcept;
+  // Wakes up to n parked consumers, the nearest first (Near), then in wake_order_; returns how
+  // many.
+  std::uint64_t wake(std::uint64_t n, Near near) noexcept;
   static void backoff(unsigned& round) noexcept;
   [[nodiscard]] bool drained() const noexcept {
     return gate_.final() && counts_.buffered() <= 0;  // W2's reads, in W2's order
@@ -139,6 +145,7 @@ class Parking {
   alignas(kCacheLine) const std::chrono::nanoseconds spin_;
   const std::uint32_t max_spinners_;
   const WakeOrder wake_order_;
+  const bool wake_nearby_;
   const EventCount& counts_;
   const CloseGate& gate_;
   // Written by every park (W1's ticket).

@@ -47,7 +47,10 @@
 //        seq_cst. If it was the last spinner and consumers are parked, (S2) re-read buffered
 //        (seq_cst) and wake that many. Pairs with (P3): a producer that skipped its wake because
 //        it saw a spinner has its (P2) before (S1), so (S2) sees its events.
-// Waker (wake()): pick the parked slot with the oldest (Fifo) or newest (Lifo) ticket,
+// Waker (wake()): pick the parked slot nearest the waker (with wake_nearby: parked on the
+//   waker's CPU, then on one sharing its cache, as the slot's cpu recorded before W1 says; a
+//   consumer passing on an event at S2 prefers another CPU), among equals the one with the oldest
+//   (Fifo) or newest (Lifo) ticket; nearness is a policy, correctness never depends on it.
 //   (X1) claim it: CAS its ticket to 0, acq_rel (a cancelling consumer races on the same CAS);
 //   (X2) demand_: parked -1, spinning +1 (the woken consumer counts as a spinner until it finds an
 //        event or parks again, so producers do not wake a second consumer for the same event);

@@ -34,6 +34,7 @@ struct alignas(kCacheLine) ConsumerSlot {
   alignas(kCacheLine) std::atomic<std::uint64_t> wait_ticket{0};  // 0: not parked (W1, X1)
   std::atomic<std::uint32_t> futex{0};                            // 1: notified by a waker (X3)
   std::atomic<std::uint32_t> interrupt{0};                        // 1: interrupt() pending (I1)
+  std::atomic<int> cpu{-1};  // where the lessee parked (W1); read by wakers for the wake order
   std::atomic<bool> leased{false};
   ConsumerSlot* next = nullptr;  // set before the slot is published, then immutable
 };

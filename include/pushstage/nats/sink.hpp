@@ -16,6 +16,11 @@
 //            source's retry policy) on failure. If the process dies in between, the input is
 //            redelivered and the output may be published twice (the stream can deduplicate with
 //            a message id; not done here).
+// Refusals:  a publish to a subject the server refuses this user (a permissions violation) fails
+//            at once, not at ack_timeout: on_error gets an Error with status NATS_NOT_PERMITTED
+//            quoting the server, and its input is failed. A server that refuses the subscription
+//            to the acknowledgements' inbox fails every pending publish, and every later publish()
+//            throws that Error (the messages may still have been stored: at least once).
 // Close:     the destructor waits up to ack_timeout for outstanding acknowledgements; inputs still
 //            waiting then are failed (redelivered), and the connection is closed.
 #pragma once
@@ -65,7 +70,7 @@ class SinkCore;  // src/nats/sink.cpp
 class Sink {
  public:
   // Connects. Throws std::invalid_argument for options out of range, Error when the server
-  // cannot be reached.
+  // cannot be reached or refuses the connection (credentials, TLS): see connect_options.hpp.
   explicit Sink(SinkOptions options);
   ~Sink();
   Sink(const Sink&) = delete;

@@ -16,12 +16,18 @@
 //            its messages over them.
 // Delivery:  at least once. Messages not settled when a process dies are redelivered by the
 //            broker after ack_wait, to any process on the consumer; Message::deliveries() counts.
-// Errors:    construction throws Error (bad URL, server down, stream missing, consumer of the
-//            wrong kind) within connect_timeout + request_timeout. While running, a lost
-//            connection is retried (ConnectOptions::max_reconnects); fetch errors are counted,
-//            reported to on_error, and retried with backoff. When the connection is closed for
-//            good the source stops by itself: error() says why, and `target` is closed so its
-//            consumers drain and return.
+// Errors:    construction throws Error (server down, credentials or TLS refused, stream missing,
+//            consumer of the wrong kind) within connect_timeout + request_timeout. While running,
+//            a lost connection is retried (ConnectOptions::max_reconnects); fetch errors are
+//            counted, reported to on_error, and retried with backoff. When the connection is
+//            closed for good the source stops by itself: error() says why, and `target` is closed
+//            so its consumers drain and return.
+// Refusals:  the server refusing any request of this source (a permissions violation: a lookup,
+//            a fetch, an ack, its reply inbox) ends it at once: during construction the
+//            constructor throws Error (status NATS_NOT_PERMITTED) quoting the server, without
+//            waiting for request_timeout; later the source stops by itself as above, error()
+//            quoting the server. Messages it had fetched stay with their handlers; the broker
+//            redelivers the unacknowledged ones after ack_wait.
 // Stop:      stop() (or the destructor) lets the current fetch end (at most `poll`), stops
 //            fetching and closes `target`. Messages already pushed stay valid and are settled by
 //            whoever handles them.

@@ -91,6 +91,7 @@ struct PoolPlan {
   bool named_cpus = false;    // pin_cpus are PoolOptions::cpus, used round-robin by consumer index;
                               // else allowed_cpus(), each consumer taking the least loaded one
   std::size_t min_demand = 0;
+  PinTo pin_to = PinTo::Cpu;
 };
 // prefix: where the user set these options (a Batcher's: "BatcherOptions::processors.").
 PoolPlan plan_pool(const PoolOptions& options, std::string_view prefix = "PoolOptions::");
@@ -438,19 +439,26 @@ class PoolCore {
     w.interruptible.store(true, std::memory_order_seq_cst);
     if (max_demand_ == 1 && callbacks_.handler && !manual_ && !callbacks_.prepare &&
         !callbacks_.chunk_done) {
-      // One event at a time: nothing held, nothing to top up.
+      // One event at a time: nothing held, nothing to top up. The handler's start is the previous
+      // handler's end when nothing waited in between (no take that waited, no pause, no rate
+      // limit, no deadline): one clock read per event in a busy stream instead of two.
+      Clock::time_point last_end{};
       for (;;) {
-        hold_while_paused();
+        bool waited = hold_while_paused();
         if (retiring(w)) [[unlikely]]
           return Exit::kRetired;
         std::optional<T> e;
-        const TakeResult r = h.take_one(e);
-        if (r == TakeResult::Drained) return Exit::kDrained;
-        if (r != TakeResult::Got) continue;           // interrupted: re-check retire and pause
-        hold_while_paused();                          // paused before we took it: hold the event
+        if (!h.try_take_one(e)) {
+          const TakeResult r = h.take_one(e);
+          if (r == TakeResult::Drained) return Exit::kDrained;
+          if (r != TakeResult::Got) continue;  // interrupted: re-check retire and pause
+          waited = true;
+        }
+        waited |= hold_while_paused();                // paused before we took it: hold the event
         const Clock::time_point taken = taken_now();  // the deadline counts the rate limit's wait
         if (rate_ != nullptr) rate_->acquire(1);
-        handle_one(w.state, ctx, *e, taken);
+        const bool reuse = !waited && rate_ == nullptr && !has_deadline_;
+        last_end = handle_one(w.state, ctx, *e, taken, reuse ? last_end : Clock::time_point{});
         h.release();
 #ifdef PUSHSTAGE_PERF_GATE_SLOW_LOOP  // defined only by the perf gate's self-test builds
         for (volatile int slow = 0; slow < PUSHSTAGE_PERF_GATE_SLOW_LOOP;) slow = slow + 1;
@@ -521,12 +529,14 @@ class PoolCore {
     return TakeResult::Got;
   }
 
-  void hold_while_paused() noexcept {
+  // True if it waited for resume().
+  bool hold_while_paused() noexcept {
     // acquire: a pause() that happens-before the push of the event we just took is seen here.
     if (paused_.load(std::memory_order_acquire) == 0) [[likely]]
-      return;
+      return false;
     signal_.wait_for([this] { return paused_.load(std::memory_order_seq_cst) == 0; },  // A3
                      std::chrono::nanoseconds::max());
+    return true;
   }
 
   // Manual demand: up to `want` credits, without waiting (0: none). Automatic: `want`.
@@ -576,13 +586,16 @@ class PoolCore {
     return has_deadline_ && now - taken > deadline_;
   }
 
-  // One event, with retries; `taken`: when the consumer took it (deadline only).
-  void handle_one(State& state, Ctx& ctx, T& event, Clock::time_point taken) noexcept {
+  // One event, with retries; `taken`: when the consumer took it (deadline only); `start`: when the
+  // first attempt starts, if the caller knows ({}: read the clock). Returns when it ended.
+  Clock::time_point handle_one(State& state, Ctx& ctx, T& event, Clock::time_point taken,
+                               Clock::time_point start_known = {}) noexcept {
     for (unsigned attempt = 1;; ++attempt) {
-      const Clock::time_point start = Clock::now();
+      const Clock::time_point start =
+          attempt == 1 && start_known != Clock::time_point{} ? start_known : Clock::now();
       if (past_deadline(taken, start)) [[unlikely]] {
         fail_one(state, event, {FailureKind::DeadlineExceeded, nullptr, attempt - 1});
-        return;
+        return start;
       }
       std::exception_ptr error;
       try {
@@ -599,17 +612,17 @@ class PoolCore {
       if (!error) [[likely]] {
         if (past_deadline(taken, end)) [[unlikely]] {
           fail_one(state, event, {FailureKind::DeadlineExceeded, nullptr, attempt});
-          return;
+          return end;
         }
         bump(state.handled);
-        return;
+        return end;
       }
       if (on_error_) on_error_(error);  // noexcept context: a throw terminates
       const bool late = past_deadline(taken, end);
       if (late || attempt >= retry_.max_attempts) {
         fail_one(state, event,
                  {late ? FailureKind::DeadlineExceeded : FailureKind::Threw, error, attempt});
-        return;
+        return end;
       }
       bump(state.retried);
       std::this_thread::sleep_for(backoff(attempt));

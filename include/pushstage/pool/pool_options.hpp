@@ -47,6 +47,13 @@ struct Failure {
   unsigned attempts = 0;     // handler calls made for the event
 };
 
+// What a pinned consumer is pinned to.
+enum class PinTo {
+  Cpu,          // its one CPU: its cache stays warm, and it never moves
+  CacheDomain,  // the CPUs sharing its CPU's last-level cache (cpus.hpp: cache_domain()): the
+                // kernel may run it on any of them, usually near the thread that wakes it
+};
+
 struct PoolOptions {
   // Consumer threads, in [1, 65536]. Over a PartitionDispatcher or a BroadcastDispatcher: exactly
   // one per partition or subscriber.
@@ -58,6 +65,13 @@ struct PoolOptions {
   // consumer run on two CPUs. Unpinned consumers, and threads pinned by other means, count for
   // no CPU.
   bool pin = true;
+  // With pin: the consumer's CPU alone (Cpu), or every CPU of that CPU's cache domain
+  // (CacheDomain; the CPU still counts for its home CPU above). Cpu suits CPU-bound handlers that
+  // keep their data warm; CacheDomain suits handlers that wait (I/O, sleeps) under irregular
+  // arrivals, where waking a consumer pinned to another, idle CPU costs more than a cache that
+  // is shared anyway (README: Results). On a machine whose CPUs all share one cache this is
+  // "unpinned, but within the allowed CPUs".
+  PinTo pin_to = PinTo::Cpu;
   // CPUs to pin to, used as given: consumer i runs on cpus[i % cpus.size()], however loaded (its
   // consumers still count, so that automatic pools keep off these CPUs). Each must be one this
   // process may use. Empty: automatic (above). Must be empty when pin is false.
@@ -97,13 +111,16 @@ struct PoolOptions {
 };
 
 struct ConsumerStats {
-  int cpu = -1;                      // the CPU it is pinned to; -1 when not pinned
-  std::uint64_t handled = 0;         // events whose handler returned normally (in time)
-  std::uint64_t failed = 0;          // events that failed for good (went to the dead letter)
-  std::uint64_t retried = 0;         // handler calls repeated after a throw
-  std::uint64_t expired = 0;         // of the failed: those past PoolOptions::deadline
-  std::chrono::nanoseconds busy{0};  // time spent inside the handler
-  bool active = true;                // false once it ended (retired by resize(), or drained)
+  int cpu = -1;  // its CPU (pinned to it, or with PinTo::CacheDomain its home); -1: not pinned
+  std::uint64_t handled = 0;  // events whose handler returned normally (in time)
+  std::uint64_t failed = 0;   // events that failed for good (went to the dead letter)
+  std::uint64_t retried = 0;  // handler calls repeated after a throw
+  std::uint64_t expired = 0;  // of the failed: those past PoolOptions::deadline
+  // Time inside the handler. With max_demand 1 a handler that follows the previous one without a
+  // wait in between is timed from the previous one's end (one clock read per event), so the take
+  // between them (well under a microsecond) counts too.
+  std::chrono::nanoseconds busy{0};
+  bool active = true;  // false once it ended (retired by resize(), or drained)
 };
 
 }  // namespace pushstage

@@ -40,6 +40,8 @@ class PoolHandle {
   using Clock = std::chrono::steady_clock;
   virtual ~PoolHandle() = default;
   virtual TakeResult take_one(std::optional<T>& out) = 0;
+  // One event if one is there now; never waits.
+  virtual bool try_take_one(std::optional<T>& out) = 0;
   virtual TakeResult take(std::vector<T>& out, std::size_t max) = 0;
   virtual std::size_t try_take(std::vector<T>& out, std::size_t max) = 0;
   // More events for a consumer that still holds some, without waiting: none from a handle that
@@ -76,6 +78,17 @@ class PoolHandleOf final : public PoolHandle<T> {
       const TakeResult r = h_.take(scratch_, 1, Clock::time_point::max());
       if (r == TakeResult::Got) out.emplace(std::move(scratch_.front()));
       return r;
+    }
+  }
+  bool try_take_one(std::optional<T>& out) override {
+    if constexpr (requires { h_.try_pop(); }) {
+      out = h_.try_pop();
+      return out.has_value();
+    } else {
+      scratch_.clear();
+      if (h_.try_take(scratch_, 1) == 0) return false;
+      out.emplace(std::move(scratch_.front()));
+      return true;
     }
   }
   TakeResult take(std::vector<T>& out, std::size_t max) override {

@@ -1,7 +1,8 @@
 // harness_pool.hpp: the ConsumerPool every pushstage backend ends in: config.consumers consumers,
-// pinned unless --no-pin, taking up to config.max_demand events at a time, each calling the
-// harness handler. What the pool counted itself cross-checks the harness.
-// Threading: start(), join() and handled() from the thread that drives the run.
+// pinned (to a CPU, or with --pin-to cache-domain to its cache domain) unless --no-pin, taking up
+// to config.max_demand events at a time, each calling the harness handler. What the pool counted
+// itself cross-checks the harness. Threading: start(), join() and handled() from the thread that
+// drives the run.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,7 @@ class HarnessPool {
     PoolOptions po;
     po.consumers = h_.config.consumers;
     po.pin = h_.config.pin;
+    po.pin_to = h_.config.pin_to;
     po.max_demand = h_.config.max_demand;
     pool_.emplace(source, std::move(po), [&h = h_](std::uint32_t& id) {
       thread_local ConsumerLog* log = nullptr;

@@ -41,7 +41,7 @@ class PeerBackend {
 
  private:
   void run(std::size_t index) {
-    if (cpus_[index] >= 0) pin_this_thread(cpus_[index]);
+    if (cpus_[index] >= 0) pin_near(cpus_[index], h_.config.pin_to);
     auto consumer = q_.consumer();
     ConsumerLog* log = nullptr;
     const std::size_t max_demand = h_.config.max_demand;

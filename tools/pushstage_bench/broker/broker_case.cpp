@@ -34,9 +34,10 @@ std::vector<WorkerProcess> start_workers(const BrokerSpec& spec, const std::stri
                                          const std::string& consumer, CaseOutcome& c) {
   std::vector<WorkerProcess> workers;
   for (std::size_t i = 0; i < c.processes; ++i) {
-    workers.push_back(spawn_worker({spec.self, "--broker-worker", spec.url, stream, consumer,
+    workers.push_back(spawn_worker({spec.self, "--broker-worker", "-", stream, consumer,
                                     std::to_string(spec.consumers), std::to_string(spec.max_demand),
-                                    work_mode_name(spec.work_mode), spec.pin ? "pin" : "no-pin"}));
+                                    work_mode_name(spec.work_mode), spec.pin ? "pin" : "no-pin"},
+                                   spec.url));
   }
   for (WorkerProcess& w : workers) {
     const auto l = w.line(30s);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "command_line.hpp"
 #include "harness/work.hpp"
 #include "report/format.hpp"
 #include "report/results_json.hpp"
@@ -19,7 +20,8 @@ double throughput_of(const CaseOutcome& c, const ProcessResult& r) {
 }  // namespace
 
 void print_broker_header(std::ostream& out, const BrokerSpec& spec) {
-  out << "broker " << spec.url << ": stream in memory, one durable pull consumer shared by every "
+  out << "broker " << redacted_argument(spec.url)
+      << ": stream in memory, one durable pull consumer shared by every "
       << "process; " << spec.events << " events per case, "
       << (spec.rate > 0 ? "published at " + format_rate(spec.rate)
                         : std::string("all published at once"))

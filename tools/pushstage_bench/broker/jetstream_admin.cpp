@@ -3,6 +3,8 @@
 
 #include <stdexcept>
 
+#include "command_line.hpp"
+
 namespace pushstage::bench {
 
 JetStreamAdmin::JetStreamAdmin(const std::string& url) {
@@ -15,7 +17,8 @@ JetStreamAdmin::JetStreamAdmin(const std::string& url) {
   nc_.reset(nc);
   natsOptions_Destroy(o);
   if (s != NATS_OK) {
-    throw std::runtime_error("--broker: cannot connect to " + url + ": " + natsStatus_GetText(s));
+    throw std::runtime_error("--broker: cannot connect to " + redacted_argument(url) + ": " +
+                             natsStatus_GetText(s));
   }
   jsCtx* js = nullptr;
   natsConnection_JetStream(&js, nc_.get(), nullptr);

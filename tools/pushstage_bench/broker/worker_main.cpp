@@ -10,6 +10,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <limits>
 #include <memory>
@@ -62,15 +63,17 @@ WorkerReport merge(const std::vector<std::unique_ptr<Slot>>& slots,
 int broker_worker_main(const std::vector<std::string>& args) {
   if (args.size() != 7) {
     std::fprintf(stderr,
-                 "pushstage-bench --broker-worker URL STREAM CONSUMER CONSUMERS MAX_DEMAND "
-                 "spin|sleep pin|no-pin (started by --broker)\n");
+                 "pushstage-bench --broker-worker URL|- STREAM CONSUMER CONSUMERS MAX_DEMAND "
+                 "spin|sleep pin|no-pin (started by --broker; -: the URL is in $%s)\n",
+                 kBrokerUrlVariable);
     return 2;
   }
   const WorkMode mode =
       args[5] == work_mode_name(WorkMode::kSpin) ? WorkMode::kSpin : WorkMode::kSleep;
   if (mode == WorkMode::kSpin) (void)calibrate_spin_work();
   pushstage::nats::SourceOptions so;
-  so.connection.url = args[0];
+  const char* from_env = std::getenv(kBrokerUrlVariable);
+  so.connection.url = args[0] == "-" && from_env != nullptr ? from_env : args[0];
   so.connection.name = "pushstage-bench worker " + std::to_string(getpid());
   so.stream = args[1];
   so.consumer = args[2];

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include "report/results_json.hpp"
@@ -65,7 +66,7 @@ int WorkerProcess::wait_exit() {
   return status;
 }
 
-WorkerProcess spawn_worker(const std::vector<std::string>& args) {
+WorkerProcess spawn_worker(const std::vector<std::string>& args, const std::string& broker_url) {
   int in[2];
   int out[2];
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
@@ -74,6 +75,15 @@ WorkerProcess spawn_worker(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  const std::string url_entry = std::string(kBrokerUrlVariable) + "=" + broker_url;
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, kBrokerUrlVariable, std::strlen(kBrokerUrlVariable)) != 0) {
+      envp.push_back(*e);
+    }
+  }
+  envp.push_back(const_cast<char*>(url_entry.c_str()));
+  envp.push_back(nullptr);
   const pid_t parent = getpid();
   std::fflush(stdout);
   std::fflush(stderr);
@@ -84,7 +94,7 @@ WorkerProcess spawn_worker(const std::vector<std::string>& args) {
     if (getppid() != parent) _exit(127);
     dup2(in[0], 0);
     dup2(out[1], 1);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(in[0]);

@@ -53,8 +53,14 @@ struct WorkerProcess {
   int wait_exit();
 };
 
-// Starts args[0] with `args` (fork and exec). The child gets SIGKILL when this process dies.
-// Throws std::runtime_error when a pipe or the fork fails.
-[[nodiscard]] WorkerProcess spawn_worker(const std::vector<std::string>& args);
+// The broker URL reaches a worker through its environment, not its argv: a URL may hold a
+// password, and every local user can read a process's argv (ps), not its environment.
+inline constexpr const char* kBrokerUrlVariable = "PUSHSTAGE_BENCH_BROKER_URL";
+
+// Starts args[0] with `args` (fork and exec) and broker_url in $PUSHSTAGE_BENCH_BROKER_URL. The
+// child gets SIGKILL when this process dies. Throws std::runtime_error when a pipe or the fork
+// fails.
+[[nodiscard]] WorkerProcess spawn_worker(const std::vector<std::string>& args,
+                                         const std::string& broker_url);
 
 }  // namespace pushstage::bench

@@ -99,7 +99,7 @@ void produce(B& backend, Harness& h, std::uint32_t producer, std::int64_t t0, bo
   // across cores instead of wherever the scheduler happens to put the producer.
   if (h.config.pin) {
     static const std::vector<int> cpus = allowed_cpus();
-    pin_this_thread(cpus[(h.config.consumers + producer) % cpus.size()]);
+    pin_near(cpus[(h.config.consumers + producer) % cpus.size()], h.config.pin_to);
   }
   auto handle = backend.producer();
   ready.count_down();

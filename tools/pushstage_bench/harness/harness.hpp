@@ -20,9 +20,19 @@
 #include "harness/clocks.hpp"
 #include "harness/work.hpp"
 #include "pushstage/core/cache_line.hpp"
+#include "pushstage/cpus.hpp"
 #include "run.hpp"
 
 namespace pushstage::bench {
+
+// Pins the calling thread as a pinned ConsumerPool pins its consumers under `pin_to`: to `cpu`,
+// or to `cpu`'s cache domain. Peers' consumers and every producer go through it, so that every
+// implementation runs with the same placement.
+inline void pin_near(int cpu, PinTo pin_to) {
+  const bool pinned =
+      pin_to == PinTo::CacheDomain ? pin_this_thread(cache_domain(cpu)) : pin_this_thread(cpu);
+  (void)pinned;  // refused (the affinity mask changed): the run goes on unpinned, as a pool's does
+}
 
 // One handling of one event.
 struct Record {

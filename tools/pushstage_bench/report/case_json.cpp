@@ -29,6 +29,7 @@ nlohmann::json case_to_json(const CaseResult& c) {
       {"consumers", cfg.consumers},
       {"max_demand", cfg.max_demand},
       {"pin", cfg.pin},
+      {"pin_to", cfg.pin ? (cfg.pin_to == PinTo::CacheDomain ? "cache-domain" : "cpu") : "none"},
       {"seed", cfg.plan.seed},
       {"reps", c.spec.reps},
       {"impls", impl_names},
