@@ -24,22 +24,7 @@ namespace pushstage::nats {
 namespace {
 
 using namespace std::chrono_literals;
-using test::Admin;
-using test::eventually;
-using test::server_url;
-using test::unique_name;
 using In = pushstage::Message<Message>;
-
-SourceOptions options_for(const std::string& url, const std::string& stream) {
-  SourceOptions o;
-  o.connection.url = url;
-  o.stream = stream;
-  o.consumer = "c";
-  o.poll = 100ms;
-  o.ack_wait = 1000ms;  // short: a message left unsettled comes back within the test
-  o.backoff = {};       // a nak'ed message comes back at once
-  return o;
-}
 
 PipelineOptions<Message> pipeline_options() {
   PipelineOptions<Message> o;
@@ -58,6 +43,43 @@ PipelineBatcher<Message> batcher(std::string name, BatchFlush flush) {
   b.options.processors.pin = false;
   return b;
 }
+
+// Each test reads a stream of its own (deleted at its end) through the durable consumer "c".
+class NatsFeed : public ::testing::Test {
+ protected:
+  void SetUp() override { admin_.add_stream(stream_, stream_ + ".>"); }
+  void TearDown() override { admin_.delete_stream(stream_); }
+  // The stream through consumer "c", polled every 100 ms.
+  SourceOptions source() const {
+    SourceOptions o;
+    o.poll = 100ms;
+    o.ack_wait = 1000ms;  // short: a message left unsettled comes back within the test
+    o.backoff = {};       // a nak'ed message comes back at once
+    o.connection.url = url_;
+    o.stream = stream_;
+    o.consumer = "c";
+    return o;
+  }
+  void publish(const std::string& data) { admin_.publish(stream_ + ".in", data); }
+  // Waits until the broker has the first n messages acked and none waiting for an ack.
+  bool acked(int n) {
+    return test::eventually([&] {
+      const test::ConsumerState c = admin_.consumer(stream_, "c");
+      return c.ack_floor == static_cast<std::uint64_t>(n) && c.ack_pending == 0;
+    });
+  }
+  // The broker holds nothing more for "c": nothing waits for an ack or to be delivered.
+  void expect_settled() {
+    const test::ConsumerState c = admin_.consumer(stream_, "c");
+    EXPECT_EQ(c.ack_pending, 0);
+    EXPECT_EQ(c.pending, 0U);
+    EXPECT_EQ(c.redelivered, 0);
+  }
+
+  const std::string url_ = test::server_url();
+  test::Admin admin_{url_};
+  const std::string stream_ = test::unique_name("FEED");
+};
 
 // Each payload's deliveries, in the order the handler saw them.
 class Seen {
@@ -82,11 +104,7 @@ class Seen {
 
 // Every message is handled and acked once: half after a batch, half after handle_message; one
 // throws on its first attempt and is retried locally, without a redelivery.
-TEST(NatsFeed, EveryDeliveryIsAckedOnceThroughThePipeline) {
-  const std::string url = server_url();
-  Admin admin(url);
-  const std::string stream = unique_name("FEED");
-  admin.add_stream(stream, stream + ".>");
+TEST_F(NatsFeed, EveryDeliveryIsAckedOnceThroughThePipeline) {
   constexpr int kEvents = 40;
   Seen handled;
   Seen batched;
@@ -107,12 +125,9 @@ TEST(NatsFeed, EveryDeliveryIsAckedOnceThroughThePipeline) {
   std::atomic<int> failed{0};
   o.handle_failed = [&](std::span<In> f) { failed.fetch_add(static_cast<int>(f.size())); };
   {
-    pushstage::Pipeline<Message> p(o, from_jetstream(options_for(url, stream)));
-    admin.publish_ids(stream + ".in", 0, kEvents);
-    ASSERT_TRUE(eventually([&] {
-      const test::ConsumerState c = admin.consumer(stream, "c");
-      return c.ack_floor == static_cast<std::uint64_t>(kEvents) && c.ack_pending == 0;
-    }));
+    pushstage::Pipeline<Message> p(o, from_jetstream(source()));
+    admin_.publish_ids(stream_ + ".in", 0, kEvents);
+    ASSERT_TRUE(acked(kEvents));
     std::this_thread::sleep_for(1500ms);  // past ack_wait: anything unacked would be redelivered
     EXPECT_TRUE(p.stop(10s));
     const PipelineStats s = p.stats();
@@ -127,21 +142,13 @@ TEST(NatsFeed, EveryDeliveryIsAckedOnceThroughThePipeline) {
     EXPECT_EQ(deliveries, std::vector<std::uint64_t>{1}) << "message " << data;
   }
   EXPECT_EQ(batched.size(), static_cast<std::size_t>(kEvents / 2));
-  const test::ConsumerState broker = admin.consumer(stream, "c");
-  EXPECT_EQ(broker.ack_pending, 0);
-  EXPECT_EQ(broker.pending, 0U);
-  EXPECT_EQ(broker.redelivered, 0);
-  admin.delete_stream(stream);
+  expect_settled();
 }
 
 // A message the pipeline fails (Message::fail in handle_batch) is nak'ed under the source's retry
 // policy and terminated after max_deliver: the handler sees deliveries 1, 2, 3 and no more.
-TEST(NatsFeed, AFailedMessageIsNakedThenTerminatedAfterMaxDeliver) {
-  const std::string url = server_url();
-  Admin admin(url);
-  const std::string stream = unique_name("FEEDFAIL");
-  admin.add_stream(stream, stream + ".>");
-  SourceOptions so = options_for(url, stream);
+TEST_F(NatsFeed, AFailedMessageIsNakedThenTerminatedAfterMaxDeliver) {
+  SourceOptions so = source();
   so.max_deliver = 3;
   Seen handled;
   PipelineOptions<Message> o = pipeline_options();
@@ -156,13 +163,13 @@ TEST(NatsFeed, AFailedMessageIsNakedThenTerminatedAfterMaxDeliver) {
     }
   };
   pushstage::Pipeline<Message> p(o, from_jetstream(so));
-  admin.publish(stream + ".in", "bad");
-  for (int i = 0; i < 5; ++i) admin.publish(stream + ".in", "good" + std::to_string(i));
-  ASSERT_TRUE(eventually([&] {
+  publish("bad");
+  for (int i = 0; i < 5; ++i) publish("good" + std::to_string(i));
+  ASSERT_TRUE(test::eventually([&] {
     const auto h = handled.get();
     return h.size() == 6 && h.at("bad").size() == 3 && p.stats().failed == 3;
   }));
-  ASSERT_TRUE(eventually([&] { return admin.consumer(stream, "c").ack_pending == 0; }));
+  ASSERT_TRUE(acked(6));
   std::this_thread::sleep_for(1500ms);  // past ack_wait: a 4th delivery would be here
   EXPECT_TRUE(p.stop(10s));
   const auto h = handled.get();
@@ -173,20 +180,13 @@ TEST(NatsFeed, AFailedMessageIsNakedThenTerminatedAfterMaxDeliver) {
   const PipelineStats s = p.stats();
   EXPECT_EQ(s.successful, 5U);
   EXPECT_EQ(s.marked, 3U);
-  const test::ConsumerState broker = admin.consumer(stream, "c");
-  EXPECT_EQ(broker.ack_pending, 0);
-  EXPECT_EQ(broker.pending, 0U);
-  admin.delete_stream(stream);
+  expect_settled();
 }
 
 // stop() past its deadline: messages still held by a batcher (BatchFlush::OnClose) fail with
 // Shutdown and are given back to the broker at once (nak), so the next pipeline gets each of
 // them as a second delivery and acks it.
-TEST(NatsFeed, MessagesUnfinishedAtStopAreGivenBackForTheNextConsumer) {
-  const std::string url = server_url();
-  Admin admin(url);
-  const std::string stream = unique_name("FEEDSTOP");
-  admin.add_stream(stream, stream + ".>");
+TEST_F(NatsFeed, MessagesUnfinishedAtStopAreGivenBackForTheNextConsumer) {
   constexpr int kEvents = 6;  // fewer than a batch: all of them wait for close
   Seen first;
   PipelineOptions<Message> o = pipeline_options();
@@ -200,9 +200,10 @@ TEST(NatsFeed, MessagesUnfinishedAtStopAreGivenBackForTheNextConsumer) {
   std::atomic<int> batch_calls{0};
   o.handle_batch = [&](std::span<In>, const BatchInfo&) { batch_calls.fetch_add(1); };
   {
-    pushstage::Pipeline<Message> p(o, from_jetstream(options_for(url, stream)));
-    admin.publish_ids(stream + ".in", 0, kEvents);
-    ASSERT_TRUE(eventually([&] { return first.size() == static_cast<std::size_t>(kEvents); }));
+    pushstage::Pipeline<Message> p(o, from_jetstream(source()));
+    admin_.publish_ids(stream_ + ".in", 0, kEvents);
+    ASSERT_TRUE(
+        test::eventually([&] { return first.size() == static_cast<std::size_t>(kEvents); }));
     EXPECT_FALSE(p.stop(std::chrono::steady_clock::now()));  // the deadline has passed
     EXPECT_EQ(p.stats().shutdown, static_cast<std::uint64_t>(kEvents));
   }
@@ -210,18 +211,14 @@ TEST(NatsFeed, MessagesUnfinishedAtStopAreGivenBackForTheNextConsumer) {
   Seen second;
   PipelineOptions<Message> o2 = pipeline_options();
   o2.handle_message = [&](In& m) { second.add(m.data()); };
-  pushstage::Pipeline<Message> p2(o2, from_jetstream(options_for(url, stream)));
-  ASSERT_TRUE(eventually([&] {
-    const test::ConsumerState c = admin.consumer(stream, "c");
-    return c.ack_floor == static_cast<std::uint64_t>(kEvents) && c.ack_pending == 0;
-  }));
+  pushstage::Pipeline<Message> p2(o2, from_jetstream(source()));
+  ASSERT_TRUE(acked(kEvents));
   EXPECT_TRUE(p2.stop(10s));
   const auto s = second.get();
   ASSERT_EQ(s.size(), static_cast<std::size_t>(kEvents));
   for (const auto& [data, deliveries] : s) {
     EXPECT_EQ(deliveries, std::vector<std::uint64_t>{2}) << "message " << data;
   }
-  admin.delete_stream(stream);
 }
 
 }  // namespace

@@ -102,8 +102,30 @@ PipelineOptions<int> base_options(std::size_t consumers, std::size_t max_demand)
   return o;
 }
 
+// A batcher named `name` of batches of `size`, flushed after an hour (in effect: at close), on one
+// unpinned processor.
+PipelineBatcher<int> batcher(std::string name, std::size_t size) {
+  PipelineBatcher<int> b;
+  b.name = std::move(name);
+  b.options.batch_size = size;
+  b.options.batch_timeout = 1h;
+  b.options.processors.pin = false;
+  return b;
+}
+
 void push_all(Pipeline<int>& p, Recorder& r, int n) {
   for (int i = 0; i < n; ++i) ASSERT_EQ(p.push(Message<int>(i, &r)), PushResult::Pushed);
+}
+
+// Builds a pipeline, pushes messages 0..n-1 acknowledged to r, closes it and waits for it: each
+// must have been acknowledged once. Returns its stats.
+PipelineStats run(const PipelineOptions<int>& o, Recorder& r, int n) {
+  Pipeline<int> p(o);
+  push_all(p, r, n);
+  p.close();
+  p.join();
+  EXPECT_TRUE(r.each_once());
+  return p.stats();
 }
 
 // A feed that pushes nothing and tells when stop() reached it: stop() stops the feed right after
@@ -139,11 +161,7 @@ TEST(Pipeline, EveryMessageIsAcknowledgedOnceWithItsStatus) {
       failed_seen.push_back(msg.data());
     }
   };
-  Pipeline<int> p(o);
-  push_all(p, r, kN);
-  p.close();
-  p.join();
-  EXPECT_TRUE(r.each_once());
+  const PipelineStats s = run(o, r, kN);
   const auto failures = r.failures();
   EXPECT_EQ(failures.size(), static_cast<std::size_t>((kN + 2) / 3));
   for (const auto& [i, kind] : failures) {
@@ -154,7 +172,6 @@ TEST(Pipeline, EveryMessageIsAcknowledgedOnceWithItsStatus) {
   std::vector<int> expected;
   for (int i = 0; i < kN; i += 3) expected.push_back(i);
   EXPECT_EQ(failed_seen, expected);
-  const PipelineStats s = p.stats();
   EXPECT_EQ(s.successful, static_cast<std::uint64_t>(kN) - expected.size());
   EXPECT_EQ(s.failed, expected.size());
   EXPECT_EQ(s.marked, expected.size());
@@ -174,12 +191,7 @@ TEST(Pipeline, NamedBatchersGetRoutedMessagesByKeyAndAckAfterTheBatch) {
     msg.put_batch_key(std::to_string(msg.data() % 3));
   };
   for (const char* name : {"even", "odd"}) {
-    PipelineBatcher<int> b;
-    b.name = name;
-    b.options.batch_size = 10;
-    b.options.batch_timeout = 1h;
-    b.options.processors.pin = false;
-    o.batchers.push_back(b);
+    o.batchers.push_back(batcher(name, 10));
   }
   o.handle_batch = [&](std::span<Message<int>> batch, const BatchInfo& info) {
     EXPECT_EQ(info.size, batch.size());
@@ -238,11 +250,7 @@ TEST(Pipeline, PartitionByKeepsPushOrderPerPartition) {
     const std::lock_guard lock(m);
     handled[static_cast<std::size_t>(msg.data()) % kParts].push_back(msg.data());
   };
-  Pipeline<int> p(o);
-  push_all(p, r, kN);
-  p.close();
-  p.join();
-  EXPECT_TRUE(r.each_once());
+  (void)run(o, r, kN);
   std::vector<std::vector<int>> acked(kParts);
   for (const int i : r.order()) acked[static_cast<std::size_t>(i) % kParts].push_back(i);
   for (std::size_t k = 0; k < kParts; ++k) {
@@ -272,11 +280,7 @@ TEST(Pipeline, ThrowsAndUnknownBatchersFailTheMessageOnce) {
     const std::lock_guard lock(m);
     for (const Message<int>& msg : failed) errors_seen.push_back(*msg.error());
   };
-  Pipeline<int> p(o);
-  push_all(p, r, kN);
-  p.close();
-  p.join();
-  EXPECT_TRUE(r.each_once());
+  const PipelineStats s = run(o, r, kN);
   const auto failures = r.failures();
   ASSERT_EQ(failures.size(), static_cast<std::size_t>(kN / 2));
   for (const auto& [i, kind] : failures) {
@@ -293,7 +297,6 @@ TEST(Pipeline, ThrowsAndUnknownBatchersFailTheMessageOnce) {
       EXPECT_EQ(e.reason, "no batcher named 'nowhere'");
     }
   }
-  const PipelineStats s = p.stats();
   EXPECT_EQ(s.threw, static_cast<std::uint64_t>(kN / 4));
   EXPECT_EQ(s.no_batcher, static_cast<std::uint64_t>(kN / 4));
   EXPECT_EQ(s.successful, static_cast<std::uint64_t>(kN / 2));
@@ -386,11 +389,7 @@ TEST(Pipeline, PrepareMessagesSeesEachChunkBeforeItsMessages) {
     EXPECT_NE(msg.data(), 77);
     handled.fetch_add(1, std::memory_order_relaxed);
   };
-  Pipeline<int> p(o);
-  push_all(p, r, kN);
-  p.close();
-  p.join();
-  EXPECT_TRUE(r.each_once());
+  (void)run(o, r, kN);
   const auto failures = r.failures();
   ASSERT_FALSE(failures.empty());
   EXPECT_TRUE(failures.contains(77));
@@ -414,12 +413,7 @@ TEST(Pipeline, CloseDrainsProcessorsThenBatchersInOrder) {
     msg.put_batcher("out");
     handled.fetch_add(1, std::memory_order_relaxed);
   };
-  PipelineBatcher<int> b;
-  b.name = "out";
-  b.options.batch_size = 1000;
-  b.options.batch_timeout = 1h;
-  b.options.processors.pin = false;
-  o.batchers.push_back(b);
+  o.batchers.push_back(batcher("out", 1000));
   o.handle_batch = [&](std::span<Message<int>> batch, const BatchInfo& info) {
     EXPECT_EQ(handled.load(std::memory_order_relaxed), kN);
     const std::lock_guard lock(m);
@@ -427,19 +421,23 @@ TEST(Pipeline, CloseDrainsProcessorsThenBatchersInOrder) {
     for (const Message<int>& msg : batch) values.push_back(msg.data());
     batches.emplace_back(info.trigger, values);
   };
-  Pipeline<int> p(o);
-  push_all(p, r, kN);
-  p.close();
-  p.join();
-  EXPECT_TRUE(r.each_once());
+  (void)run(o, r, kN);
   ASSERT_EQ(batches.size(), 1U);
   EXPECT_EQ(batches[0].first, BatchTrigger::Close);
   std::vector<int> all(kN);
   std::iota(all.begin(), all.end(), 0);
   EXPECT_EQ(batches[0].second, all);  // one processor: push order
+}
+
+// A push after close() is refused, and the message acknowledged (failed, Refused) at once.
+TEST(Pipeline, APushAfterCloseIsAcknowledgedAsRefused) {
+  Recorder r(1);
+  Pipeline<int> p(base_options(1, 1));
+  p.close();
   EXPECT_EQ(p.push(Message<int>(0, &r)), PushResult::Closed);
-  EXPECT_EQ(r.times(0), 2);  // a refused message is acknowledged (failed, Refused) at once
+  EXPECT_TRUE(r.each_once());
   EXPECT_EQ(r.failures().at(0), MessageFailure::Refused);
+  EXPECT_EQ(p.stats().refused, 1U);
 }
 
 // stop() with a deadline that passes while a handler is busy: that handler finishes, and every
@@ -463,12 +461,7 @@ TEST(Pipeline, StopPastItsDeadlineFailsTheRestAsShutdownAndLosesNothing) {
     handled.fetch_add(1);
     if (msg.data() % 2 == 0) msg.put_batcher("b");
   };
-  PipelineBatcher<int> b;
-  b.name = "b";
-  b.options.batch_size = 1000;
-  b.options.batch_timeout = 1h;
-  b.options.processors.pin = false;
-  o.batchers.push_back(b);
+  o.batchers.push_back(batcher("b", 1000));
   o.handle_batch = [&](std::span<Message<int>>, const BatchInfo&) { batch_calls.fetch_add(1); };
   std::atomic<int> shutdown_seen{0};
   o.handle_failed = [&](std::span<Message<int>> failed) {
@@ -517,12 +510,8 @@ TEST(Pipeline, BarrierCompletesOnlyAfterEverythingBeforeIt) {
     if (msg.data() < kN / 2) open.wait(false);
     if (msg.data() % 3 == 0) msg.put_batcher("b");
   };
-  PipelineBatcher<int> b;
-  b.name = "b";
-  b.options.batch_size = 2;  // each half has 10 multiples of 3: 5 full batches, none left
-  b.options.batch_timeout = 1h;
-  b.options.processors.pin = false;
-  o.batchers.push_back(b);
+  // Each half has 10 multiples of 3: 5 full batches of 2, none left.
+  o.batchers.push_back(batcher("b", 2));
   o.handle_batch = [](std::span<Message<int>>, const BatchInfo&) {};
   Pipeline<int> p(o);
   for (int i = 0; i < kN / 2; ++i) ASSERT_EQ(p.push(Message<int>(i, &r)), PushResult::Pushed);
@@ -546,11 +535,8 @@ TEST(Pipeline, BarrierWaitsForAPartialBatch) {
   Recorder r(5);
   PipelineOptions<int> o = base_options(1, 1);
   o.handle_message = [](Message<int>& msg) { msg.put_batcher("b"); };
-  PipelineBatcher<int> b;
-  b.name = "b";
-  b.options.batch_size = 10;
+  PipelineBatcher<int> b = batcher("b", 10);
   b.options.flush = BatchFlush::OnClose;
-  b.options.processors.pin = false;
   o.batchers.push_back(b);
   std::atomic<int> batches{0};
   o.handle_batch = [&](std::span<Message<int>>, const BatchInfo&) { batches.fetch_add(1); };

@@ -211,14 +211,9 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
 
   [[nodiscard]] PipelineStats stats() const;
 
+  // Movable, not copyable (as the input's handles it holds).
   class Producer {
    public:
-    Producer(Producer&&) noexcept = default;
-    Producer& operator=(Producer&&) = delete;
-    Producer(const Producer&) = delete;
-    Producer& operator=(const Producer&) = delete;
-    ~Producer() = default;
-
     PushResult push(Message<T> message) {
       p_->enter(message);
       return shared_ ? shared_->push(std::move(message)) : partitioned_->push(std::move(message));
