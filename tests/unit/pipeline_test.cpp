@@ -596,6 +596,21 @@ TEST(Pipeline, FromRangeFeedsEveryElementThenCloses) {
   EXPECT_EQ(p.feed_error(), nullptr);
 }
 
+// A container given as an rvalue is owned by the feed, and its elements moved out: move-only
+// elements go through.
+TEST(Pipeline, FromRangeMovesTheElementsOfAnOwnedContainer) {
+  std::vector<std::unique_ptr<int>> input;
+  for (int i = 0; i < 100; ++i) input.push_back(std::make_unique<int>(i));
+  std::atomic<int> sum{0};
+  PipelineOptions<std::unique_ptr<int>> o;
+  o.processors.pin = false;
+  o.handle_message = [&](Message<std::unique_ptr<int>>& msg) { sum.fetch_add(*msg.data()); };
+  Pipeline<std::unique_ptr<int>> p(o, from_range(std::move(input)));
+  p.join();
+  EXPECT_EQ(sum.load(), 99 * 100 / 2);
+  EXPECT_EQ(p.stats().successful, 100U);
+}
+
 TEST(Pipeline, StreamReadsASourceAsARange) {
   Dispatcher<int> d;
   for (int i = 0; i < 50; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);

@@ -36,12 +36,16 @@
 namespace pushstage {
 
 // Pushes every element of a range into a pipeline, as a Message<T> without an acknowledger.
-// kMove: the feed owns the container (a range given as an rvalue that is not a view), so it moves
-// the elements out; otherwise it copies them.
-template <class T, std::ranges::input_range View, bool kMove>
+// kOwned: the feed holds the range (given as an rvalue), else it refers to the caller's. kMove
+// (owned, and not a view, whose elements may belong to someone else): it moves the elements out;
+// otherwise it copies them. No std::views here: Clang 14 cannot compile libstdc++ 12's ref_view.
+template <class T, class Range, bool kOwned, bool kMove>
 class RangeFeed final : public PipelineFeed<T> {
+  using Held = std::conditional_t<kOwned, Range, Range*>;
+
  public:
-  RangeFeed(View view, bool close_at_end) : view_(std::move(view)), close_at_end_(close_at_end) {}
+  RangeFeed(Held range, bool close_at_end)
+      : range_(std::move(range)), close_at_end_(close_at_end) {}
   ~RangeFeed() override { stop(); }
   RangeFeed(const RangeFeed&) = delete;
   RangeFeed& operator=(const RangeFeed&) = delete;
@@ -61,10 +65,17 @@ class RangeFeed final : public PipelineFeed<T> {
   }
 
  private:
+  Range& range() noexcept {
+    if constexpr (kOwned) {
+      return range_;
+    } else {
+      return *range_;
+    }
+  }
   void run(Pipeline<T>& into) noexcept {
     try {
       auto producer = into.producer();
-      for (auto&& element : view_) {
+      for (auto&& element : range()) {
         if (stop_.load(std::memory_order_relaxed)) return;  // a flag, no data behind it
         PushResult r = PushResult::Pushed;
         if constexpr (kMove) {
@@ -81,7 +92,7 @@ class RangeFeed final : public PipelineFeed<T> {
     if (close_at_end_) into.close();
   }
 
-  View view_;
+  Held range_;
   const bool close_at_end_;
   std::atomic<bool> stop_{false};
   mutable std::mutex mutex_;
@@ -91,23 +102,26 @@ class RangeFeed final : public PipelineFeed<T> {
 
 // A feed for Pipeline<range_value_t<R>> (Broadway's producer, GenStage.from_enumerable): pushes
 // every element in order, waiting while the input is full; then closes the pipeline when
-// close_at_end. An lvalue range must outlive the pipeline's stop(); an rvalue container is owned
-// (and its elements moved); a view is kept by value.
+// close_at_end. An lvalue range must outlive the pipeline's stop(); an rvalue range is owned (a
+// container's elements are moved out; a view's are copied).
 template <std::ranges::input_range R>
 [[nodiscard]] auto from_range(R&& range, bool close_at_end = true) {
   using T = std::ranges::range_value_t<R>;
-  using View = std::views::all_t<R>;
-  constexpr bool kMove =
-      !std::is_lvalue_reference_v<R> && !std::ranges::view<std::remove_cvref_t<R>>;
-  return std::make_unique<RangeFeed<T, View, kMove>>(std::views::all(std::forward<R>(range)),
-                                                     close_at_end);
+  using Range = std::remove_reference_t<R>;
+  constexpr bool kOwned = !std::is_lvalue_reference_v<R>;
+  constexpr bool kMove = kOwned && !std::ranges::view<std::remove_cv_t<Range>>;
+  if constexpr (kOwned) {
+    return std::make_unique<RangeFeed<T, Range, true, kMove>>(std::move(range), close_at_end);
+  } else {
+    return std::make_unique<RangeFeed<T, Range, false, false>>(&range, close_at_end);
+  }
 }
 
 // The events of a Source as an input range (GenStage.stream): each step takes one event through
 // a consumer handle of the source, waiting for it; the range ends once the source is closed and
 // drained. Movable (a view); one pass.
 template <Source S>
-class SourceRange : public std::ranges::view_interface<SourceRange<S>> {
+class SourceRange : public std::ranges::view_base {
   using Handle = decltype(std::declval<S&>().handle_for(0));
 
  public:
