@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <future>
 #include <latch>
@@ -99,11 +100,11 @@ TEST(Ledger, ABarrierOnAFullRingStillWaitsForEverythingBeforeIt) {
 // producer had entered (enter() returned) before it takes a barrier, and once it passes checks
 // that every one of those has left. Sizes are small: the check is the order, not the load.
 TEST(LedgerStress, EveryBarrierPassesOnlyAfterWhatEnteredBeforeIt) {
-  constexpr int kProducers = 3;
+  constexpr std::size_t kProducers = 3;
   constexpr std::uint32_t kPerProducer = 20'000 / PUSHSTAGE_TEST_SCALE;
   Ledger ledger;
   struct Entry {
-    int producer;
+    std::size_t producer;
     std::uint32_t seq;
     std::uint64_t epoch;
   };
@@ -113,10 +114,10 @@ TEST(LedgerStress, EveryBarrierPassesOnlyAfterWhatEnteredBeforeIt) {
   std::vector<std::vector<std::atomic<bool>>> left(kProducers);
   for (auto& l : left) l = std::vector<std::atomic<bool>>(kPerProducer);
   std::vector<std::atomic<std::uint32_t>> entered(kProducers);
-  std::latch go(kProducers + 2);
+  std::latch go(static_cast<std::ptrdiff_t>(kProducers) + 2);
 
   std::vector<std::thread> threads;
-  for (int p = 0; p < kProducers; ++p) {
+  for (std::size_t p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
       go.arrive_and_wait();
       for (std::uint32_t s = 0; s < kPerProducer; ++s) {
@@ -157,10 +158,11 @@ TEST(LedgerStress, EveryBarrierPassesOnlyAfterWhatEnteredBeforeIt) {
     go.arrive_and_wait();
     while (!producers_done.load(std::memory_order_acquire)) {
       std::uint32_t before[kProducers];
-      for (int p = 0; p < kProducers; ++p) before[p] = entered[p].load(std::memory_order_acquire);
+      for (std::size_t p = 0; p < kProducers; ++p)
+        before[p] = entered[p].load(std::memory_order_acquire);
       std::future<void> b = ledger.barrier();
       ASSERT_EQ(b.wait_for(60s), std::future_status::ready);  // guards a hang only
-      for (int p = 0; p < kProducers; ++p) {
+      for (std::size_t p = 0; p < kProducers; ++p) {
         for (std::uint32_t s = 0; s < before[p]; ++s) {
           ASSERT_TRUE(left[p][s].load(std::memory_order_relaxed))
               << "barrier passed before producer " << p << "'s message " << s << " left";
@@ -169,7 +171,7 @@ TEST(LedgerStress, EveryBarrierPassesOnlyAfterWhatEnteredBeforeIt) {
       barriers_checked.fetch_add(1);
     }
   });
-  for (int p = 0; p < kProducers; ++p) threads[p].join();
+  for (std::thread& t : threads) t.join();
   producers_done.store(true, std::memory_order_release);
   leaver.join();
   barrier_taker.join();
