@@ -236,6 +236,60 @@ TEST(Pipeline, NamedBatchersGetRoutedMessagesByKeyAndAckAfterTheBatch) {
   EXPECT_THROW((void)p.batcher("none"), std::out_of_range);
 }
 
+// A batcher with a weight function: no batch weighs more than batch_weight (each message weighs
+// its data), one processor keeps push order, and every message is acknowledged once.
+TEST(Pipeline, BatchersBatchByWeight) {
+  constexpr int kN = 200;
+  Recorder r(kN);
+  std::mutex m;
+  std::vector<std::vector<int>> batches;
+  PipelineOptions<int> o = base_options(1, 8);
+  o.handle_message = [](Message<int>& msg) { msg.put_batcher("w"); };
+  PipelineBatcher<int> w = batcher("w", 1000);
+  w.options.batch_weight = 500;
+  w.weight_of = [](const Message<int>& msg) { return static_cast<std::uint64_t>(msg.data()); };
+  o.batchers.push_back(w);
+  o.handle_batch = [&](std::span<Message<int>> batch, const BatchInfo&) {
+    const std::lock_guard lock(m);
+    std::vector<int> values;
+    for (const Message<int>& msg : batch) values.push_back(msg.data());
+    batches.push_back(values);
+  };
+  (void)run(o, r, kN);
+  std::vector<int> all;
+  for (const std::vector<int>& b : batches) {
+    EXPECT_LE(std::accumulate(b.begin(), b.end(), 0), 500);
+    all.insert(all.end(), b.begin(), b.end());
+  }
+  std::vector<int> expected(kN);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(all, expected);
+  EXPECT_GE(batches.size(), static_cast<std::size_t>(199 * 200 / 2 / 500));
+}
+
+// handle_batch throwing on every attempt fails each message of the batch (Threw, with the
+// batcher's attempts); the acknowledger hears each failed attempt for each message.
+TEST(Pipeline, AThrowingBatchFailsEachOfItsMessages) {
+  constexpr int kN = 12;
+  Recorder r(kN);
+  PipelineOptions<int> o = base_options(1, 4);
+  o.handle_message = [](Message<int>& msg) { msg.put_batcher("b"); };
+  PipelineBatcher<int> b = batcher("b", 4);
+  b.options.processors.retry.max_attempts = 2;
+  b.options.processors.retry.backoff = 0ns;
+  o.batchers.push_back(b);
+  o.handle_batch = [](std::span<Message<int>> batch, const BatchInfo&) {
+    if (batch.front().data() == 4) throw std::runtime_error("disk full");
+  };
+  const PipelineStats s = run(o, r, kN);
+  const auto failures = r.failures();
+  ASSERT_EQ(failures.size(), 4U);
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(failures.at(i), MessageFailure::Threw);
+  EXPECT_EQ(r.attempts_failed(), 2U * 4U);
+  EXPECT_EQ(s.threw, 4U);
+  EXPECT_EQ(s.successful, 8U);
+}
+
 // With partition_by, one processor handles each partition in push order, and (without a
 // batcher) acknowledges it in that order too.
 TEST(Pipeline, PartitionByKeepsPushOrderPerPartition) {
