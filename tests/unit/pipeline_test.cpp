@@ -494,6 +494,36 @@ TEST(Pipeline, APushAfterCloseIsAcknowledgedAsRefused) {
   EXPECT_EQ(p.stats().refused, 1U);
 }
 
+// A full input under Overflow::Reject: push() refuses and acknowledges the message (Refused) at
+// once; try_push() leaves it with the caller, unacknowledged, and holds no barrier up.
+TEST(Pipeline, AFullInputRefusesAndAcknowledgesAtOnce) {
+  constexpr int kN = 10;
+  Recorder r(kN + 1);
+  PipelineOptions<int> o = base_options(1, 1);
+  o.input.capacity = 4;
+  o.input.overflow = Overflow::Reject;
+  Pipeline<int> p(o);
+  p.processors().pause();  // may still take one round: 4 or 5 accepted
+  int refused = 0;
+  for (int i = 0; i < kN; ++i) {
+    refused += p.push(Message<int>(i, &r)) == PushResult::Rejected ? 1 : 0;
+  }
+  EXPECT_GE(refused, kN - 5);
+  Message<int> kept(kN, &r);
+  EXPECT_EQ(p.try_push(kept), PushResult::Rejected);
+  EXPECT_EQ(kept.data(), kN);  // still the caller's
+  EXPECT_EQ(r.times(kN), 0);
+  EXPECT_EQ(r.failures().size(), static_cast<std::size_t>(refused));
+  for (const auto& [i, kind] : r.failures()) EXPECT_EQ(kind, MessageFailure::Refused);
+  p.processors().resume();
+  p.barrier().get();  // the accepted ones only
+  for (int i = 0; i < kN; ++i) EXPECT_EQ(r.times(static_cast<std::size_t>(i)), 1) << i;
+  p.close();
+  p.join();
+  EXPECT_EQ(p.stats().successful, static_cast<std::uint64_t>(kN - refused));
+  EXPECT_EQ(p.stats().refused, static_cast<std::uint64_t>(refused));
+}
+
 // stop() with a deadline that passes while a handler is busy: that handler finishes, and every
 // other message (in the processor's chunk, in the input, in the batcher) is failed as Shutdown
 // without its handler, and acknowledged once. Nothing is lost.
