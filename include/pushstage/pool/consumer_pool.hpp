@@ -48,8 +48,8 @@
 namespace pushstage {
 
 template <class T>
-class ConsumerPool : public detail::PoolCore<T, detail::NoContext> {
-  using Core = detail::PoolCore<T, detail::NoContext>;
+class ConsumerPool : public detail::PoolCore<T, detail::NoOutput> {
+  using Core = detail::PoolCore<T, detail::NoOutput>;
 
  public:
   // Called once per event, on a consumer thread.

@@ -1,6 +1,6 @@
 // pushstage/pool/pool_core.hpp: the consumer threads behind ConsumerPool and Stage: how they
 // take events from their source (demand), call the handler, and finish when the source drains.
-// ConsumerPool<T> is PoolCore<T, NoContext>; Stage<In, Sink> is PoolCore<In, Sink::Producer>,
+// ConsumerPool<T> is PoolCore<T, NoOutput>; Stage<In, Sink> is PoolCore<In, Sink::Producer>,
 // whose handlers also get the consumer's own producer handle of the sink.
 //
 // Threading: the constructor starts the threads; the public members are safe from any thread.
@@ -110,25 +110,25 @@ void check_retry(const RetryPolicy& policy, std::string_view prefix);
 // else running: round-robin over PoolOptions::cpus or allowed_cpus(). Validates like plan_pool().
 std::vector<int> plan_consumer_cpus(const PoolOptions& options);
 
-// A batch handler for events of type T (with per-consumer context Ctx..., if any): a callable
+// A batch handler for events of type T (with its per-consumer output Out..., if any): a callable
 // taking std::span<T> and not T&, so that overloads for one-event and batch handlers never clash.
-template <class F, class T, class... Ctx>
+template <class F, class T, class... Out>
 concept BatchCallable =
-    std::is_invocable_v<F&, std::span<T>, Ctx&...> && !std::is_invocable_v<F&, T&, Ctx&...>;
+    std::is_invocable_v<F&, std::span<T>, Out&...> && !std::is_invocable_v<F&, T&, Out&...>;
 
-// Per-consumer context of a plain ConsumerPool: nothing.
-struct NoContext {};
+// The output of a ConsumerPool's handlers: none (a Stage's is its producer handle into the sink).
+struct NoOutput {};
 
-template <class T, class Ctx>
+template <class T, class Out>
 class PoolCore {
-  static constexpr bool kPlain = std::is_same_v<Ctx, NoContext>;
+  static constexpr bool kNoOutput = std::is_same_v<Out, NoOutput>;
   using Clock = std::chrono::steady_clock;
 
  public:
   using Handler =
-      std::conditional_t<kPlain, std::function<void(T&)>, std::function<void(T&, Ctx&)>>;
-  using BatchHandler = std::conditional_t<kPlain, std::function<void(std::span<T>)>,
-                                          std::function<void(std::span<T>, Ctx&)>>;
+      std::conditional_t<kNoOutput, std::function<void(T&)>, std::function<void(T&, Out&)>>;
+  using BatchHandler = std::conditional_t<kNoOutput, std::function<void(std::span<T>)>,
+                                          std::function<void(std::span<T>, Out&)>>;
 
   // Stops the pool: every consumer handles what it holds (a paused pool is resumed for that),
   // takes nothing more and ends; then the destructor joins them. The source is never closed: what
@@ -242,15 +242,15 @@ class PoolCore {
     Handler handler;
     BatchHandler batch_handler;
     std::function<void(T&, const Failure&)> dead_letter;  // may be empty
-    std::function<Ctx()> make_context;  // per consumer thread; unused for NoContext
+    std::function<Out()> make_output;   // per consumer thread; unused for NoOutput
     std::function<void()> on_start;     // once valid, before the first thread starts
     std::function<void()> on_finished;  // once, if on_start ran: the pool will take no more
     // Optional, for a front that works on whole chunks (Pipeline): `prepare` sees each chunk
     // before its first handler call, `chunk_done` after its last handler call or dead letter
     // (retries included). Neither may throw (std::terminate). With either set, max_demand 1
     // takes the general path (chunks of one).
-    std::function<void(std::span<T>, Ctx&)> prepare = {};
-    std::function<void(std::span<T>, Ctx&)> chunk_done = {};
+    std::function<void(std::span<T>, Out&)> prepare = {};
+    std::function<void(std::span<T>, Out&)> chunk_done = {};
   };
 
   // Validates everything first (std::invalid_argument: nothing else happens), calls on_start, then
@@ -402,14 +402,14 @@ class PoolCore {
     const int cpu = take_cpu(plan_, w.index);
     w.state.cpu.store(cpu, std::memory_order_relaxed);  // statistics
     // The CPU is given back before finish(): a consumer whose stats read as ended counts on none.
-    if constexpr (kPlain) {
-      NoContext ctx;
-      const Exit exit = consume(w, ctx);
+    if constexpr (kNoOutput) {
+      NoOutput out;
+      const Exit exit = consume(w, out);
       give_back_cpu(cpu);
       finish(w, exit);
     } else {
-      Ctx ctx = callbacks_.make_context();  // noexcept context: a throw terminates
-      const Exit exit = consume(w, ctx);
+      Out out = callbacks_.make_output();  // noexcept context: a throw terminates
+      const Exit exit = consume(w, out);
       give_back_cpu(cpu);
       finish(w, exit);
     }
@@ -430,7 +430,7 @@ class PoolCore {
     return w.retire.load(std::memory_order_seq_cst);
   }
 
-  Exit consume(Worker& w, Ctx& ctx) {
+  Exit consume(Worker& w, Out& out) {
     const std::unique_ptr<Handle> handle = source_.handle_for(w.index);
     Handle& h = *handle;
     // (PR1): publish the interrupter, then check retire (below, before every take): either
@@ -458,7 +458,7 @@ class PoolCore {
         const Clock::time_point taken = taken_now();  // the deadline counts the rate limit's wait
         if (rate_ != nullptr) rate_->acquire(1);
         const bool reuse = !waited && rate_ == nullptr && !has_deadline_;
-        last_end = handle_one(w.state, ctx, *e, taken, reuse ? last_end : Clock::time_point{});
+        last_end = handle_one(w.state, out, *e, taken, reuse ? last_end : Clock::time_point{});
         h.release();
 #ifdef PUSHSTAGE_PERF_GATE_SLOW_LOOP  // defined only by the perf gate's self-test builds
         for (volatile int slow = 0; slow < PUSHSTAGE_PERF_GATE_SLOW_LOOP;) slow = slow + 1;
@@ -498,7 +498,7 @@ class PoolCore {
         }
       }
       hold_while_paused();  // paused before a take above: hold the events
-      head += handle_chunk(w.state, ctx, std::span<T>(held.data() + head, held.size() - head),
+      head += handle_chunk(w.state, out, std::span<T>(held.data() + head, held.size() - head),
                            has_deadline_ ? taken.data() + head : nullptr);
     }
   }
@@ -561,20 +561,20 @@ class PoolCore {
   // Handles the first chunk of `events` (at most max_demand - min_demand, and with a rate limit
   // what the current window grants); returns how many it handled. `taken`: when each was taken
   // (null without a deadline).
-  std::size_t handle_chunk(State& state, Ctx& ctx, std::span<T> events,
+  std::size_t handle_chunk(State& state, Out& out, std::span<T> events,
                            const Clock::time_point* taken) noexcept {
     std::size_t n = std::min(chunk_, events.size());
     if (rate_ != nullptr) n = static_cast<std::size_t>(rate_->acquire_up_to(n));
     const std::span<T> chunk = events.first(n);
-    if (callbacks_.prepare) callbacks_.prepare(chunk, ctx);  // noexcept context: a throw terminates
+    if (callbacks_.prepare) callbacks_.prepare(chunk, out);  // noexcept context: a throw terminates
     if (callbacks_.batch_handler) {
-      handle_batch(state, ctx, chunk, taken != nullptr ? taken[0] : Clock::time_point{});
+      handle_batch(state, out, chunk, taken != nullptr ? taken[0] : Clock::time_point{});
     } else {
       for (std::size_t i = 0; i < n; ++i) {
-        handle_one(state, ctx, chunk[i], taken != nullptr ? taken[i] : Clock::time_point{});
+        handle_one(state, out, chunk[i], taken != nullptr ? taken[i] : Clock::time_point{});
       }
     }
-    if (callbacks_.chunk_done) callbacks_.chunk_done(chunk, ctx);
+    if (callbacks_.chunk_done) callbacks_.chunk_done(chunk, out);
     return n;
   }
 
@@ -588,7 +588,7 @@ class PoolCore {
 
   // One event, with retries; `taken`: when the consumer took it (deadline only); `start`: when the
   // first attempt starts, if the caller knows ({}: read the clock). Returns when it ended.
-  Clock::time_point handle_one(State& state, Ctx& ctx, T& event, Clock::time_point taken,
+  Clock::time_point handle_one(State& state, Out& out, T& event, Clock::time_point taken,
                                Clock::time_point start_known = {}) noexcept {
     for (unsigned attempt = 1;; ++attempt) {
       const Clock::time_point start =
@@ -599,10 +599,10 @@ class PoolCore {
       }
       std::exception_ptr error;
       try {
-        if constexpr (kPlain) {
+        if constexpr (kNoOutput) {
           callbacks_.handler(event);
         } else {
-          callbacks_.handler(event, ctx);
+          callbacks_.handler(event, out);
         }
       } catch (...) {
         error = std::current_exception();
@@ -631,7 +631,7 @@ class PoolCore {
   }
 
   // One chunk for the batch handler, with retries; `oldest`: when its oldest event was taken.
-  void handle_batch(State& state, Ctx& ctx, std::span<T> events,
+  void handle_batch(State& state, Out& out, std::span<T> events,
                     Clock::time_point oldest) noexcept {
     for (unsigned attempt = 1;; ++attempt) {
       const Clock::time_point start = Clock::now();
@@ -641,10 +641,10 @@ class PoolCore {
       }
       std::exception_ptr error;
       try {
-        if constexpr (kPlain) {
+        if constexpr (kNoOutput) {
           callbacks_.batch_handler(events);
         } else {
-          callbacks_.batch_handler(events, ctx);
+          callbacks_.batch_handler(events, out);
         }
       } catch (...) {
         error = std::current_exception();

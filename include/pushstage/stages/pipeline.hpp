@@ -82,8 +82,9 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
   using NamedBatcher = Batcher<Message<T>, std::string>;
   class Producer;
   class Processors;
-  // What each processor thread keeps: its producer handle of each batcher, scratch space.
-  struct ProcessorContext {
+  // What each processor thread writes to (PoolCore's Out): its producer handle of each batcher,
+  // and scratch space for what it acknowledges.
+  struct ProcessorOutput {
     std::vector<std::optional<typename Dispatcher<Message<T>>::Producer>> to_batcher;
     std::vector<Message<T>> done;
   };
@@ -240,8 +241,8 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
     std::optional<typename Partitioned::Producer> partitioned_;
   };
 
-  class Processors : public detail::PoolCore<Message<T>, ProcessorContext> {
-    using Core = detail::PoolCore<Message<T>, ProcessorContext>;
+  class Processors : public detail::PoolCore<Message<T>, ProcessorOutput> {
+    using Core = detail::PoolCore<Message<T>, ProcessorOutput>;
 
    public:
     Processors(detail::SourceRef<Message<T>> source, const PoolOptions& options, Pipeline& p)
@@ -250,19 +251,19 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
    private:
     static typename Core::Callbacks callbacks(Pipeline& p) {
       typename Core::Callbacks c{"Pipeline", {}, {}, {}, {}, {}, {}};
-      c.handler = [&p](Message<T>& m, ProcessorContext&) { p.handle(m); };
+      c.handler = [&p](Message<T>& m, ProcessorOutput&) { p.handle(m); };
       c.dead_letter = [&p](Message<T>& m, const Failure& f) { p.processor_failed(m, f); };
-      c.make_context = [&p] {
-        ProcessorContext ctx;
-        ctx.to_batcher.resize(p.batchers_.size());
-        return ctx;
+      c.make_output = [&p] {
+        ProcessorOutput out;
+        out.to_batcher.resize(p.batchers_.size());
+        return out;
       };
       c.on_finished = [&p] {  // the input is drained and every processor ended: batchers next
         for (const auto& b : p.batchers_) b->close();
       };
-      c.prepare = [&p](std::span<Message<T>> chunk, ProcessorContext&) { p.prepare(chunk); };
-      c.chunk_done = [&p](std::span<Message<T>> chunk, ProcessorContext& ctx) {
-        p.chunk_done(chunk, ctx);
+      c.prepare = [&p](std::span<Message<T>> chunk, ProcessorOutput&) { p.prepare(chunk); };
+      c.chunk_done = [&p](std::span<Message<T>> chunk, ProcessorOutput& out) {
+        p.chunk_done(chunk, out);
       };
       return c;
     }
@@ -412,7 +413,7 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
     m.fail_with(failure_of("handle_message", f));
   }
   // Routes what handle_message sent to a batcher, then acknowledges the rest of the chunk.
-  void chunk_done(std::span<Message<T>> chunk, ProcessorContext& ctx) noexcept {
+  void chunk_done(std::span<Message<T>> chunk, ProcessorOutput& output) noexcept {
     bool forwarded = false;
     for (Message<T>& m : chunk) {
       if (!m.ok() || m.batcher_.empty()) continue;
@@ -421,7 +422,7 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
         m.fail_with({MessageFailure::NoBatcher, "no batcher named '" + m.batcher_ + "'", {}, 0});
         continue;
       }
-      auto& out = ctx.to_batcher[b];
+      auto& out = output.to_batcher[b];
       if (!out) out.emplace(batchers_[b]->producer());
       // Waits for room (backpressure). Never Closed: batchers close once every processor ended.
       (void)out->push(std::move(m));
@@ -433,10 +434,10 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
       return;
     }
     for (Message<T>& m : chunk) {
-      if (!m.gone_) ctx.done.push_back(std::move(m));
+      if (!m.gone_) output.done.push_back(std::move(m));
     }
-    settle(ctx.done);
-    ctx.done.clear();
+    settle(output.done);
+    output.done.clear();
   }
 
   // ---- batchers (on their processors) ----
