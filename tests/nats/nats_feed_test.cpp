@@ -221,5 +221,17 @@ TEST_F(NatsFeed, MessagesUnfinishedAtStopAreGivenBackForTheNextConsumer) {
   }
 }
 
+// The feed's own option names itself and its range; nothing connects.
+TEST(NatsFeedOptions, InFlightOutOfRangeNamesTheField) {
+  try {
+    (void)from_jetstream(SourceOptions{}, 1'000'001);
+    ADD_FAILURE() << "accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(),
+                 "pushstage::nats::from_jetstream: in_flight must be in [0, 1000000] (0: the "
+                 "pipeline's hint); got 1000001");
+  }
+}
+
 }  // namespace
 }  // namespace pushstage::nats
