@@ -221,6 +221,23 @@ TEST_F(NatsFeed, MessagesUnfinishedAtStopAreGivenBackForTheNextConsumer) {
   }
 }
 
+// A feed that cannot start (the stream is missing) makes the pipeline's constructor throw the
+// source's Error, after stopping what it had started: the constructor returns, nothing hangs.
+TEST(NatsFeedOptions, AFeedThatCannotStartFailsTheConstructor) {
+  SourceOptions so;
+  so.connection.url = test::server_url();
+  so.stream = test::unique_name("MISSING");
+  so.consumer = "c";
+  PipelineOptions<Message> o = pipeline_options();
+  o.handle_message = [](In&) {};
+  try {
+    pushstage::Pipeline<Message> p(o, from_jetstream(so));
+    ADD_FAILURE() << "a pipeline fed from a missing stream started";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not found"), std::string::npos) << e.what();
+  }
+}
+
 // The feed's own option names itself and its range; nothing connects.
 TEST(NatsFeedOptions, InFlightOutOfRangeNamesTheField) {
   try {
