@@ -27,6 +27,9 @@ enum class DropReason {
   Rejected,   // push() found the dispatcher full under Overflow::Reject
   Closed,     // push() came after close()
   Destroyed,  // still buffered when the dispatcher was destroyed
+  Discarded,  // a dispatch mode's own rule sent it nowhere: a PartitionDispatcher router discarded
+              // it (GenStage's hash returning :none), or a BroadcastDispatcher had no subscriber
+  Cancelled,  // buffered for a BroadcastDispatcher subscription when it left (GenStage's cancel)
 };
 
 // Refusals (Rejected, Closed) have odd values: Dispatcher::push tests that bit (asserted there).
@@ -35,6 +38,7 @@ enum class PushResult {
   Rejected,       // bounded, full, Overflow::Reject (or try_push under Overflow::Block)
   DroppedOldest,  // the event is buffered; an older one was dropped to make room
   Closed,         // close() came first; the event was not taken
+  Discarded = 5,  // a dispatch mode's own rule sent it nowhere (DropReason::Discarded); counted
 };
 
 struct DispatcherOptions {

@@ -5,6 +5,7 @@
 //   PartitionDispatcher<T>  a key's hash picks a partition; one consumer per partition
 //   BroadcastDispatcher<T>  every subscriber gets every event (or what its selector accepts)
 //   KeyedDispatcher<T>      per-key order; any idle consumer takes a key with nothing in flight
+//   DemandSource<T>         events made on demand by a generator (GenStage's handle_demand)
 //   ConsumerPool<T>         pinned consumer threads that drain a source and call a handler
 //   PoolOptions             demand (max_demand, min_demand, manual), pinning, retry, deadline
 //   RateLimiter             at most N handler calls per interval across pools
@@ -21,6 +22,7 @@
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/dispatcher_options.hpp"
 #include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/demand_source.hpp"
 #include "pushstage/modes/keyed_dispatcher.hpp"
 #include "pushstage/modes/partition_dispatcher.hpp"
 #include "pushstage/pool/consumer_pool.hpp"

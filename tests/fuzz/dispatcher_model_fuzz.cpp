@@ -65,6 +65,8 @@ const char* result_name(PushResult r) {
       return "DroppedOldest";
     case PushResult::Closed:
       return "Closed";
+    case PushResult::Discarded:  // never from a Dispatcher
+      return "Discarded";
   }
   return "?";
 }

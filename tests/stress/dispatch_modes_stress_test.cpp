@@ -1,20 +1,27 @@
-// dispatch_modes_stress_test.cpp: the dispatch modes beyond demand under racing producers and
-// close: exactly once (or once per subscriber), order per key, totals. Bounded by counts; sizes
-// scale down under sanitizers.
+// dispatch_modes_stress_test.cpp: the dispatch modes beyond demand, and the demand-driven source,
+// under racing producers (or consumers) and close: exactly once (or once per subscriber), order
+// per key, totals. Bounded by counts; sizes scale down under sanitizers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <latch>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "pushstage/modes/broadcast_dispatcher.hpp"
+#include "pushstage/modes/demand_source.hpp"
 #include "pushstage/modes/keyed_dispatcher.hpp"
 #include "pushstage/modes/partition_dispatcher.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
@@ -256,6 +263,130 @@ TEST(DispatchModesStress, BroadcastCloseDoesNotWaitForAStoppedSubscriber) {
   }
 }
 
+// Subscriptions join and leave (leave(), finish(), and a stalled one that holds the producers
+// back until it leaves) while producers push, through handles and tokenless pushes. The
+// subscriber made at construction gets every event once, in order per key. Each subscription gets,
+// from each producer, an unbroken run of that producer's (selected) events: nothing lost while it
+// was subscribed, nothing twice; what it had buffered when it left went to on_drop as Cancelled.
+TEST(DispatchModesStress, BroadcastSubscribersComeAndGoWhileProducersPush) {
+  const std::uint32_t per_key = kEvents / (kProducers * kKeys * 4);
+  using Fan = BroadcastDispatcher<Event>;
+  // One subscription's events: handled by its pool, or cancelled at its leave (both recorded on
+  // the churn thread's side, under `m`).
+  struct Record {
+    std::mutex m;
+    std::vector<Event> events;
+  };
+  std::atomic<Record*> leaving{nullptr};  // the subscription the churn thread is taking out
+  std::atomic<std::uint64_t> cancelled{0};
+  DispatcherOptions small;
+  small.capacity = 16;
+  Fan b(1, small, {}, [&](Event&& e, DropReason why) {
+    ASSERT_EQ(why, DropReason::Cancelled);  // only leave() drops here: on the churn thread
+    cancelled.fetch_add(1);
+    Record* r = leaving.load();
+    const std::lock_guard lock(r->m);
+    r->events.push_back(e);
+  });
+  Ledger ledger(per_key);
+  KeyOrder order;
+  PoolOptions one;
+  one.pin = false;
+  one.max_demand = 4;
+  ConsumerPool<Event> all(b.subscriber(0), one, [&](Event& e) {
+    order.check(e);
+    ledger.record(e);
+  });
+
+  std::atomic<std::uint32_t> producing{kProducers};
+  std::latch start(kProducers + 1);
+  std::vector<std::thread> producers;
+  for (std::uint32_t p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      std::optional<Fan::Producer> handle;
+      if (p % 2 == 0) handle.emplace(b.producer());
+      start.arrive_and_wait();
+      for (std::uint32_t s = 0; s < per_key; ++s) {
+        for (std::uint32_t k = 0; k < kKeys; ++k) {
+          const Event e{p, k, s};
+          ASSERT_EQ(handle ? handle->push(e) : b.push(e), PushResult::Pushed);
+        }
+      }
+      producing.fetch_sub(1);
+    });
+  }
+
+  std::vector<std::unique_ptr<Record>> records;
+  std::vector<bool> even_only;  // per record: its selector took even keys only
+  std::uint64_t sub_pushed = 0;
+  start.arrive_and_wait();
+  for (std::uint32_t round = 0; producing.load() != 0; ++round) {
+    Fan::SubscriberOptions so;
+    so.buffer.capacity = 8;
+    const bool even = round % 4 == 1;
+    if (even) so.selector = [](const Event& e) { return e.key % 2 == 0; };
+    records.push_back(std::make_unique<Record>());
+    even_only.push_back(even);
+    Record& r = *records.back();
+    Fan::Subscription sub = b.subscribe(std::move(so));
+    if (round % 3 == 2) {  // stalled: no consumer; the producers wait for it until it leaves
+      while (sub.dispatcher().stats().buffered < 8 && producing.load() != 0) {
+        std::this_thread::yield();
+      }
+      leaving.store(&r);
+      sub.leave();
+    } else {
+      PoolOptions o;
+      o.pin = false;
+      o.max_demand = round % 2 == 0 ? 1 : 4;
+      ConsumerPool<Event> pool(sub, o, [&r](Event& e) {
+        const std::lock_guard lock(r.m);
+        r.events.push_back(e);
+      });
+      const std::uint64_t until = sub.dispatcher().stats().pushed + 200;
+      while (sub.dispatcher().stats().pushed < until && producing.load() != 0) {
+        std::this_thread::yield();
+      }
+      leaving.store(&r);
+      if (round % 2 == 0) {
+        sub.leave();  // its pool may still take some; the rest is cancelled
+      } else {
+        sub.finish();  // its pool takes all of it
+      }
+      pool.join();
+    }
+    sub_pushed += sub.dispatcher().stats().pushed;
+  }
+  for (auto& t : producers) t.join();
+  b.close();
+  all.join();
+  EXPECT_EQ(order.errors.load(), 0U);
+  ledger.expect_each(1);
+  EXPECT_EQ(b.stats().cancelled, cancelled.load());
+
+  // Per subscription and producer: consecutive (selected) events of the producer's push order.
+  std::uint64_t recorded = 0;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const std::uint32_t stride = even_only[i] ? 2 : 1;
+    std::vector<std::vector<std::uint32_t>> runs(kProducers);
+    for (const Event& e : records[i]->events) {
+      if (even_only[i]) {
+        ASSERT_EQ(e.key % 2, 0U);
+      }
+      runs[e.producer].push_back((e.seq * kKeys + e.key) / stride);
+    }
+    for (auto& run : runs) {
+      std::sort(run.begin(), run.end());  // handled and cancelled ones interleave in time
+      for (std::size_t j = 1; j < run.size(); ++j) {
+        ASSERT_EQ(run[j], run[j - 1] + 1) << "subscription " << i << ": a gap or a repeat";
+      }
+    }
+    recorded += records[i]->events.size();
+  }
+  EXPECT_EQ(recorded, sub_pushed);  // every copy it was given: handled or cancelled, once
+  EXPECT_GT(records.size(), 2U);
+}
+
 // Keys move between consumers, yet each key's events are handled one at a time in order. 16 slots
 // for 64 keys, and 1 slot for all (its ready ring of 2 cells laps on every other hand-back).
 TEST(DispatchModesStress, KeyedKeepsKeyOrderOnAnyConsumer) {
@@ -360,6 +491,107 @@ TEST(DispatchModesStress, KeyedCloseWhileBusyLosesNothing) {
     pool.join();
     EXPECT_EQ(handled.load(), accepted.load()) << "round " << round;
     EXPECT_TRUE(d.drained());
+  }
+}
+
+// A DemandSource's generator, for the stress tests: pages of a random size around the demand
+// (sometimes none, sometimes more than asked), numbered 0, 1, ... up to `end`. Runs on the source's
+// thread only; made() may be read once the source is gone.
+class RandomPages {
+ public:
+  explicit RandomPages(std::uint32_t end) : end_(end) {}
+  bool operator()(std::size_t demand, std::vector<std::uint32_t>& out) {
+    // None now and then (the source asks again after kIdlePause), else 1 to 2 * demand.
+    const std::size_t page = rng_() % 64 == 0 ? 0 : 1 + rng_() % (2 * demand);
+    for (std::size_t i = 0; i < page && next_ < end_; ++i) out.push_back(next_++);
+    return next_ < end_;
+  }
+  [[nodiscard]] std::uint32_t made() const { return next_; }
+
+ private:
+  std::minstd_rand rng_{7};
+  std::uint32_t next_ = 0;
+  std::uint32_t end_;
+};
+
+// DS1-DS4 under churn: two pools over one DemandSource (one taking chunks and topping up, one an
+// event at a time) while the first resizes as the stream goes, so that waits end by interrupt and
+// withdraw their demand. The generator makes pages of random size. Every event is handled exactly
+// once, the end of the stream lets both pools drain, and once every consumer has ended the demand
+// count is exactly what was taken (nothing left asked by a wait that ended).
+TEST(DispatchModesStress, DemandSourceDeliversOnceWhileConsumersComeAndGo) {
+  constexpr std::uint32_t kMade = kEvents / 4;
+  constexpr std::uint32_t kResizes = 40;
+  std::vector<std::atomic<std::uint8_t>> times(kMade);
+  std::atomic<std::uint32_t> handled{0};
+  auto record = [&](std::uint32_t e) {
+    times[e].fetch_add(1, std::memory_order_relaxed);
+    handled.fetch_add(1, std::memory_order_relaxed);
+  };
+  RandomPages pages(kMade);
+  {
+    DemandSource<std::uint32_t> source(std::ref(pages));
+    PoolOptions chunky;
+    chunky.consumers = 2;
+    chunky.pin = false;
+    chunky.max_demand = 7;
+    chunky.min_demand = 3;
+    ConsumerPool<std::uint32_t> a(source, chunky, [&](std::span<std::uint32_t> chunk) {
+      for (const std::uint32_t e : chunk) record(e);
+    });
+    PoolOptions single;
+    single.pin = false;
+    single.max_demand = 1;
+    ConsumerPool<std::uint32_t> b(source, single, [&](std::uint32_t& e) { record(e); });
+    for (std::uint32_t round = 1; round < kResizes; ++round) {
+      while (handled.load(std::memory_order_relaxed) < kMade / kResizes * round) {
+        std::this_thread::yield();
+      }
+      a.resize(round % 2 == 0 ? 2 : 3);
+    }
+    a.join();
+    b.join();
+    EXPECT_EQ(source.error(), nullptr);
+    EXPECT_EQ(source.stats().asked, kMade);
+  }
+  EXPECT_EQ(pages.made(), kMade);
+  for (std::size_t i = 0; i < times.size(); ++i) ASSERT_EQ(times[i].load(), 1) << "event " << i;
+}
+
+// close() while consumers wait and the generator runs: no event is lost or handled twice; what the
+// generator made after close() goes to on_drop.
+TEST(DispatchModesStress, DemandSourceCloseInFlightLosesNothing) {
+  constexpr std::uint32_t kMade = kEvents / 4;
+  constexpr int kRounds = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::atomic<std::uint8_t>> times(kMade);
+    std::atomic<std::uint64_t> handled{0};
+    std::atomic<std::uint64_t> dropped{0};
+    RandomPages pages(kMade);
+    {
+      DemandSource<std::uint32_t> source(std::ref(pages), {},
+                                         [&](std::uint32_t&& e, DropReason why) {
+                                           EXPECT_EQ(why, DropReason::Closed);
+                                           times[e].fetch_add(1, std::memory_order_relaxed);
+                                           dropped.fetch_add(1, std::memory_order_relaxed);
+                                         });
+      PoolOptions o;
+      o.consumers = 3;
+      o.pin = false;
+      o.max_demand = 5;
+      ConsumerPool<std::uint32_t> pool(source, o, [&](std::uint32_t& e) {
+        times[e].fetch_add(1, std::memory_order_relaxed);
+        handled.fetch_add(1, std::memory_order_relaxed);
+      });
+      const std::uint64_t close_after = kMade / kRounds * static_cast<std::uint64_t>(round);
+      while (handled.load(std::memory_order_relaxed) < close_after) std::this_thread::yield();
+      source.close();
+      pool.join();
+      EXPECT_EQ(source.stats().asked, handled.load());  // no demand left behind by ended waits
+    }
+    // Each event made: handled once or dropped once.
+    EXPECT_EQ(handled.load() + dropped.load(), pages.made());
+    for (std::uint32_t i = 0; i < pages.made(); ++i) ASSERT_EQ(times[i].load(), 1) << "event " << i;
   }
 }
 

@@ -8,8 +8,10 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -232,6 +234,248 @@ TEST(BroadcastDispatcher, AStageCanEmitIntoIt) {
   EXPECT_EQ(sum.load(), 2 * 2 * 55);
 }
 
+// Mirrors GenStage's broadcast_dispatcher_test "subscribes and cancels".
+TEST(BroadcastDispatcher, ASubscriberJoinsAndLeaves) {
+  BroadcastDispatcher<int> b(0);
+  EXPECT_EQ(b.subscribers(), 0U);
+  {
+    auto sub = b.subscribe();
+    EXPECT_EQ(b.subscribers(), 1U);
+    EXPECT_FALSE(sub.left());
+    ASSERT_EQ(b.push(1), PushResult::Pushed);
+    EXPECT_EQ(sub.dispatcher().try_pop(), std::optional<int>(1));
+    sub.leave();
+    EXPECT_TRUE(sub.left());
+    EXPECT_EQ(b.subscribers(), 0U);
+    EXPECT_TRUE(sub.dispatcher().drained());
+    sub.leave();  // idempotent
+  }
+  const BroadcastStats s = b.stats();
+  EXPECT_EQ(s.left, 1U);
+  EXPECT_EQ(s.pushed, 1U);
+  EXPECT_TRUE(s.subscribers.empty());
+  EXPECT_FALSE(b.closed());
+}
+
+// Mirrors "subscribes, asks and dispatches to multiple consumers" (its late subscriber): a
+// subscriber receives what is pushed after it joined, and the others are unaffected.
+TEST(BroadcastDispatcher, ALateSubscriberReceivesWhatIsPushedAfterItJoined) {
+  BroadcastDispatcher<int> b(1);
+  auto producer = b.producer();
+  ASSERT_EQ(producer.push(1), PushResult::Pushed);
+  ASSERT_EQ(b.push(2), PushResult::Pushed);
+  auto late = b.subscribe();
+  ASSERT_EQ(producer.push(3), PushResult::Pushed);  // the handle notices the new subscriber
+  ASSERT_EQ(b.push(4), PushResult::Pushed);
+  auto drain = [](Dispatcher<int>& d) {
+    std::vector<int> got;
+    while (auto e = d.try_pop()) got.push_back(*e);
+    std::sort(got.begin(), got.end());  // two producers: no order across them
+    return got;
+  };
+  EXPECT_EQ(drain(b.subscriber(0)), (std::vector<int>{1, 2, 3, 4}));
+  EXPECT_EQ(drain(late.dispatcher()), (std::vector<int>{3, 4}));
+  EXPECT_EQ(b.stats().subscribers.size(), 2U);
+}
+
+// A subscriber that leaves hands what it had buffered to on_drop (Cancelled), exactly once, and
+// the pushes after it skip it; the others miss nothing.
+TEST(BroadcastDispatcher, ALeavingSubscribersBufferedCopiesGoToOnDrop) {
+  Counted::reset();
+  {
+    std::vector<std::uint64_t> cancelled;
+    BroadcastDispatcher<Counted> b(1, BroadcastDispatcher<Counted>::default_options(), {},
+                                   [&](Counted&& e, DropReason why) {
+                                     EXPECT_EQ(why, DropReason::Cancelled);
+                                     cancelled.push_back(e.value);
+                                   });
+    auto sub = b.subscribe();
+    auto producer = b.producer();
+    for (std::uint64_t i = 0; i < 3; ++i) ASSERT_EQ(producer.push(Counted(i)), PushResult::Pushed);
+    EXPECT_EQ(sub.dispatcher().try_pop()->value, 0U);  // its consumer took one
+    sub.leave();
+    EXPECT_EQ(cancelled, (std::vector<std::uint64_t>{1, 2}));
+    for (std::uint64_t i = 3; i < 5; ++i) ASSERT_EQ(producer.push(Counted(i)), PushResult::Pushed);
+    EXPECT_EQ(cancelled.size(), 2U);  // no copy for it any more
+    for (std::uint64_t i = 0; i < 5; ++i) EXPECT_EQ(b.subscriber(0).try_pop()->value, i);
+    const BroadcastStats s = b.stats();
+    EXPECT_EQ(s.cancelled, 2U);
+    EXPECT_EQ(s.subscribers.size(), 1U);
+    EXPECT_EQ(sub.dispatcher().stats().pushed, 3U);
+  }
+  EXPECT_EQ(Counted::live.load(), 0);
+}
+
+// Mirrors gen_stage_test "with shared (broadcast) demand and synchronizer subscriber": a
+// subscriber that takes nothing holds every producer back; once it leaves, the producer that
+// waits for its room goes on, and the other subscriber receives every event, in order.
+TEST(BroadcastDispatcher, TheOthersStopWaitingForASubscriberThatLeaves) {
+  std::atomic<int> cancelled{0};
+  BroadcastDispatcher<int> b(0, BroadcastDispatcher<int>::default_options(), {},
+                             [&](int&&, DropReason why) {
+                               EXPECT_EQ(why, DropReason::Cancelled);
+                               cancelled.fetch_add(1);
+                             });
+  BroadcastDispatcher<int>::SubscriberOptions two;
+  two.buffer.capacity = 2;
+  auto stale = b.subscribe(two);  // never drained
+  auto live = b.subscribe();
+  PoolOptions o;
+  o.pin = false;
+  std::mutex m;
+  std::vector<int> got;
+  ConsumerPool<int> pool(live, o, [&](int& e) {
+    const std::lock_guard lock(m);
+    got.push_back(e);
+  });
+  std::atomic<int> pushed{0};
+  std::thread producer([&] {
+    auto p = b.producer();
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_EQ(p.push(i), PushResult::Pushed);
+      pushed.fetch_add(1);
+    }
+  });
+  while (stale.dispatcher().stats().buffered < 2) std::this_thread::yield();
+  std::this_thread::sleep_for(20ms);  // give a wrong broadcast time to push past the stale one
+  EXPECT_EQ(pushed.load(), 2);
+  stale.leave();
+  producer.join();
+  b.close();
+  pool.join();
+  std::vector<int> want(100);
+  for (int i = 0; i < 100; ++i) want[static_cast<std::size_t>(i)] = i;
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(cancelled.load(), 2);
+  EXPECT_EQ(b.stats().cancelled, 2U);
+}
+
+// finish(): the subscriber takes no more, and its consumers take what it had buffered.
+TEST(BroadcastDispatcher, AFinishedSubscribersConsumersTakeWhatItBuffered) {
+  std::atomic<int> dropped{0};
+  BroadcastDispatcher<int> b(1, BroadcastDispatcher<int>::default_options(), {},
+                             [&](int&&, DropReason) { dropped.fetch_add(1); });
+  auto sub = b.subscribe();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
+  sub.finish();
+  ASSERT_EQ(b.push(5), PushResult::Pushed);
+  std::atomic<int> handled{0};
+  {
+    PoolOptions o;
+    o.pin = false;
+    ConsumerPool<int> pool(sub, o, [&](int&) { handled.fetch_add(1); });
+    pool.join();  // it drains: finished subscriptions are closed
+  }
+  EXPECT_EQ(handled.load(), 5);
+  EXPECT_EQ(dropped.load(), 0);
+  EXPECT_EQ(b.subscriber(0).stats().buffered, 6U);
+}
+
+// Mirrors gen_stage_test "handle_cancel/3 with temporary subscription", "... with normal
+// transient subscription", "... with non-normal transient subscription" and "... with permanent
+// subscription", seen from the source: what the last subscriber's leaving does to it.
+TEST(BroadcastDispatcher, CancelModesDecideWhatTheLastLeaveDoes) {
+  auto options = [](CancelMode mode) {
+    BroadcastDispatcher<int>::SubscriberOptions o;
+    o.cancel = mode;
+    return o;
+  };
+  {  // Temporary: stays open; pushes without subscribers are discarded, to on_drop.
+    std::vector<int> discarded;
+    BroadcastDispatcher<int> b(0, BroadcastDispatcher<int>::default_options(), {},
+                               [&](int&& e, DropReason why) {
+                                 EXPECT_EQ(why, DropReason::Discarded);
+                                 discarded.push_back(e);
+                               });
+    EXPECT_EQ(b.push(1), PushResult::Discarded);  // none yet
+    auto sub = b.subscribe(options(CancelMode::Temporary));
+    sub.leave(LeaveReason::Failed);
+    EXPECT_FALSE(b.closed());
+    EXPECT_EQ(b.push(2), PushResult::Discarded);
+    EXPECT_EQ(discarded, (std::vector<int>{1, 2}));
+    EXPECT_EQ(b.stats().discarded, 2U);
+  }
+  {  // Permanent: the last leave closes it, whatever the reason.
+    BroadcastDispatcher<int> b(0);
+    auto first = b.subscribe(options(CancelMode::Permanent));
+    auto second = b.subscribe(options(CancelMode::Permanent));
+    first.leave();
+    EXPECT_FALSE(b.closed());  // one is left
+    second.leave();
+    EXPECT_TRUE(b.closed());
+    EXPECT_EQ(b.push(1), PushResult::Closed);
+  }
+  {  // Transient: closes only when the last leaves for another reason than Normal.
+    BroadcastDispatcher<int> b(0);
+    b.subscribe(options(CancelMode::Transient)).leave(LeaveReason::Normal);
+    EXPECT_FALSE(b.closed());
+    b.subscribe(options(CancelMode::Transient)).leave(LeaveReason::Failed);
+    EXPECT_TRUE(b.closed());
+  }
+  {  // The constructor's subscribers never leave: a subscription leaving beside them closes
+     // nothing.
+    BroadcastDispatcher<int> b(1);
+    b.subscribe(options(CancelMode::Permanent)).leave();
+    EXPECT_FALSE(b.closed());
+  }
+}
+
+TEST(BroadcastDispatcher, SubscribingToAClosedBroadcastGivesADrainedSubscription) {
+  BroadcastDispatcher<int> b(0);
+  auto before = b.subscribe();
+  ASSERT_EQ(b.push(1), PushResult::Pushed);
+  b.close();
+  EXPECT_TRUE(before.dispatcher().closed());
+  auto after = b.subscribe();
+  EXPECT_TRUE(after.dispatcher().drained());
+  PoolOptions o;
+  o.pin = false;
+  std::atomic<int> handled{0};
+  ConsumerPool<int> pool(before, o, [&](int&) { handled.fetch_add(1); });
+  pool.join();
+  EXPECT_EQ(handled.load(), 1);
+}
+
+// Mirrors gen_stage_test "with shared (broadcast) demand" (one consumer with max_demand 10, the
+// other 20): each subscription has its own pool, with its own demand; each gets every event.
+TEST(BroadcastDispatcher, EachSubscriberHasItsOwnMaxDemand) {
+  BroadcastDispatcher<int> b(0);
+  auto ten = b.subscribe();
+  auto twenty = b.subscribe();
+  struct Seen {
+    std::mutex m;
+    std::vector<int> events;
+    std::size_t largest_chunk = 0;
+  };
+  Seen seen10;
+  Seen seen20;
+  auto pool_over = [](BroadcastDispatcher<int>::Subscription& sub, std::size_t max_demand,
+                      Seen& seen) {
+    PoolOptions o;
+    o.pin = false;
+    o.max_demand = max_demand;
+    o.min_demand = 0;
+    return std::make_unique<ConsumerPool<int>>(sub, o, [&seen](std::span<int> chunk) {
+      const std::lock_guard lock(seen.m);
+      seen.largest_chunk = std::max(seen.largest_chunk, chunk.size());
+      seen.events.insert(seen.events.end(), chunk.begin(), chunk.end());
+    });
+  };
+  auto pool10 = pool_over(ten, 10, seen10);
+  auto pool20 = pool_over(twenty, 20, seen20);
+  auto producer = b.producer();
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(producer.push(i), PushResult::Pushed);
+  b.close();
+  pool10->join();
+  pool20->join();
+  std::vector<int> want(1000);
+  for (int i = 0; i < 1000; ++i) want[static_cast<std::size_t>(i)] = i;
+  EXPECT_EQ(seen10.events, want);
+  EXPECT_EQ(seen20.events, want);
+  EXPECT_LE(seen10.largest_chunk, 10U);
+  EXPECT_LE(seen20.largest_chunk, 20U);
+}
+
 TEST(BroadcastDispatcher, InvalidUseNamesTheOption) {
   auto message_of = [](auto&& make) -> std::string {
     try {
@@ -242,9 +486,28 @@ TEST(BroadcastDispatcher, InvalidUseNamesTheOption) {
     return "";
   };
   EXPECT_NE(message_of([] {
-              BroadcastDispatcher<int> b(0);
-            }).find("BroadcastDispatcher: subscribers must be in [1, 1024]; got 0"),
+              BroadcastDispatcher<int> b(1025);
+            }).find("BroadcastDispatcher: subscribers must be in [0, 1024]; got 1025"),
             std::string::npos);
+  BroadcastDispatcher<int> none(0);
+  EXPECT_EQ(message_of([&] {
+              BroadcastDispatcher<int>::SubscriberOptions o;
+              o.buffer.capacity = 0;
+              (void)none.subscribe(o);
+            }),
+            "BroadcastDispatcher::subscribe: options.buffer.capacity must be in [1, 2147483647] (a "
+            "bounded buffer per subscriber); got 0");
+  EXPECT_EQ(message_of([&] {
+              BroadcastDispatcher<int>::SubscriberOptions o;
+              o.buffer.overflow = Overflow::Reject;
+              (void)none.subscribe(o);
+            }),
+            "BroadcastDispatcher::subscribe: options.buffer.overflow must be Block (the slowest "
+            "subscriber sets the pace)");
+  {
+    BroadcastDispatcher<int> full(1024);
+    EXPECT_THROW((void)full.subscribe(), std::length_error);
+  }
   EXPECT_NE(message_of([] {
               BroadcastDispatcher<int> b(2, DispatcherOptions{});
             }).find("BroadcastDispatcher: options.capacity must be in [1, 2147483647]"),

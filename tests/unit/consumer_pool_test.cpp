@@ -426,29 +426,44 @@ TEST(ConsumerPool, ABatchHandlerThatThrowsFailsItsChunk) {
   EXPECT_EQ(errors.load(), 1);
 }
 
-// Accumulate mode: while paused, events stay in the source (no handler runs); on resume they flow.
-TEST(ConsumerPool, PauseHoldsEventsInTheSourceUntilResume) {
+// How a test pauses a pool: pause() once it runs, or PoolOptions::start_paused.
+enum class PauseBy { kPauseCall, kStartPaused };
+
+// A pool of 2 consumers, paused, over 100 events: no handler runs until resume(); then every
+// event is handled once.
+void check_pause_holds_events_until_resume(PauseBy how) {
   for (const std::size_t max_demand : {std::size_t{1}, std::size_t{8}}) {
     Dispatcher<int> d;
     PoolOptions o;
     o.consumers = 2;
+    o.pin = false;
     o.max_demand = max_demand;
+    o.start_paused = how == PauseBy::kStartPaused;
     std::atomic<int> handled{0};
     ConsumerPool<int> pool(d, o, [&](int&) { handled.fetch_add(1); });
-    pool.pause();
+    if (how == PauseBy::kPauseCall) pool.pause();
     EXPECT_TRUE(pool.paused());
     for (int i = 0; i < 100; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // give a wrong pool time to run
     EXPECT_EQ(handled.load(), 0);
-    // At most one round per consumer (taken by a consumer that was taking or waiting when pause()
-    // was called, and held unhandled) left the source.
-    EXPECT_GE(d.stats().buffered, 100U - 2 * max_demand);
+    if (how == PauseBy::kPauseCall) {
+      // At most one round per consumer (taken by a consumer that was taking or waiting when
+      // pause() was called, and held unhandled) left the source.
+      EXPECT_GE(d.stats().buffered, 100U - 2 * max_demand);
+    } else {
+      EXPECT_EQ(d.stats().popped, 0U);  // not even that round
+    }
     pool.resume();
     EXPECT_FALSE(pool.paused());
     d.close();
     pool.join();
     EXPECT_EQ(handled.load(), 100);
   }
+}
+
+// Accumulate mode: while paused, events stay in the source (no handler runs); on resume they flow.
+TEST(ConsumerPool, PauseHoldsEventsInTheSourceUntilResume) {
+  check_pause_holds_events_until_resume(PauseBy::kPauseCall);
 }
 
 // The pause check comes after the take, too: a consumer that passed its check before pause() (here:
@@ -492,6 +507,112 @@ TEST(ConsumerPool, DestroyingAPausedPoolLeavesItsEventsInTheSource) {
   // pause()); it handles it before it ends. The rest stay buffered.
   EXPECT_LE(handled.load(), 2);
   EXPECT_EQ(d.stats().buffered + static_cast<std::uint64_t>(handled.load()), 50U);
+}
+
+// Mirrors GenStage's gen_stage_test "demand can be set to :accumulate on init": a pool made with
+// start_paused takes nothing at all (not even the one round a later pause() may let through) until
+// resume().
+TEST(ConsumerPool, StartPausedTakesNothingUntilResume) {
+  check_pause_holds_events_until_resume(PauseBy::kStartPaused);
+}
+
+// A topology wired completely before anything flows: head -> Stage -> mid -> pool, every part
+// started paused; events pushed meanwhile wait in the head. Never resumed, a pool leaves them all.
+TEST(ConsumerPool, StartPausedLetsATopologyBeWiredBeforeEventsFlow) {
+  Dispatcher<int> head;
+  Dispatcher<int> mid;
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(head.push(i), PushResult::Pushed);
+  PoolOptions o;
+  o.pin = false;
+  o.start_paused = true;
+  std::atomic<int> handled{0};
+  {
+    ConsumerPool<int> never_resumed(head, o, [&](int&) { handled.fetch_add(1); });
+  }
+  EXPECT_EQ(head.stats().buffered, 50U);
+  Stage<int, Dispatcher<int>> double_it(head, mid, o, [](int& e, Dispatcher<int>::Producer& out) {
+    (void)out.push(e);
+    (void)out.push(e);
+  });
+  ConsumerPool<int> sink(mid, o, [&](int&) { handled.fetch_add(1); });
+  std::this_thread::sleep_for(30ms);  // give a wrong topology time to move events
+  EXPECT_EQ(head.stats().popped, 0U);
+  EXPECT_EQ(mid.stats().pushed, 0U);
+  double_it.resume();
+  head.close();
+  double_it.join();  // the stage drained the head and closed mid
+  EXPECT_EQ(mid.stats().buffered, 100U);
+  EXPECT_EQ(handled.load(), 0);
+  sink.resume();
+  sink.join();
+  EXPECT_EQ(handled.load(), 100);
+}
+
+// A pool with manual demand over a PartitionDispatcher of 2: one unpinned consumer per partition.
+PoolOptions manual_over_two_partitions(std::size_t max_demand = PoolOptions{}.max_demand) {
+  PoolOptions o;
+  o.consumers = 2;
+  o.pin = false;
+  o.max_demand = max_demand;
+  o.demand = DemandMode::Manual;
+  return o;
+}
+
+// Mirrors GenStage's partition_dispatcher_test "subscribes, asks and dispatches" with demand per
+// subscription (GenStage.ask(subscription, n)): ask_consumer(i, n) is demand for partition i alone.
+TEST(ConsumerPool, AskConsumerAimsDemandAtOnePartition) {
+  PartitionDispatcher<int> p(2, [](const int& e) { return static_cast<std::size_t>(e % 2); });
+  const PoolOptions o = manual_over_two_partitions(4);
+  std::array<std::atomic<int>, 2> handled{};
+  ConsumerPool<int> pool(p, o, [&](int& e) { handled[static_cast<std::size_t>(e % 2)] += 1; });
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(p.push(i), PushResult::Pushed);
+  pool.ask_consumer(1, 3);
+  while (handled[1].load() < 3) std::this_thread::yield();
+  std::this_thread::sleep_for(30ms);  // give a wrong pool time to take more
+  EXPECT_EQ(handled[1].load(), 3);
+  EXPECT_EQ(handled[0].load(), 0);
+  EXPECT_EQ(p.partition(1).stats().buffered, 7U);
+  EXPECT_EQ(p.partition(0).stats().buffered, 10U);
+  EXPECT_EQ(pool.demand(), 0U);
+  pool.ask_consumer(0, 2);
+  pool.ask_consumer(0, 0);  // nothing
+  while (handled[0].load() < 2) std::this_thread::yield();
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(handled[0].load(), 2);
+  EXPECT_EQ(handled[1].load(), 3);
+  pool.ask(15);  // shared: reaches both partitions
+  p.close();
+  pool.join();
+  EXPECT_EQ(handled[0].load(), 10);
+  EXPECT_EQ(handled[1].load(), 10);
+  EXPECT_EQ(pool.demand(), 0U);
+  EXPECT_THROW(pool.ask_consumer(2, 1), std::out_of_range);
+}
+
+// Demand aimed at a consumer stays with it while its partition is empty, and counts in demand().
+TEST(ConsumerPool, AskConsumerDemandWaitsForItsPartition) {
+  PartitionDispatcher<int> p(2, [](const int& e) { return static_cast<std::size_t>(e % 2); });
+  const PoolOptions o = manual_over_two_partitions();
+  std::atomic<int> handled{0};
+  ConsumerPool<int> pool(p, o, [&](int&) { handled.fetch_add(1); });
+  pool.ask_consumer(0, 2);
+  EXPECT_EQ(pool.demand(), 2U);
+  for (int e : {1, 3, 5}) ASSERT_EQ(p.push(e), PushResult::Pushed);  // partition 1 only
+  std::this_thread::sleep_for(30ms);  // give a wrong pool time to spend it on partition 1
+  EXPECT_EQ(handled.load(), 0);
+  EXPECT_EQ(pool.demand(), 2U);
+  for (int e : {0, 2, 4}) ASSERT_EQ(p.push(e), PushResult::Pushed);
+  while (handled.load() < 2) std::this_thread::yield();
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(handled.load(), 2);
+  EXPECT_EQ(pool.demand(), 0U);
+  pool.ask(4);
+  p.close();
+  pool.join();
+  EXPECT_EQ(handled.load(), 6);
+  Dispatcher<int> d;
+  ConsumerPool<int> automatic(d, PoolOptions{}, [](int&) {});
+  EXPECT_THROW(automatic.ask_consumer(0, 1), std::logic_error);
 }
 
 // Manual demand: nothing is taken before ask(); then exactly what was asked for.
@@ -971,11 +1092,7 @@ TEST(ConsumerPool, DemandReportsWhatWasAskedAndNotYetUsed) {
 // partition holds no credits while the other partition has events (the scenario).
 TEST(ConsumerPool, ManualDemandReachesTheEventsOfEveryPartition) {
   PartitionDispatcher<int> p(2, [](const int& e) { return static_cast<std::size_t>(e); });
-  PoolOptions o;
-  o.consumers = 2;
-  o.pin = false;
-  o.max_demand = 4;
-  o.demand = DemandMode::Manual;
+  const PoolOptions o = manual_over_two_partitions(4);
   std::array<std::atomic<bool>, 2> release{};
   std::atomic<int> handled{0};
   ConsumerPool<int> pool(p, o, [&](int& e) {

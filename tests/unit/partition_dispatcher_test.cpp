@@ -3,15 +3,19 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -158,6 +162,147 @@ TEST(PartitionDispatcher, AStageCanEmitIntoPartitions) {
   EXPECT_TRUE(parts.closed());
 }
 
+// Mirrors GenStage's partition_dispatcher_test "subscribes, asks and dispatches to partitions or
+// none": named partitions, and a router that discards multiples of 3 (hash returning :none).
+TEST(PartitionDispatcher, ARouterSendsToNamedPartitionsOrDiscards) {
+  std::vector<int> dropped;  // on_drop runs on the pushing thread: this one
+  PartitionDispatcher<int> d(
+      {"odd", "even"},
+      [](const int& e) {
+        if (e % 3 == 0) return PartitionRoute::discard();
+        return PartitionRoute::to(e % 2 == 0 ? 1U : 0U);
+      },
+      {},
+      [&](int&& e, DropReason why) {
+        if (why == DropReason::Discarded) dropped.push_back(e);
+      });
+  ASSERT_EQ(d.partitions(), 2U);
+  EXPECT_EQ(d.index_of("odd"), 0U);
+  EXPECT_EQ(d.index_of("even"), 1U);
+  EXPECT_EQ(d.name(1), "even");
+  auto producer = d.producer();
+  for (int e = 1; e <= 12; ++e) {
+    const PushResult want = e % 3 == 0 ? PushResult::Discarded : PushResult::Pushed;
+    ASSERT_EQ(e % 2 == 0 ? d.push(e) : producer.push(e), want) << e;
+  }
+  EXPECT_EQ(dropped, (std::vector<int>{3, 6, 9, 12}));
+  auto drain = [&](std::string_view name) {
+    std::vector<int> got;
+    while (auto e = d.partition(d.index_of(name)).try_pop()) got.push_back(*e);
+    return got;
+  };
+  EXPECT_EQ(drain("even"), (std::vector<int>{2, 4, 8, 10}));
+  EXPECT_EQ(drain("odd"), (std::vector<int>{1, 5, 7, 11}));
+  const PartitionStats s = d.stats();
+  EXPECT_EQ(s.discarded, 4U);
+  EXPECT_EQ(s.total().pushed, 8U);
+  EXPECT_EQ(d.partition_of(15), 2U);  // discarded: partitions()
+  // try_push leaves a discarded event with the caller, counted.
+  int keep = 18;
+  EXPECT_EQ(d.try_push(keep), PushResult::Discarded);
+  EXPECT_EQ(producer.try_push(keep), PushResult::Discarded);
+  EXPECT_EQ(keep, 18);
+  EXPECT_EQ(d.stats().discarded, 6U);
+  EXPECT_EQ(dropped.size(), 4U);
+}
+
+// Mirrors "raises on unknown partition": a router naming a partition that does not exist is a
+// bug, reported by the push that met it; nothing is pushed.
+TEST(PartitionDispatcher, ARouterNamingNoPartitionThrows) {
+  PartitionDispatcher<int> d(2, [](const int& e) { return PartitionRoute::to(std::size_t(e)); });
+  ASSERT_EQ(d.push(1), PushResult::Pushed);
+  try {
+    (void)d.push(7);
+    ADD_FAILURE() << "no throw";
+  } catch (const std::out_of_range& e) {
+    EXPECT_STREQ(e.what(),
+                 "PartitionDispatcher: the router sent an event to partition 7; partitions are "
+                 "[0, 1]");
+  }
+  EXPECT_EQ(d.stats().total().pushed, 1U);
+}
+
+// Mirrors "buffers events before subscription" and "subscribes, asks and cancels": a partition's
+// consumer may change. The events its pool did not take wait in the partition and the next pool
+// handles them, in push order, each once.
+TEST(PartitionDispatcher, APartitionsConsumerMayChangeAndItsEventsWaitInOrder) {
+  PartitionDispatcher<int> d(2, [](const int& e) { return std::size_t(e % 2); });
+  std::mutex m;
+  std::vector<int> handled;  // partition 0's events, in handling order
+  auto handle = [&](int& e) {
+    const std::lock_guard lock(m);
+    handled.push_back(e);
+  };
+  auto count = [&] {
+    const std::lock_guard lock(m);
+    return handled.size();
+  };
+  for (int e = 0; e < 20; e += 2) ASSERT_EQ(d.push(e), PushResult::Pushed);
+  {
+    PoolOptions o;
+    o.pin = false;
+    o.demand = DemandMode::Manual;  // a first subscriber that asks for 5
+    ConsumerPool<int> first(d.partition(0), o, handle);
+    first.ask(5);
+    while (count() < 5) std::this_thread::yield();
+  }  // it leaves; the other 5 wait in the partition
+  for (int e = 20; e < 40; e += 2) ASSERT_EQ(d.push(e), PushResult::Pushed);
+  EXPECT_EQ(d.partition(0).stats().buffered, 15U);
+  PoolOptions o;
+  o.pin = false;
+  o.max_demand = 4;
+  ConsumerPool<int> second(d.partition(0), o, handle);
+  d.close();
+  second.join();
+  std::vector<int> want;
+  for (int e = 0; e < 40; e += 2) want.push_back(e);
+  EXPECT_EQ(handled, want);
+  EXPECT_EQ(d.partition(1).stats().buffered, 0U);
+}
+
+// Mirrors, for partitions, gen_stage_test "with shared (broadcast) demand" (subscribers of one
+// producer with different max_demand): a pool over each partition, each with a max_demand of its
+// own. Each gets its partition's events in order, in chunks no larger than its own max_demand.
+TEST(PartitionDispatcher, EachPartitionsPoolHasItsOwnMaxDemand) {
+  PartitionDispatcher<int> d(2, [](const int& e) { return std::size_t(e % 2); });
+  struct Seen {
+    std::mutex m;
+    std::vector<int> events;
+    std::size_t largest_chunk = 0;
+  };
+  Seen seen[2];
+  const std::size_t max_demand[2] = {2, 16};
+  std::vector<std::unique_ptr<ConsumerPool<int>>> pools;
+  for (std::size_t p = 0; p < 2; ++p) {
+    PoolOptions o;
+    o.pin = false;
+    o.max_demand = max_demand[p];
+    o.min_demand = 0;
+    o.start_paused = true;  // let the partitions fill, so that chunks may be large
+    Seen& s = seen[p];
+    pools.push_back(
+        std::make_unique<ConsumerPool<int>>(d.partition(p), o, [&s](std::span<int> chunk) {
+          const std::lock_guard lock(s.m);
+          s.largest_chunk = std::max(s.largest_chunk, chunk.size());
+          s.events.insert(s.events.end(), chunk.begin(), chunk.end());
+        }));
+  }
+  for (int e = 0; e < 400; ++e) ASSERT_EQ(d.push(e), PushResult::Pushed);
+  d.close();
+  for (auto& pool : pools) {
+    pool->resume();
+    pool->join();
+  }
+  for (std::size_t p = 0; p < 2; ++p) {
+    std::vector<int> want;
+    for (int e = static_cast<int>(p); e < 400; e += 2) want.push_back(e);
+    EXPECT_EQ(seen[p].events, want);
+    EXPECT_LE(seen[p].largest_chunk, max_demand[p]);
+  }
+  EXPECT_EQ(seen[0].largest_chunk, 2U);  // the partition was full: every chunk as large as allowed
+  EXPECT_GT(seen[1].largest_chunk, 2U);  // more than the other partition's pool may take
+}
+
 TEST(PartitionDispatcher, InvalidUseNamesTheOption) {
   auto message_of = [](auto&& make) -> std::string {
     try {
@@ -173,6 +318,23 @@ TEST(PartitionDispatcher, InvalidUseNamesTheOption) {
             std::string::npos);
   EXPECT_NE(message_of([] { PartitionDispatcher<Keyed> d(2, nullptr); }).find("hash"),
             std::string::npos);
+  EXPECT_EQ(
+      message_of([] { PartitionDispatcher<Keyed> d(2, PartitionDispatcher<Keyed>::Router{}); }),
+      "PartitionDispatcher: router must not be empty");
+  auto route = [](const Keyed&) { return PartitionRoute::to(0); };
+  EXPECT_EQ(message_of([&] {
+              PartitionDispatcher<Keyed> d({"a", ""}, route);
+            }),
+            "PartitionDispatcher: names[1] must not be empty");
+  EXPECT_EQ(message_of([&] {
+              PartitionDispatcher<Keyed> d({"a", "b", "a"}, route);
+            }),
+            "PartitionDispatcher: names must be distinct; 'a' is names[0] and names[2]");
+  EXPECT_EQ(message_of([&] { PartitionDispatcher<Keyed> d(std::vector<std::string>{}, route); }),
+            "PartitionDispatcher: partitions must be in [1, 65536]; got 0");
+  PartitionDispatcher<Keyed> named({"odd", "even"}, route);
+  EXPECT_EQ(message_of([&] { (void)named.index_of("oops"); }),
+            "PartitionDispatcher: no partition is named 'oops'; partitions: odd, even");
   PartitionDispatcher<Keyed> d(3, by_key());
   EXPECT_NE(message_of([&] { ConsumerPool<Keyed> pool(d, PoolOptions{}, [](Keyed&) {}); })
                 .find("PoolOptions::consumers must be 3, one per partition of the "

@@ -26,14 +26,16 @@
 //            misses PoolOptions::deadline, counts as failed and goes to the dead-letter callback
 //            (for a batch handler: every event of the chunk). Neither callback may throw
 //            (std::terminate if one does).
-// Flow:      PoolOptions::demand = Manual takes events only against ask(n); pause() holds demand
-//            (events stay in the source) until resume(); PoolOptions::rate_limit caps handler
-//            calls per interval across pools; resize(n) adds or retires consumers at run time.
+// Flow:      PoolOptions::demand = Manual takes events only against ask(n) (or ask_consumer(i, n),
+//            demand for one consumer: one partition or subscriber); pause() holds demand (events
+//            stay in the source) until resume(), and PoolOptions::start_paused starts the pool
+//            paused; PoolOptions::rate_limit caps handler calls per interval across pools;
+//            resize(n) adds or retires consumers at run time.
 // Memory:    what the producer did before pushing e happens-before the handler's call for e.
 // Not guaranteed: which consumer gets an event; order across consumers.
 //
 // Members (declared in detail::PoolCore, each with its contract): join(), size(), stats(),
-// pause(), resume(), paused(), ask(n), demand(), resize(n), lift_limits().
+// pause(), resume(), paused(), ask(n), ask_consumer(i, n), demand(), resize(n), lift_limits().
 // How it works: pushstage/pool/pool_core.hpp.
 #pragma once
 

@@ -27,16 +27,18 @@
 //           unhandled; events not taken stay in the source. An event pushed after pause() returned
 //           is taken through the source's release/acquire pair, so the check after the take sees
 //           the pause (paused_ is read acquire after the pop's acquire).
-//   manual: DemandMode::Manual: credits_ counts demand granted by ask(n) and not yet used. A
+//   manual: DemandMode::Manual: credits_ counts demand granted by ask(n) and not yet used, and
+//           each consumer's own credits the demand granted to it alone by ask_consumer(i, n). A
 //           consumer takes credits only once its source has an event for them: it waits in the
 //           source until one is buffered (wait_ready, interruptible), then takes up to max_demand
-//           credits (CAS, relaxed: a count that publishes nothing), takes that many events
-//           without waiting and gives back what it did not use. So no consumer holds demand while
-//           it waits, and demand reaches whichever partition or subscriber has events. Without
-//           credits it waits on its source's notice (Dispatcher::wait_until; A3: credits_ > 0,
-//           unlimited_, retiring, or the source drained, all seq_cst); ask(), a give-back, resize()
-//           and lift_limits() notify every source handle (N1 their seq_cst writes), and the source
-//           notifies when it closes or drains.
+//           credits, its own first (CAS, relaxed: a count that publishes nothing), takes that many
+//           events without waiting and gives back what it did not use (its own credits first, so
+//           demand aimed at it stays with it). So no consumer holds demand while it waits, and
+//           shared demand reaches whichever partition or subscriber has events. Without credits it
+//           waits on its source's notice (Dispatcher::wait_until; A3: credits_ > 0, its own
+//           credits > 0, unlimited_, retiring, or the source drained, all seq_cst); ask(),
+//           ask_consumer(), a give-back, resize() and lift_limits() notify every source handle (N1
+//           their seq_cst writes), and the source notifies when it closes or drains.
 //   retire: resize() to fewer consumers and the destructor set retire flags, notify, and interrupt
 //           each retiring consumer's wait: (PR2) retire = true, then read interruptible; (PR1) the
 //           consumer sets interruptible once its Interrupter is published, then reads retire
@@ -153,7 +155,8 @@ class PoolCore {
   //  - a consumer that was taking events, or waiting inside the source, when pause() was called
   //    may still take one round (up to max_demand events), which it holds unhandled. All other
   //    events stay buffered in the source (so a bounded source pushes back on its producers).
-  // Idempotent; safe from any thread, handlers included.
+  // Idempotent; safe from any thread, handlers included. PoolOptions::start_paused: paused before
+  // any consumer runs, so none takes an event before resume().
   void pause() noexcept { paused_.store(1, std::memory_order_seq_cst); }  // pairs with checks
   // Lets paused consumers go on. Idempotent.
   void resume() noexcept {
@@ -174,10 +177,43 @@ class PoolCore {
     credits_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);  // N1
     source_.notify();
   }
-  // DemandMode::Manual: demand granted by ask() and not yet used by an event (a snapshot; a
-  // consumer holds credits only for the moment between taking them and taking its events).
+  // DemandMode::Manual, GenStage's ask(subscription, n): lets consumer `consumer` alone take n
+  // more events. Over a source with one consumer per partition or subscriber, consumer i is
+  // partition or subscriber i; else consumers count in start order (resize() starts new ones at
+  // the end). Safe from any thread. Throws std::logic_error for an Automatic pool, and
+  // std::out_of_range naming the consumer unless it runs (started and not retired).
+  void ask_consumer(std::size_t consumer, std::size_t n) {
+    if (!manual_) {
+      throw std::logic_error(
+          "ConsumerPool::ask_consumer: needs PoolOptions::demand = DemandMode::Manual");
+    }
+    {
+      const std::lock_guard lock(workers_mutex_);
+      if (consumer >= workers_.size() ||
+          workers_[consumer]->retire.load(std::memory_order_relaxed)) {
+        throw std::out_of_range("ConsumerPool::ask_consumer: consumer " + std::to_string(consumer) +
+                                " does not run (" + std::to_string(workers_.size()) +
+                                " started, retired ones included)");
+      }
+      if (n == 0) return;
+      // N1 of the sources' notice, for that consumer's wait (A3).
+      workers_[consumer]->credits.fetch_add(static_cast<std::int64_t>(n),
+                                            std::memory_order_seq_cst);
+    }
+    source_.notify();
+  }
+  // DemandMode::Manual: demand granted by ask() and ask_consumer() and not yet used by an event (a
+  // snapshot; a consumer holds credits only for the moment between taking them and taking its
+  // events).
   [[nodiscard]] std::size_t demand() const noexcept {
-    const std::int64_t c = credits_.load(std::memory_order_relaxed);  // a snapshot for display
+    std::int64_t c = credits_.load(std::memory_order_relaxed);  // a snapshot for display
+    {
+      const std::lock_guard lock(workers_mutex_);
+      for (const auto& w : workers_) {
+        const std::int64_t own = w->credits.load(std::memory_order_relaxed);  // for display
+        if (own > 0) c += own;
+      }
+    }
     return c > 0 ? static_cast<std::size_t>(c) : 0;
   }
 
@@ -274,6 +310,8 @@ class PoolCore {
     }
     check_source(options);
     consumers_.store(options.consumers, std::memory_order_relaxed);
+    // relaxed: no consumer runs yet; the thread starts order it before their first check.
+    if (options.start_paused) paused_.store(1, std::memory_order_relaxed);
     if (callbacks_.on_start) callbacks_.on_start();
     started_ = true;
     try {
@@ -330,6 +368,7 @@ class PoolCore {
     State state;
     std::size_t index = 0;
     std::atomic<bool> retire{false};         // set by resize() and stop(), read by the consumer
+    std::atomic<std::int64_t> credits{0};    // manual demand aimed at this consumer (ask_consumer)
     std::optional<Interrupter> interrupter;  // its source handle's, set by the consumer once
     std::atomic<bool> interruptible{false};  // interrupter is set (PR1)
     std::thread thread;
@@ -490,10 +529,10 @@ class PoolCore {
         if (has_deadline_)
           taken.erase(taken.begin(), taken.begin() + static_cast<std::ptrdiff_t>(head));
         head = 0;
-        const std::size_t allowed = try_take_credits(max_demand_ - held.size());
-        if (allowed != 0) {
-          const std::size_t got = h.try_top_up(held, allowed);
-          give_back_credits(allowed - got);
+        const Grant allowed = try_take_credits(w, max_demand_ - held.size());
+        if (allowed.total() != 0) {
+          const std::size_t got = h.try_top_up(held, allowed.total());
+          give_back_credits(w, allowed, got);
           if (has_deadline_) taken.resize(held.size(), Clock::now());
         }
       }
@@ -510,18 +549,19 @@ class PoolCore {
   TakeResult take_with_credits(Worker& w, Handle& h, std::vector<T>& held) {
     const TakeResult r = h.wait_ready();
     if (r != TakeResult::Got) return r;
-    const std::size_t allowed = try_take_credits(max_demand_);
-    if (allowed == 0) {
+    const Grant allowed = try_take_credits(w, max_demand_);
+    if (allowed.total() == 0) {
       auto demand_or_end = [this, &w, &h] {  // A3: pairs with the N1 of ask(), resize(), ...
         return credits_.load(std::memory_order_seq_cst) > 0 ||
+               w.credits.load(std::memory_order_seq_cst) > 0 ||
                unlimited_.load(std::memory_order_seq_cst) ||
                w.retire.load(std::memory_order_seq_cst) || h.drained();
       };
       h.wait_until(PredicateRef(demand_or_end));
       return TakeResult::TimedOut;
     }
-    const std::size_t got = h.try_take(held, allowed);
-    give_back_credits(allowed - got);
+    const std::size_t got = h.try_take(held, allowed.total());
+    give_back_credits(w, allowed, got);
     if (got == 0) {
       std::this_thread::yield();  // another consumer was faster, or a dequeue missed for a moment
       return TakeResult::TimedOut;
@@ -539,22 +579,45 @@ class PoolCore {
     return true;
   }
 
-  // Manual demand: up to `want` credits, without waiting (0: none). Automatic: `want`.
-  std::size_t try_take_credits(std::size_t want) noexcept {
-    if (!manual_ || unlimited_.load(std::memory_order_relaxed)) return want;  // rechecked below
-    std::int64_t c = credits_.load(std::memory_order_relaxed);
-    while (c > 0) {
+  // Credits a consumer took: from its own (ask_consumer) and from the pool's (ask).
+  struct Grant {
+    std::size_t own = 0;
+    std::size_t shared = 0;
+    [[nodiscard]] std::size_t total() const noexcept { return own + shared; }
+  };
+  // Up to `want` credits from `pool`, without waiting (0: none).
+  static std::size_t take_from(std::atomic<std::int64_t>& pool, std::size_t want) noexcept {
+    std::int64_t c = pool.load(std::memory_order_relaxed);
+    while (c > 0 && want > 0) {
       const std::int64_t take = std::min<std::int64_t>(c, static_cast<std::int64_t>(want));
       // relaxed: credits are a count; they publish nothing.
-      if (credits_.compare_exchange_weak(c, c - take, std::memory_order_relaxed)) {
+      if (pool.compare_exchange_weak(c, c - take, std::memory_order_relaxed)) {
         return static_cast<std::size_t>(take);
       }
     }
     return 0;
   }
-  void give_back_credits(std::size_t n) noexcept {
-    if (!manual_ || n == 0 || unlimited_.load(std::memory_order_relaxed)) return;
-    credits_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);  // N1
+  // Manual demand: up to `want` credits, the consumer's own first, without waiting (0: none).
+  // Automatic: `want`.
+  Grant try_take_credits(Worker& w, std::size_t want) noexcept {
+    if (!manual_ || unlimited_.load(std::memory_order_relaxed)) return {0, want};  // see below
+    Grant g;
+    g.own = take_from(w.credits, want);
+    g.shared = take_from(credits_, want - g.own);
+    return g;
+  }
+  // Gives back what `used` events did not use of `g`: the events count against the consumer's own
+  // credits first, so that demand aimed at it stays with it.
+  void give_back_credits(Worker& w, Grant g, std::size_t used) noexcept {
+    if (!manual_ || g.total() == used || unlimited_.load(std::memory_order_relaxed)) return;
+    const std::size_t own_used = std::min(used, g.own);
+    const std::size_t own_back = g.own - own_used;
+    const std::size_t shared_back = g.shared - (used - own_used);
+    // N1: seq_cst, then notify.
+    if (own_back != 0)
+      w.credits.fetch_add(static_cast<std::int64_t>(own_back), std::memory_order_seq_cst);
+    if (shared_back != 0)
+      credits_.fetch_add(static_cast<std::int64_t>(shared_back), std::memory_order_seq_cst);
     source_.notify();
   }
 

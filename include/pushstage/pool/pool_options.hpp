@@ -87,6 +87,9 @@ struct PoolOptions {
   // Automatic, or Manual: events are taken only against ask(n) (never more than max_demand at a
   // time per consumer either).
   DemandMode demand = DemandMode::Automatic;
+  // GenStage's `demand: :accumulate` at init: the pool starts paused (see pause()): its consumers
+  // take no event until resume(), so a topology can be wired completely before anything flows.
+  bool start_paused = false;
   // Called on the consumer's thread each time the handler throws (retried or not); the consumer
   // goes on. Must not throw (std::terminate if it does).
   std::function<void(std::exception_ptr)> on_error;

@@ -486,6 +486,10 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
       case DropReason::Destroyed:
         m.fail_with({MessageFailure::Shutdown, "still in the input at destruction", {}, 0});
         break;
+      case DropReason::Discarded:  // not from the pipeline's inputs (no router, no broadcast)
+      case DropReason::Cancelled:
+        m.fail_with({MessageFailure::Dropped, "dropped by the input's dispatch mode", {}, 0});
+        break;
     }
     settle(std::span<Message<T>>(&m, 1));
   }
