@@ -10,7 +10,9 @@
 //   PoolOptions             demand (max_demand, min_demand, manual), pinning, retry, deadline
 //   RateLimiter             at most N handler calls per interval across pools
 //   Stage<In, Sink>         a pool whose handler emits into a sink (GenStage's producer_consumer)
-//   Batcher<T, Key>         Broadway's batchers: batches by size, timeout and key
+//   Batcher<T, Key>         Broadway's batchers: batches by size, weight, timeout and key
+//   Pipeline<T>, Message<T> Broadway's pipeline in one declaration: processors, named batchers,
+//                           acknowledgement, barriers, graceful stop; from_range(), stream()
 //   allowed_cpus(), pin_this_thread()
 // clang-format on
 // Histogram (pushstage/histogram.hpp) is a measuring utility of the benchmarks, not included here.
@@ -30,4 +32,8 @@
 #include "pushstage/pool/rate_limiter.hpp"
 #include "pushstage/source.hpp"
 #include "pushstage/stages/batcher.hpp"
+#include "pushstage/stages/message.hpp"
+#include "pushstage/stages/pipeline.hpp"
+#include "pushstage/stages/pipeline_options.hpp"
+#include "pushstage/stages/ranges.hpp"
 #include "pushstage/stages/stage.hpp"

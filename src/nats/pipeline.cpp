@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "pushstage/dispatcher.hpp"
+#include "settling.hpp"
 
 namespace pushstage::nats {
 
@@ -24,28 +25,13 @@ SettleOnce settle_once(std::function<void(Message&)> handler) {
     } catch (...) {
       // The pool retries after a backoff, or gives up and calls the dead letter: restart the
       // broker's ack_wait so that it does not redeliver the message meanwhile.
-      if (!m.empty() && !m.settled()) {
-        try {
-          m.in_progress();
-        } catch (...) {  // the handler's exception is the one to report
-        }
-      }
+      detail::still_working(m);
       throw;
     }
-    if (!m.empty() && !m.settled()) {
-      try {
-        m.ack();
-      } catch (...) {  // counted by the source; a throw here would make the pool call h again
-      }
-    }
+    detail::ack_quietly(m);  // a throw here would make the pool call h again
   };
-  s.dead_letter = [](Message& m, const Failure&) {
-    if (m.empty() || m.settled()) return;  // an attempt returned late (acked), or the handler did
-    try {
-      (void)m.fail();
-    } catch (...) {  // counted by the source; a dead letter must not throw
-    }
-  };
+  // An attempt that returned late was acked already; so was one whose handler settled it.
+  s.dead_letter = [](Message& m, const Failure&) { detail::fail_quietly(m); };
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pushstage/pushstage.hpp"
 
@@ -45,6 +46,8 @@ void apply(const Order& order);
 void park_for_later(const Row& r, pushstage::FailureKind kind, unsigned attempts);
 void handle(std::string_view data);
 void report(const pushstage::DispatcherStats& stats);  // to the user's metrics
+void park(const Row& r, std::string_view reason);
+std::vector<Row> load_backlog();
 
 // What the text before an example has made. An example may declare one of these names anew (its
 // own `o` or `rows`), so the examples compile without -Wshadow.

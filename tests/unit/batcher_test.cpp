@@ -308,6 +308,74 @@ TEST(Batcher, EveryRejectedProcessorsOptionNamesItsBatcherField) {
   EXPECT_EQ(message_of(o), "accepted");
 }
 
+// A weight function bounds each batch's total weight: a batch goes out full before the event that
+// would take it beyond batch_weight; an event heavier than a batch goes out alone. batch_size
+// bounds the count as well. Order is kept.
+TEST(Batcher, BatchesByWeightNeverExceedTheWeight) {
+  BatcherOptions o = options(4, 1h);
+  o.batch_weight = 10;
+  std::vector<std::vector<int>> batches;
+  Batcher<int> b(
+      o, Batcher<int>::Grouping{{}, [](const int& e) { return static_cast<std::uint64_t>(e); }},
+      [&](Batcher<int>::Batch& batch) {
+        EXPECT_EQ(batch.trigger, BatchTrigger::Full);
+        batches.push_back(batch.events);
+      });
+  for (const int e : {3, 4, 5, 1, 1, 1, 1, 1, 25, 2, 9, 1})
+    ASSERT_EQ(b.push(e), PushResult::Pushed);
+  b.close();
+  b.join();
+  const std::vector<std::vector<int>> expected = {{3, 4}, {5, 1, 1, 1}, {1, 1}, {25}, {2}, {9, 1}};
+  // {5,1,1,1}: batch_size 4; {1,1} then 25 would exceed: full; 25 alone; 2 + 9 > 10: full;
+  // {9,1} reaches 10: full.
+  EXPECT_EQ(batches, expected);
+}
+
+// BatchFlush::OnClose: no timer; a partial batch waits for close(), however long the timeout.
+TEST(Batcher, FlushOnCloseKeepsPartialBatchesUntilClose) {
+  BatcherOptions o = options(10, 1ms);
+  o.flush = BatchFlush::OnClose;
+  std::mutex m;
+  std::vector<Batcher<int, int>::Batch> batches;
+  Batcher<int, int> b(
+      o, [](const int& e) { return e % 2; },
+      [&](Batcher<int, int>::Batch& batch) {
+        const std::lock_guard lock(m);
+        batches.push_back(batch);
+      });
+  for (int i = 0; i < 25; ++i) ASSERT_EQ(b.push(i), PushResult::Pushed);
+  std::this_thread::sleep_for(50ms);  // 50 timeouts' worth: none may flush
+  {
+    const std::lock_guard lock(m);
+    ASSERT_EQ(batches.size(), 2U);  // the full ones: 10 even, 10 odd
+    for (const auto& batch : batches) EXPECT_EQ(batch.trigger, BatchTrigger::Full);
+  }
+  b.close();
+  b.join();
+  ASSERT_EQ(batches.size(), 4U);
+  EXPECT_EQ(batches[2].trigger, BatchTrigger::Close);
+  EXPECT_EQ(batches[3].trigger, BatchTrigger::Close);
+  EXPECT_EQ(batches[2].key, 0);  // the even batch was opened first
+  EXPECT_EQ(batches[2].events, (std::vector<int>{20, 22, 24}));
+  EXPECT_EQ(batches[3].events, (std::vector<int>{21, 23}));
+  EXPECT_EQ(b.stats().timed_out, 0U);
+}
+
+TEST(Batcher, WeightOptionsNameTheField) {
+  BatcherOptions o;
+  o.batch_weight = 5;
+  EXPECT_EQ(test::message_of([&] { Batcher<int> b(o, [](Batcher<int>::Batch&) {}); }),
+            "BatcherOptions::batch_weight must be 0 without a weight function; got 5");
+  o.batch_weight = 0;
+  const Batcher<int>::Grouping by_weight{{}, [](const int&) { return std::uint64_t{1}; }};
+  EXPECT_EQ(test::message_of([&] { Batcher<int> b(o, by_weight, [](Batcher<int>::Batch&) {}); }),
+            "BatcherOptions::batch_weight must be in [1, 2^62] with a weight function; got 0");
+  o.batch_weight = 1;
+  o.flush = static_cast<BatchFlush>(7);
+  EXPECT_EQ(test::message_of([&] { Batcher<int> b(o, by_weight, [](Batcher<int>::Batch&) {}); }),
+            "BatcherOptions::flush must be BatchFlush::OnTimeout or OnClose; got 7");
+}
+
 // A batcher refuses an empty batch handler under its own name, with or without a key function.
 TEST(Batcher, AnEmptyHandlerIsReportedAsTheBatchers) {
   try {

@@ -68,10 +68,8 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoOutput> {
   // handles what it holds), joins them and rethrows; `source` stays open.
   ConsumerPool(detail::SourceRef<T> source, PoolOptions options, Handler handler,
                DeadLetter dead_letter = {})
-      : Core(
-            std::move(source), std::move(options),
-            {"ConsumerPool", std::move(handler), {}, std::move(dead_letter), {}, {}, {}, nullptr}) {
-  }
+      : Core(std::move(source), std::move(options),
+             {"ConsumerPool", std::move(handler), {}, std::move(dead_letter), {}, {}, {}}) {}
 
   // The same with a batch handler: any callable taking std::span<T> (and not T&).
   template <detail::BatchCallable<T> F>
@@ -84,8 +82,7 @@ class ConsumerPool : public detail::PoolCore<T, detail::NoOutput> {
               std::move(dead_letter),
               {},
               {},
-              {},
-              nullptr}) {}
+              {}}) {}
 };
 
 // ConsumerPool pool(source, options, handler[, dead_letter]): the event type is the source's.

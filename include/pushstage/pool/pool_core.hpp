@@ -14,7 +14,8 @@
 //           event per round and holds nothing.
 //   handle: in chunks of at most max_demand - min_demand events, in the order taken; a throw is
 //           retried on the same thread after a sleep (RetryPolicy), so order is kept; an event
-//           that still fails or is past its deadline goes to the dead letter;
+//           that still fails or is past its deadline goes to the dead letter; optional hooks
+//           see each chunk before and after (Callbacks::prepare, chunk_done: Pipeline's);
 //   rate:   with a RateLimiter, each handler call first takes its grants (a chunk shrinks to
 //           what the current window grants; the rest waits for the next round); a retry takes
 //           them again, after its backoff (waiting for a window if need be);
@@ -295,7 +296,13 @@ class PoolCore {
     std::function<Out()> make_output;   // per consumer thread; unused for NoOutput
     std::function<void()> on_start;     // once valid, before the first thread starts
     std::function<void()> on_finished;  // once, if on_start ran: the pool will take no more
-    const void* sink;                   // what its handlers emit into (a Stage's), or null
+    // Optional, for a front that works on whole chunks (Pipeline): `prepare` sees each chunk
+    // before its first handler call, `chunk_done` after its last handler call or dead letter
+    // (retries included). Neither may throw (std::terminate). With either set, max_demand 1
+    // takes the general path (chunks of one).
+    std::function<void(std::span<T>, Out&)> prepare = {};
+    std::function<void(std::span<T>, Out&)> chunk_done = {};
+    const void* sink = nullptr;  // what its handlers emit into (a Stage's sink), or null
   };
 
   // Validates everything first (std::invalid_argument: nothing else happens), calls on_start, then
@@ -512,7 +519,8 @@ class PoolCore {
     // retire_locked() finds it and interrupts our wait, or our check sees the flag.
     w.interrupter.emplace(h.interrupter());
     w.interruptible.store(true, std::memory_order_seq_cst);
-    if (max_demand_ == 1 && callbacks_.handler && !manual_) {
+    if (max_demand_ == 1 && callbacks_.handler && !manual_ && !callbacks_.prepare &&
+        !callbacks_.chunk_done) {
       // One event at a time: nothing held, nothing to top up. The handler's start is the previous
       // handler's end when nothing waited in between (no take that waited, no pause, no rate
       // limit, no deadline): one clock read per event in a busy stream instead of two.
@@ -664,6 +672,7 @@ class PoolCore {
     std::size_t n = std::min(chunk_, events.size());
     if (rate_ != nullptr) n = static_cast<std::size_t>(rate_->acquire_up_to(n));
     const std::span<T> chunk = events.first(n);
+    if (callbacks_.prepare) callbacks_.prepare(chunk, out);  // noexcept context: a throw terminates
     if (callbacks_.batch_handler) {
       handle_batch(state, out, chunk, taken != nullptr ? taken[0] : Clock::time_point{});
     } else {
@@ -671,6 +680,7 @@ class PoolCore {
         handle_one(state, out, chunk[i], taken != nullptr ? taken[i] : Clock::time_point{});
       }
     }
+    if (callbacks_.chunk_done) callbacks_.chunk_done(chunk, out);
     return n;
   }
 

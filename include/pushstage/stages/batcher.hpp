@@ -1,7 +1,8 @@
 // pushstage/stages/batcher.hpp: Broadway's batchers. Events pushed into a Batcher are grouped by
-// batch key into batches of batch_size, flushed when full or batch_timeout after their first event
-// at the latest; a batch handler runs on the batcher's own ConsumerPool (its processors). Push into
-// it from a handler, or make it the sink of a Stage.
+// batch key into batches of batch_size (and, with a weight function, of at most batch_weight),
+// flushed when full or batch_timeout after their first event at the latest (BatchFlush::OnClose:
+// only full ones, until close); a batch handler runs on the batcher's own ConsumerPool (its
+// processors). Push into it from a handler, or make it the sink of a Stage.
 //
 // Threading: every member is safe from any thread. One thread of the batcher's own (not pinned)
 //            groups events; the processors (PoolOptions) call the handler, concurrently.
@@ -28,6 +29,7 @@
 //            milliseconds on a loaded machine).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -36,6 +38,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -51,11 +54,24 @@ namespace pushstage {
 
 // Why a batch was flushed: BatchTrigger, in pushstage/observe/observer.hpp.
 
+// When a batch that is not full goes out.
+enum class BatchFlush {
+  OnTimeout,  // batch_timeout after its first event (Broadway's bulk mode), or at close
+  OnClose,    // only at close: until then every batch goes out full (by count or by weight)
+};
+
 struct BatcherOptions {
   // Events per batch, in [1, 65536] (Broadway's default: 100).
   std::size_t batch_size = 100;
+  // With a weight function (Batcher::Grouping::weight_of), the most total weight per batch, in
+  // [1, 2^62]; 0 (the default) without one. A batch goes out full once the next event's weight
+  // would take it beyond batch_weight, or once it reaches batch_weight; an event heavier than
+  // batch_weight makes a batch of its own. batch_size applies as well.
+  std::uint64_t batch_weight = 0;
   // Most time from a batch's first event to its flush, in [1 us, 24 h] (Broadway's: 1 s).
   std::chrono::nanoseconds batch_timeout = std::chrono::seconds(1);
+  // OnTimeout, or OnClose (batch_timeout is then unused).
+  BatchFlush flush = BatchFlush::OnTimeout;
   // The batcher's input buffer. Default: 10 000 events under Overflow::Block (GenStage's default
   // buffer_size), so that a slow batcher pushes back.
   DispatcherOptions input = default_input();
@@ -86,8 +102,10 @@ struct BatcherStats {
 
 namespace detail {
 // Throws std::invalid_argument naming the field (processors: "BatcherOptions::processors.consumers"
-// and so on) unless every option is in range, or "Batcher: handler must not be empty".
-void check_batcher_options(const BatcherOptions& options, bool has_handler);
+// and so on; `prefix` replaces "BatcherOptions::") unless every option is in range, or
+// "Batcher: handler must not be empty". has_weight: a weight function was given.
+void check_batcher_options(const BatcherOptions& options, bool has_handler, bool has_weight = false,
+                           std::string_view prefix = "BatcherOptions::");
 }  // namespace detail
 
 template <class T, class Key = int>
@@ -100,6 +118,13 @@ class Batcher {
     BatchTrigger trigger = BatchTrigger::Full;
   };
   using KeyOf = std::function<Key(const T&)>;
+  // An event's weight (bytes, rows, ...), for BatcherOptions::batch_weight.
+  using WeightOf = std::function<std::uint64_t(const T&)>;
+  // How events are grouped: by key_of (empty: one key) and, with weight_of, by weight too.
+  struct Grouping {
+    KeyOf key_of;
+    WeightOf weight_of;
+  };
   // Called once per batch, on a processor thread.
   using Handler = std::function<void(Batch&)>;
   // Receives each batch that failed for good.
@@ -112,10 +137,19 @@ class Batcher {
       : Batcher(std::move(options), KeyOf{}, std::move(handler), std::move(dead_letter)) {}
   // Events grouped by key_of(event) (Key: hashable, equality-comparable, copyable).
   Batcher(BatcherOptions options, KeyOf key_of, Handler handler, DeadLetter dead_letter = {})
-      : listing_(listing_spec(options, static_cast<bool>(handler))),
+      : Batcher(std::move(options), Grouping{std::move(key_of), {}}, std::move(handler),
+                std::move(dead_letter)) {}
+  // Events grouped by key and weight (see Grouping and BatcherOptions::batch_weight). Throws
+  // std::invalid_argument also when batch_weight and weight_of do not come together.
+  Batcher(BatcherOptions options, Grouping grouping, Handler handler, DeadLetter dead_letter = {})
+      : listing_(listing_spec(options, static_cast<bool>(handler),
+                              static_cast<bool>(grouping.weight_of))),
         size_(options.batch_size),
         timeout_(options.batch_timeout),
-        key_of_(std::move(key_of)),
+        timed_(options.flush == BatchFlush::OnTimeout),
+        max_weight_(options.batch_weight),
+        key_of_(std::move(grouping.key_of)),
+        weight_of_(std::move(grouping.weight_of)),
         input_(detail::PartOf{&listing_}, options.input),
         batches_(detail::PartOf{&listing_, false}, batch_buffer(options.processors)),
         processors_(batches_, processor_options(options), observed(std::move(handler)),
@@ -172,7 +206,8 @@ class Batcher {
  private:
   struct Open {
     std::vector<T> events;
-    std::uint64_t id = 0;  // tells a timer entry whether its batch is still the open one
+    std::uint64_t weight = 0;  // with weight_of_: the sum of the events' weights
+    std::uint64_t id = 0;      // tells a timer entry whether its batch is still the open one
   };
   struct Timer {
     std::chrono::steady_clock::time_point due;
@@ -181,8 +216,9 @@ class Batcher {
   };
 
   // Validates the options (first: nothing is built for invalid ones) and lists the batcher.
-  detail::ListingSpec listing_spec(const BatcherOptions& options, bool has_handler) {
-    detail::check_batcher_options(options, has_handler);
+  detail::ListingSpec listing_spec(const BatcherOptions& options, bool has_handler,
+                                   bool has_weight) {
+    detail::check_batcher_options(options, has_handler, has_weight);
     detail::ListingSpec spec =
         detail::dispatcher_spec(ComponentKind::Batcher, options.input, this);  // its input's
     spec.name = options.name;
@@ -191,6 +227,9 @@ class Batcher {
     spec.options.emplace_back("batch_size", std::to_string(options.batch_size));
     spec.options.emplace_back("batch_timeout",
                               std::to_string(options.batch_timeout.count()) + " ns");
+    spec.options.emplace_back("flush",
+                              options.flush == BatchFlush::OnTimeout ? "OnTimeout" : "OnClose");
+    spec.options.emplace_back("batch_weight", std::to_string(options.batch_weight));
     spec.fill = [this, capacity = options.input.capacity](ComponentSnapshot& s) {
       const BatcherStats b = stats_without_processors();
       s.buffer = b.input;
@@ -277,6 +316,10 @@ class Batcher {
       open.erase(it);
       (void)out.push(std::move(b));  // waits for room among the processors (backpressure)
     };
+    auto flush_full = [&](const Key& key) {
+      flush(key, BatchTrigger::Full);
+      if (timers.size() > 2 * open.size()) std::erase_if(timers, stale);
+    };
     for (;;) {
       const Clock::time_point now = Clock::now();
       while (!timers.empty() && timers.front().due <= now) {
@@ -291,21 +334,36 @@ class Batcher {
         continue;  // a timer is due
       }
       const Key key = key_of_ ? key_of_(*e) : Key{};
-      auto [it, fresh] = open.try_emplace(key);
-      if (fresh) {
+      // Clamped: an event heavier than a batch fills one alone, and sums cannot overflow.
+      const std::uint64_t w = weight_of_ ? std::min(weight_of_(*e), max_weight_) : 0;
+      auto it = open.find(key);
+      if (weight_of_ && it != open.end() && it->second.weight + w > max_weight_) {
+        flush_full(key);
+        it = open.end();
+      }
+      if (it == open.end()) {
+        it = open.try_emplace(key).first;
         it->second.id = ++next_id;
         it->second.events.reserve(size_);
-        timers.push_back(Timer{Clock::now() + timeout_, key, it->second.id});
+        if (timed_) timers.push_back(Timer{Clock::now() + timeout_, key, it->second.id});
       }
       it->second.events.push_back(std::move(*e));
-      if (it->second.events.size() >= size_) {
-        flush(key, BatchTrigger::Full);
-        if (timers.size() > 2 * open.size()) std::erase_if(timers, stale);
+      it->second.weight += w;
+      if (it->second.events.size() >= size_ || (weight_of_ && it->second.weight >= max_weight_)) {
+        flush_full(key);
       }
     }
     // Closed and drained: flush what is open, oldest first, then let the processors drain.
-    for (const Timer& t : timers) {
-      if (!stale(t)) flush(t.key, BatchTrigger::Close);
+    if (timed_) {
+      for (const Timer& t : timers) {
+        if (!stale(t)) flush(t.key, BatchTrigger::Close);
+      }
+    } else {
+      std::vector<std::pair<std::uint64_t, Key>> left;  // OnClose keeps no timers: order by id
+      for (const auto& [key, batch] : open) left.emplace_back(batch.id, key);
+      std::sort(left.begin(), left.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (const auto& entry : left) flush(entry.second, BatchTrigger::Close);
     }
     batches_.close();
   }
@@ -314,7 +372,10 @@ class Batcher {
   detail::Listing listing_;
   const std::size_t size_;
   const std::chrono::nanoseconds timeout_;
+  const bool timed_;                // BatchFlush::OnTimeout
+  const std::uint64_t max_weight_;  // batch_weight (used only with weight_of_)
   const KeyOf key_of_;
+  const WeightOf weight_of_;
   Dispatcher<T> input_;
   Dispatcher<Batch> batches_;
   ConsumerPool<Batch> processors_;

@@ -79,6 +79,8 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
               producer_of(sink),
               joiner_of(sink, options.close_sink),
               leaver_of(sink, options.close_sink),
+              {},
+              {},
               &sink}),
         sink_(sink) {}
 
@@ -94,6 +96,8 @@ class Stage : public detail::PoolCore<In, typename Sink::Producer> {
               producer_of(sink),
               joiner_of(sink, options.close_sink),
               leaver_of(sink, options.close_sink),
+              {},
+              {},
               &sink}),
         sink_(sink) {}
 
