@@ -523,10 +523,13 @@ TEST(Dispatcher, PushBulkUnderEachPolicy) {
   }
 }
 
+// The ticket order alone: wake_nearby would rank the consumers by the CPU each parked on first
+// (Dispatcher.APushWakesTheConsumerParkedOnItsOwnCpuFirst), and these threads are not pinned.
 TEST(Dispatcher, WakeOrderPicksTheParkedConsumer) {
   for (const WakeOrder order : {WakeOrder::Fifo, WakeOrder::Lifo}) {
     DispatcherOptions o = no_spin();
     o.wake_order = order;
+    o.wake_nearby = false;
     Dispatcher<int> d(o);
     std::atomic<int> receiver{-1};
     std::vector<std::thread> consumers;
