@@ -427,8 +427,7 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
  private:
   // A producer slot held for one tokenless call.
   struct SlotLease {
-    explicit SlotLease(detail::QueueCore& demand)
-        : d(demand), slot(demand.lease_producer_slot_for_this_thread()) {}
+    explicit SlotLease(detail::QueueCore& demand) : d(demand), slot(demand.lease_producer_slot()) {}
     ~SlotLease() { d.return_slot(slot); }
     SlotLease(const SlotLease&) = delete;
     SlotLease& operator=(const SlotLease&) = delete;

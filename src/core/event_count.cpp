@@ -2,24 +2,6 @@
 #include "pushstage/core/event_count.hpp"
 
 namespace pushstage::detail {
-namespace {
-std::atomic<std::uint64_t> g_next_id{1};  // relaxed: only uniqueness matters
-// The producer slot this thread leased last for a tokenless push, and whose count it is.
-struct LastLease {
-  std::uint64_t count = 0;
-  ProducerSlot* slot = nullptr;
-};
-thread_local LastLease t_last_lease;
-}  // namespace
-
-EventCount::EventCount() noexcept : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {}
-
-ProducerSlot& EventCount::lease_producer_for_this_thread() {
-  LastLease& last = t_last_lease;
-  ProducerSlot& slot = producers_.lease(last.count == id_ ? last.slot : nullptr);
-  last = {id_, &slot};
-  return slot;
-}
 
 std::uint64_t EventCount::popped() const noexcept {
   // acquire: pairs with the release stores of count_popped()/count_popped_shared().

@@ -13,23 +13,16 @@ SlotList<Slot>::~SlotList() {
   }
 }
 
-namespace {
-// acquire: pairs with give_back()'s release, so the new lessee continues the previous one's
-// counter. The relaxed load first keeps a leased slot's line shared instead of taking it over.
 template <class Slot>
-bool try_lease(Slot& s) noexcept {
-  bool expected = false;
-  return !s.leased.load(std::memory_order_relaxed) &&
-         s.leased.compare_exchange_strong(expected, true, std::memory_order_acquire,
-                                          std::memory_order_relaxed);
-}
-}  // namespace
-
-template <class Slot>
-Slot& SlotList<Slot>::lease(Slot* hint) {
-  if (hint != nullptr && try_lease(*hint)) return *hint;
+Slot& SlotList<Slot>::lease() {
   for (Slot* s = head_.load(std::memory_order_seq_cst); s != nullptr; s = s->next) {
-    if (try_lease(*s)) return *s;
+    bool expected = false;
+    // acquire: pairs with give_back()'s release, so we continue the previous owner's counter.
+    if (!s->leased.load(std::memory_order_relaxed) &&
+        s->leased.compare_exchange_strong(expected, true, std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+      return *s;
+    }
   }
   auto* s = new Slot;
   s->leased.store(true, std::memory_order_relaxed);

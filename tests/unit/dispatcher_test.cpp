@@ -12,7 +12,6 @@
 #include <utility>
 #include <vector>
 
-#include "pushstage/core/event_count.hpp"
 #include "pushstage/cpus.hpp"
 #include "test_payloads.hpp"
 
@@ -636,39 +635,6 @@ TEST(Dispatcher, EveryRejectedOptionSaysWhyInFull) {
   o.overflow = Overflow::DropOldest;
   o.wake_order = WakeOrder::Lifo;
   EXPECT_EQ(message_of(o), "accepted");
-}
-
-// A thread pushing without a handle leases the slot it leased last, if free: two such threads keep
-// to a slot each (and only a second count's own slots are ever leased from it).
-TEST(EventCount, ATokenlessPusherKeepsToItsOwnSlot) {
-  detail::EventCount count;
-  detail::ProducerSlot& mine = count.lease_producer_for_this_thread();
-  detail::ProducerSlot* theirs = nullptr;
-  std::thread([&] {
-    theirs = &count.lease_producer_for_this_thread();  // mine is leased: a second slot
-    detail::EventCount::give_back(*theirs);
-  }).join();
-  ASSERT_NE(theirs, &mine);
-  detail::EventCount::give_back(mine);
-  // Both free now: each thread gets its own back, though the list's first slot is free too.
-  for (int round = 0; round < 3; ++round) {
-    detail::ProducerSlot& again = count.lease_producer_for_this_thread();
-    EXPECT_EQ(&again, &mine);
-    detail::EventCount::give_back(again);
-  }
-  std::thread([&] {
-    detail::ProducerSlot& first = count.lease_producer_for_this_thread();  // no hint here yet
-    detail::EventCount::give_back(first);
-    detail::ProducerSlot& second = count.lease_producer_for_this_thread();
-    EXPECT_EQ(&second, &first);
-    detail::EventCount::give_back(second);
-  }).join();
-  // Another count never takes this thread's slot of the first.
-  detail::EventCount other;
-  detail::ProducerSlot& fresh = other.lease_producer_for_this_thread();
-  EXPECT_NE(&fresh, &mine);
-  EXPECT_NE(&fresh, theirs);
-  detail::EventCount::give_back(fresh);
 }
 
 }  // namespace

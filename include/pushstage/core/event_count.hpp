@@ -22,14 +22,7 @@ namespace pushstage::detail {
 
 class EventCount {
  public:
-  EventCount() noexcept;
-  EventCount(const EventCount&) = delete;
-  EventCount& operator=(const EventCount&) = delete;
   [[nodiscard]] ProducerSlot& lease_producer() { return producers_.lease(); }
-  // A slot for one tokenless push: first the slot this thread leased last from this count, if it
-  // is free (so that two threads pushing without handles keep to a slot each, its line in their
-  // own cache, rather than reading each other's hot slot on every lease), else lease_producer().
-  [[nodiscard]] ProducerSlot& lease_producer_for_this_thread();
   [[nodiscard]] ConsumerSlot& lease_consumer() { return consumers_.lease(); }
   static void give_back(ProducerSlot& slot) noexcept { SlotList<ProducerSlot>::give_back(slot); }
   static void give_back(ConsumerSlot& slot) noexcept { SlotList<ConsumerSlot>::give_back(slot); }
@@ -69,9 +62,6 @@ class EventCount {
   // Read-mostly: walked by tokenless pushes (a lease), (W2) and wakers; linked to rarely.
   alignas(kCacheLine) SlotList<ProducerSlot> producers_;
   SlotList<ConsumerSlot> consumers_;
-  // Unique in the process (never reused): a thread's remembered slot belongs to this count only
-  // if the ids match, and then it is alive, since slots live as long as their list.
-  const std::uint64_t id_;
   // Written by every tokenless pop: a line of its own.
   alignas(kCacheLine) std::atomic<std::uint64_t> shared_popped_{0};
   // Written by DropOldest pushes only.

@@ -141,10 +141,6 @@ class QueueCore {
   // ---- producer side ----
 
   [[nodiscard]] ProducerSlot& lease_producer_slot() { return counts_.lease_producer(); }
-  // For one tokenless push (EventCount::lease_producer_for_this_thread()).
-  [[nodiscard]] ProducerSlot& lease_producer_slot_for_this_thread() {
-    return counts_.lease_producer_for_this_thread();
-  }
   static void return_slot(ProducerSlot& slot) noexcept { EventCount::give_back(slot); }
 
   // (P0). False when closed: the caller must not enqueue.

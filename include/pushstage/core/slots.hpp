@@ -54,8 +54,8 @@ class SlotList {
   SlotList& operator=(const SlotList&) = delete;
 
   // A free slot, or a new one linked in (throws std::bad_alloc). The new lessee continues the
-  // previous one's counters. `hint`, if not null, is a slot of this list tried first.
-  Slot& lease(Slot* hint = nullptr);
+  // previous one's counters.
+  Slot& lease();
   static void give_back(Slot& slot) noexcept {
     slot.leased.store(false, std::memory_order_release);  // pairs with lease()'s acquire
   }
