@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/backends.hpp"
 #include "bench_core.hpp"
 #include "command_line.hpp"
 #include "forked_run.hpp"
@@ -197,6 +198,7 @@ int run_main(int argc, char** argv) {
     pushstage::prometheus::ExporterOptions eo;
     eo.bind = "127.0.0.1:" + std::to_string(*cli.serve);
     dashboard.emplace(eo);
+    served_observer() = dashboard->observer();
     std::cout << "pushstage-bench: dashboard on http://127.0.0.1:" << dashboard->port() << "/\n";
   }
 #endif

@@ -10,11 +10,18 @@
 // Threading: each starts and joins its own threads; one run at a time.
 #pragma once
 
+#include <memory>
+
 #include "harness/driver.hpp"
 #include "pushstage/dispatcher_options.hpp"
 #include "run.hpp"
 
 namespace pushstage::bench {
+
+// With --serve (in-process runs only): the exporter's observer, given to the Dispatcher and the
+// ConsumerPool of every pushstage run, so that the dashboard and /metrics show dispatch and
+// handler latencies. Null otherwise. Set by main() before the first run.
+std::shared_ptr<Observer>& served_observer();
 
 [[nodiscard]] RunResult run_pushstage(const RunRequest& run, WakeOrder order);
 

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <utility>
 
+#include "backends/backends.hpp"
 #include "harness/harness.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
 
@@ -25,6 +27,7 @@ class HarnessPool {
     po.consumers = h_.config.consumers;
     po.pin = h_.config.pin;
     po.pin_to = h_.config.pin_to;
+    po.observer = served_observer();
     po.max_demand = h_.config.max_demand;
     pool_.emplace(source, std::move(po), [&h = h_](std::uint32_t& id) {
       thread_local ConsumerLog* log = nullptr;

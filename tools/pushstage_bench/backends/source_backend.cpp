@@ -50,9 +50,15 @@ std::size_t by_id(const std::uint32_t& id) { return id; }
 
 }  // namespace
 
+std::shared_ptr<Observer>& served_observer() {
+  static std::shared_ptr<Observer> observer;
+  return observer;
+}
+
 RunResult run_pushstage(const RunRequest& run, WakeOrder order) {
   DispatcherOptions options;
   options.wake_order = order;
+  options.observer = served_observer();
   return run_with<SourceBackend<Dispatcher<std::uint32_t>>>(run, std::size_t{1}, options);
 }
 
