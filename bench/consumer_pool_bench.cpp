@@ -32,19 +32,10 @@
 #include "pushstage/core/cache_line.hpp"
 #include "pushstage/cpus.hpp"
 #include "pushstage/pool/consumer_pool.hpp"
+#include "throughput.hpp"
 
 namespace pushstage::bench {
 namespace {
-
-struct Event {
-  std::uint64_t seq = 0;
-  std::uint64_t stamp = 0;
-};
-
-const std::vector<int>& cpus() {
-  static const std::vector<int> all = allowed_cpus();
-  return all;
-}
 
 // Consumer threads over a yardstick, shaped like ConsumerPool: pinned, one event at a time, a
 // handler call per event, a handled counter per consumer on its own cache line.

@@ -1,5 +1,6 @@
 // bench/throughput.hpp: the throughput benchmark that dispatcher_bench and
-// dispatcher_tokenless_bench share: P producers and C consumers moving events through one queue.
+// dispatcher_tokenless_bench share: P producers and C consumers moving events through one queue;
+// its Event and cpus() serve consumer_pool_bench too.
 // Everything is in an anonymous namespace, as it was inside dispatcher_bench.cpp: each binary has
 // its own Event type, so its instantiations of pushstage are its own and GCC may inline them as it
 // would in a program that has only them.

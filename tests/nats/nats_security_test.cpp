@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "nats_test_support.hpp"
+#include "pipeline_wait.hpp"
 #include "pushstage/nats/nats.hpp"
 
 namespace pushstage::nats {
@@ -40,6 +41,8 @@ using test::secure_file;
 using test::secure_server;
 using test::total_connections;
 using test::unique_name;
+using test::wait_elsewhere;
+using test::WaitOutcome;
 
 constexpr std::chrono::milliseconds kForever{600'000};  // longer than any test may run
 
@@ -538,21 +541,12 @@ TEST(NatsSecurity, FetchThroughAForbiddenConsumerStopsTheSourceAndLosesNothing) 
   std::atomic<int> handled{0};
   // bob may look the stream up and create the consumer, but not fetch through it.
   Pipeline p(source_on(as("bob"), stream, "denied"), pool_of(1), [&](Message&) { ++handled; });
-  std::string error;
-  std::atomic<bool> returned{false};
-  std::thread waiter([&] {
-    try {
-      p.wait();
-    } catch (const Error& e) {
-      error = e.what();
-      EXPECT_EQ(e.status(), NATS_NOT_PERMITTED);
-    }
-    returned = true;
-  });
-  const bool stopped = eventually([&] { return returned.load(); });
-  if (!stopped) p.stop();
-  waiter.join();
-  ASSERT_TRUE(stopped) << "the source kept going after the server refused its fetches";
+  const WaitOutcome w = wait_elsewhere(p);
+  const std::string& error = w.error;
+  if (w.threw) {
+    EXPECT_EQ(w.status, NATS_NOT_PERMITTED);
+  }
+  ASSERT_TRUE(w.returned) << "the source kept going after the server refused its fetches";
   std::printf("[refusal] fetch through a forbidden consumer: %llu connection attempt(s): %s\n",
               static_cast<unsigned long long>(total_connections(monitor) - before), error.c_str());
   EXPECT_TRUE(has(error, "Source: the server at " + secure_server("auth").url +
@@ -836,20 +830,9 @@ TEST(NatsSecurity, RevokedCredentialsStopTheSourceWithoutAStormOrARedelivery) {
   }
   const std::uint64_t before = total_connections(server.monitor());
   server.reload(server_config(new_password));  // alice's password changes: she is cut off
-  std::string error;
-  std::atomic<bool> returned{false};
-  std::thread waiter([&] {
-    try {
-      p.wait();
-    } catch (const Error& e) {
-      error = e.what();
-    }
-    returned = true;
-  });
-  const bool stopped = eventually([&] { return returned.load(); });
-  if (!stopped) p.stop();
-  waiter.join();
-  ASSERT_TRUE(stopped) << "the source kept reconnecting with refused credentials";
+  const WaitOutcome w = wait_elsewhere(p);
+  const std::string& error = w.error;
+  ASSERT_TRUE(w.returned) << "the source kept reconnecting with refused credentials";
   const std::uint64_t attempts = total_connections(server.monitor()) - before;
   std::printf("[refusal] credentials revoked while running: %llu reconnection attempt(s): %s\n",
               static_cast<unsigned long long>(attempts), error.c_str());

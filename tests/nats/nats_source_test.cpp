@@ -16,6 +16,7 @@
 
 #include "ack_reply.hpp"
 #include "nats_test_support.hpp"
+#include "pipeline_wait.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/nats/nats.hpp"
 
@@ -445,20 +446,9 @@ TEST(NatsPipeline, StopsWithAClearErrorWhenTheServerIsGoneForGood) {
   };
   Pipeline p(o, pool_of(1), [](Message&) {});
   server.stop();
-  std::atomic<bool> returned{false};
-  std::string error;
-  std::thread waiter([&] {
-    try {
-      p.wait();
-    } catch (const Error& e) {
-      error = e.what();
-    }
-    returned = true;
-  });
-  const bool stopped = eventually([&] { return returned.load(); });
-  if (!stopped) p.stop();  // unblock the waiter so the test can report instead of hanging
-  waiter.join();
-  ASSERT_TRUE(stopped) << "wait() hung after the server went away";
+  const test::WaitOutcome w = test::wait_elsewhere(p);
+  const std::string& error = w.error;
+  ASSERT_TRUE(w.returned) << "wait() hung after the server went away";
   EXPECT_NE(error.find("closed for good"), std::string::npos) << error;
   EXPECT_NE(error.find(server.url()), std::string::npos) << error;
   EXPECT_TRUE(p.source_stats().stopped);
