@@ -74,9 +74,7 @@ class Listing {
   // observer() must not be null.
   void emit(const TelemetryEvent& event) const noexcept { observer_->on_event(event); }
   // Builds an event about this component, for emit().
-  [[nodiscard]] TelemetryEvent event(Telemetry what) const noexcept {
-    return TelemetryEvent(what, *info_);
-  }
+  [[nodiscard]] TelemetryEvent event(Telemetry what) const noexcept { return {what, *info_}; }
   // With an observer, reports `what`: Dropped and Refused as one event for `why`; others bare.
   void report(Telemetry what, DropReason why = DropReason::Oldest) const noexcept {
     if (observer_ == nullptr) return;

@@ -48,10 +48,10 @@ class PoolHandle {
   // hands its events back as a whole (one with release()).
   virtual std::size_t try_top_up(std::vector<T>& out, std::size_t max) = 0;
   virtual void release() noexcept = 0;
-  virtual Interrupter interrupter() const = 0;
+  [[nodiscard]] virtual Interrupter interrupter() const = 0;
   // DemandMode::Manual only (SourceRef::manual_ready() says whether the handle has them).
   virtual TakeResult wait_ready() = 0;
-  virtual bool drained() const = 0;
+  [[nodiscard]] virtual bool drained() const = 0;
   virtual void wait_until(PredicateRef pred) = 0;
 };
 
@@ -107,7 +107,7 @@ class PoolHandleOf final : public PoolHandle<T> {
   void release() noexcept override {
     if constexpr (kReleases) h_.release();
   }
-  Interrupter interrupter() const override { return h_.interrupter(); }
+  [[nodiscard]] Interrupter interrupter() const override { return h_.interrupter(); }
   TakeResult wait_ready() override {
     if constexpr (ManualReadyHandle<H, T>) {
       return h_.wait_ready(Clock::time_point::max());
@@ -115,7 +115,7 @@ class PoolHandleOf final : public PoolHandle<T> {
       return TakeResult::Drained;  // unreachable: the pool refuses Manual for such a source
     }
   }
-  bool drained() const override {
+  [[nodiscard]] bool drained() const override {
     if constexpr (ManualReadyHandle<H, T>) {
       return h_.drained();
     } else {

@@ -238,7 +238,7 @@ class Batcher {
     };
     return spec;
   }
-  PoolOptions processor_options(const BatcherOptions& options) const {
+  [[nodiscard]] PoolOptions processor_options(const BatcherOptions& options) const {
     PoolOptions p = options.processors;
     if (p.name.empty()) p.name = listing_.name() + ".processors";
     if (!p.observer) p.observer = options.observer;
@@ -268,7 +268,7 @@ class Batcher {
       listing_.emit(stop);
     };
   }
-  BatcherStats stats_without_processors() const {
+  [[nodiscard]] BatcherStats stats_without_processors() const {
     BatcherStats s;
     s.full = full_.load(std::memory_order_relaxed);  // statistics: relaxed throughout
     s.timed_out = timed_out_.load(std::memory_order_relaxed);

@@ -335,7 +335,7 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
         [this, b](typename NamedBatcher::Batch& batch) { handle_batch(b, batch); },
         [this](typename NamedBatcher::Batch& batch, const Failure& f) { batch_failed(batch, f); }));
   }
-  std::size_t batcher_index(std::string_view name) const noexcept {
+  [[nodiscard]] std::size_t batcher_index(std::string_view name) const noexcept {
     for (std::size_t b = 0; b < options_.batchers.size(); ++b) {
       if (options_.batchers[b].name == name) return b;
     }
@@ -348,7 +348,7 @@ class Pipeline : public detail::FanIn<Pipeline<T>> {
     m.gone_ = false;
     m.epoch_ = ledger_.enter();
   }
-  bool past_stop_deadline() const noexcept {
+  [[nodiscard]] bool past_stop_deadline() const noexcept {
     if (!stopping_.load(std::memory_order_acquire)) [[likely]]  // pairs with stop()'s release
       return false;
     return Clock::now().time_since_epoch().count() >=
