@@ -28,14 +28,16 @@ grep -q 'makespan / Graham bound' "$dir/batch.txt"
 "$bin" --impl "$impls" --rate 0 --events 5000 --producers 2 --consumers 3 --max-demand 8 \
   --work const:0 --work-mode spin --reps 1 >/dev/null
 
-# pushstage's pipelines and dispatch modes through the same harness (a broadcast: every consumer
-# handles every event once), closed loop and batch (with the batch's slack, as above; the partition's
-# makespan is not held to Graham's bound: it is not work-conserving).
+# pushstage's pipelines, dispatch modes and Pipeline front through the same harness (a broadcast:
+# every consumer handles every event once; the front: every message acknowledged as handled once),
+# closed loop and batch (with the batch's slack, as above; the partition's makespan is not held to
+# Graham's bound: it is not work-conserving).
 modes=pushstage-pipeline2,pushstage-pipeline3,pushstage-partition,pushstage-keyed,pushstage-broadcast
+modes=$modes,pushstage-pipeline-front
 "$bin" --impl "$modes" --rate 0 --events 3000 --consumers 2 --max-demand 4 --work const:0 \
   --work-mode spin --reps 1 >"$dir/modes.txt"
 # One table per case of the default scenario: seed (pinned) and seed-unpinned.
-[ "$(grep -c '^exactly once *ok *ok *ok *ok *ok' "$dir/modes.txt")" -eq 2 ]
+[ "$(grep -c '^exactly once *ok *ok *ok *ok *ok *ok *$' "$dir/modes.txt")" -eq 2 ]
 "$bin" --impl "$modes" --batch --events 200 --consumers 2 --work uniform:1ms:3ms \
   --work-mode sleep --reps 1 >/dev/null
 

@@ -1,6 +1,7 @@
 // pipeline_test.cpp: Pipeline<T>: every message acknowledged exactly once with its final status,
 // named batchers, partition order, failures (marked, thrown, unknown batcher), invalid options,
-// prepare_messages, ordered close, stop with a deadline, barriers, the test helpers, ranges.
+// prepare_messages, ordered close, the input's overflow (Reject, DropOldest), the processors'
+// deadline, rate limit and resize(), stop with a deadline, barriers, the test helpers, ranges.
 #include "pushstage/stages/pipeline.hpp"
 
 #include <gtest/gtest.h>
@@ -23,6 +24,7 @@
 
 #include "messages.hpp"
 #include "pushstage/dispatcher.hpp"
+#include "pushstage/pool/rate_limiter.hpp"
 #include "pushstage/stages/message.hpp"
 #include "pushstage/stages/pipeline_options.hpp"
 #include "pushstage/stages/ranges.hpp"
@@ -522,6 +524,209 @@ TEST(Pipeline, AFullInputRefusesAndAcknowledgesAtOnce) {
   p.join();
   EXPECT_EQ(p.stats().successful, static_cast<std::uint64_t>(kN - refused));
   EXPECT_EQ(p.stats().refused, static_cast<std::uint64_t>(refused));
+}
+
+// The input under Overflow::DropOldest: a push into a full input drops the oldest message, which is
+// acknowledged at once as failed (Dropped, through handle_failed); nothing else is lost: the
+// messages handled and the ones dropped add up to those pushed.
+TEST(Pipeline, DropOldestAcknowledgesTheDroppedMessageAsFailed) {
+  constexpr int kN = 10;
+  constexpr int kCapacity = 4;
+  Recorder r(kN);
+  std::atomic<int> handled{0};
+  std::atomic<int> failed_seen{0};
+  PipelineOptions<int> o = base_options(1, 1);
+  o.input.capacity = kCapacity;
+  o.input.overflow = Overflow::DropOldest;
+  o.processors.start_paused = true;  // nothing leaves the input until resume()
+  o.handle_message = [&](Message<int>&) { handled.fetch_add(1); };
+  o.handle_failed = [&](std::span<Message<int>> failed) {
+    for (const Message<int>& msg : failed) {
+      EXPECT_EQ(msg.error()->kind, MessageFailure::Dropped);
+      EXPECT_EQ(msg.error()->reason, "dropped for a newer message (Overflow::DropOldest)");
+      failed_seen.fetch_add(1);
+    }
+  };
+  Pipeline<int> p(o);
+  int dropped = 0;
+  for (int i = 0; i < kN; ++i) {
+    const PushResult result = p.push(Message<int>(i, &r));
+    ASSERT_TRUE(result == PushResult::Pushed || result == PushResult::DroppedOldest) << i;
+    dropped += result == PushResult::DroppedOldest ? 1 : 0;
+  }
+  EXPECT_EQ(dropped, kN - kCapacity);
+  // One producer: the oldest are the first pushed, each acknowledged inside the push that dropped
+  // it.
+  std::vector<int> first(static_cast<std::size_t>(dropped));
+  std::iota(first.begin(), first.end(), 0);
+  EXPECT_EQ(r.order(), first);
+  p.processors().resume();
+  p.close();
+  p.join();
+  EXPECT_TRUE(r.each_once());
+  EXPECT_EQ(handled.load() + dropped, kN);
+  EXPECT_EQ(failed_seen.load(), dropped);
+  const auto failures = r.failures();
+  ASSERT_EQ(failures.size(), static_cast<std::size_t>(dropped));
+  for (const auto& [i, kind] : failures) {
+    EXPECT_LT(i, dropped);
+    EXPECT_EQ(kind, MessageFailure::Dropped);
+  }
+  const PipelineStats s = p.stats();
+  EXPECT_EQ(s.dropped, static_cast<std::uint64_t>(dropped));
+  EXPECT_EQ(s.failed, static_cast<std::uint64_t>(dropped));
+  EXPECT_EQ(s.successful, static_cast<std::uint64_t>(kN - dropped));
+  EXPECT_EQ(s.input.dropped, static_cast<std::uint64_t>(dropped));
+}
+
+// The processors' PoolOptions::deadline. A message whose deadline passed before its handler
+// started fails (DeadlineExceeded, 0 attempts) unhandled; one whose handler throws past it fails
+// without a retry (1 attempt); one whose handler returns past it keeps its status, as its work is
+// done (the pool still counts it expired). Each is acknowledged once; the rest succeed. The
+// deadline is generous for the messages that must meet it; those that must miss it sleep past it.
+TEST(Pipeline, ProcessorDeadlineFailsWhatItMissesAndAcknowledgesOnce) {
+  constexpr auto kDeadline = 500ms;
+  constexpr int kN = 12;  // chunks of 4: {0..3} {4..7} {8..11}
+  Recorder r(kN);
+  std::vector<std::atomic<int>> calls(kN);
+  PipelineOptions<int> o = base_options(1, 4);
+  o.processors.min_demand = 0;       // one chunk is all 4 messages taken together
+  o.processors.start_paused = true;  // so that the first take finds all 12 waiting
+  o.processors.deadline = kDeadline;
+  o.processors.retry.max_attempts = 3;
+  o.processors.retry.backoff = 0ns;
+  o.handle_message = [&](Message<int>& msg) {
+    calls[static_cast<std::size_t>(msg.data())].fetch_add(1);
+    if (msg.data() == 0 || msg.data() == 4) std::this_thread::sleep_for(kDeadline + 10ms);
+    if (msg.data() == 0) throw std::runtime_error("late and failing");
+  };
+  std::mutex m;
+  std::map<int, MessageError> errors;
+  o.handle_failed = [&](std::span<Message<int>> failed) {
+    const std::lock_guard lock(m);
+    for (const Message<int>& msg : failed) errors[msg.data()] = *msg.error();
+  };
+  Pipeline<int> p(o);
+  push_all(p, r, kN);
+  p.processors().resume();
+  p.close();
+  p.join();
+  EXPECT_TRUE(r.each_once());
+  const std::map<int, int> expected_attempts = {{0, 1}, {1, 0}, {2, 0}, {3, 0},
+                                                {5, 0}, {6, 0}, {7, 0}};
+  const auto failures = r.failures();
+  ASSERT_EQ(failures.size(), expected_attempts.size());
+  ASSERT_EQ(errors.size(), expected_attempts.size());
+  for (const auto& [i, attempts] : expected_attempts) {
+    EXPECT_EQ(failures.at(i), MessageFailure::DeadlineExceeded) << i;
+    const MessageError& e = errors.at(i);
+    EXPECT_EQ(e.kind, MessageFailure::DeadlineExceeded) << i;
+    EXPECT_EQ(e.attempts, static_cast<unsigned>(attempts)) << i;
+    EXPECT_EQ(e.reason,
+              "PoolOptions::deadline passed after " + std::to_string(attempts) + " attempts")
+        << i;
+    EXPECT_EQ(e.error != nullptr, i == 0) << i;  // the exception of the late throw
+    EXPECT_EQ(calls[static_cast<std::size_t>(i)].load(), attempts) << i;
+  }
+  for (const int i : {4, 8, 9, 10, 11}) {
+    EXPECT_FALSE(failures.contains(i)) << i;
+    EXPECT_EQ(calls[static_cast<std::size_t>(i)].load(), 1) << i;
+  }
+  EXPECT_EQ(r.attempts_failed(), 1U);  // message 0's one attempt
+  const PipelineStats s = p.stats();
+  EXPECT_EQ(s.expired, expected_attempts.size());
+  EXPECT_EQ(s.failed, expected_attempts.size());
+  EXPECT_EQ(s.successful, static_cast<std::uint64_t>(kN) - expected_attempts.size());
+  ASSERT_EQ(s.processors.size(), 1U);
+  EXPECT_EQ(s.processors[0].expired, expected_attempts.size() + 1);  // and message 4
+  EXPECT_EQ(s.processors[0].retried, 0U);
+}
+
+// A rate limit on the processors paces them without losing or repeating anything: every message
+// is handled and acknowledged once, every handler call (retries included) took one grant, and
+// chunks cut to fit a window are prepared and acknowledged whole.
+TEST(Pipeline, RateLimitedProcessorsHandleAndAcknowledgeEachMessageOnce) {
+  constexpr int kN = 300;
+  constexpr int kRetried = kN / 10;  // every tenth throws once
+  Recorder r(kN);
+  std::vector<std::atomic<int>> calls(kN);
+  std::atomic<int> prepared{0};
+  auto limit = std::make_shared<RateLimiter>(20, 2ms);
+  PipelineOptions<int> o = base_options(2, 8);
+  o.processors.rate_limit = limit;
+  o.processors.retry.max_attempts = 2;
+  o.processors.retry.backoff = 0ns;
+  o.prepare_messages = [&](std::span<Message<int>> chunk) {
+    prepared.fetch_add(static_cast<int>(chunk.size()));
+  };
+  o.handle_message = [&](Message<int>& msg) {
+    const int before = calls[static_cast<std::size_t>(msg.data())].fetch_add(1);
+    if (msg.data() % 10 == 0 && before == 0) throw std::runtime_error("once");
+  };
+  const PipelineStats s = run(o, r, kN);
+  EXPECT_TRUE(r.failures().empty());
+  for (int i = 0; i < kN; ++i) {
+    EXPECT_EQ(calls[static_cast<std::size_t>(i)].load(), i % 10 == 0 ? 2 : 1) << i;
+  }
+  EXPECT_EQ(prepared.load(), kN);
+  EXPECT_EQ(limit->granted(), static_cast<std::uint64_t>(kN + kRetried));
+  EXPECT_EQ(r.attempts_failed(), static_cast<unsigned>(kRetried));
+  EXPECT_EQ(s.successful, static_cast<std::uint64_t>(kN));
+  std::uint64_t retried = 0;
+  for (const ConsumerStats& c : s.processors) retried += c.retried;
+  EXPECT_EQ(retried, static_cast<std::uint64_t>(kRetried));
+}
+
+// processors().resize() while messages flow (Broadway's #228): new processors route to the
+// batcher too, retiring ones finish what they hold, and every message is handled and
+// acknowledged once. With partition_by (one processor per partition) resize() refuses.
+TEST(Pipeline, ResizingProcessorsWhileMessagesFlowLosesNothing) {
+  constexpr int kPhase = 800;
+  const std::vector<std::size_t> sizes = {4, 2, 1, 3};  // after each phase but the last
+  const int n = kPhase * static_cast<int>(sizes.size() + 1);
+  Recorder r(static_cast<std::size_t>(n));
+  std::vector<std::atomic<int>> calls(static_cast<std::size_t>(n));
+  std::atomic<int> batched{0};
+  PipelineOptions<int> o = base_options(1, 8);
+  o.handle_message = [&](Message<int>& msg) {
+    calls[static_cast<std::size_t>(msg.data())].fetch_add(1);
+    if (msg.data() % 2 == 1) msg.put_batcher("odd");
+  };
+  o.batchers.push_back(batcher("odd", 16));
+  o.handle_batch = [&](std::span<Message<int>> batch, const BatchInfo&) {
+    batched.fetch_add(static_cast<int>(batch.size()));
+  };
+  Pipeline<int> p(o);
+  int next = 0;
+  for (std::size_t phase = 0; phase <= sizes.size(); ++phase) {
+    for (int i = 0; i < kPhase; ++i, ++next) {
+      ASSERT_EQ(p.push(Message<int>(next, &r)), PushResult::Pushed);
+    }
+    if (phase < sizes.size()) p.processors().resize(sizes[phase]);
+  }
+  p.close();
+  p.join();
+  EXPECT_TRUE(r.each_once());
+  EXPECT_TRUE(r.failures().empty());
+  for (int i = 0; i < n; ++i) EXPECT_EQ(calls[static_cast<std::size_t>(i)].load(), 1) << i;
+  EXPECT_EQ(batched.load(), n / 2);
+  EXPECT_EQ(p.processors().size(), 3U);
+  const PipelineStats s = p.stats();
+  EXPECT_EQ(s.successful, static_cast<std::uint64_t>(n));
+  ASSERT_EQ(s.processors.size(), 6U);  // 1, then 3 more, then 2 more after retiring 3
+  std::uint64_t handled = 0;
+  for (const ConsumerStats& c : s.processors) {
+    handled += c.handled;
+    EXPECT_FALSE(c.active);
+  }
+  EXPECT_EQ(handled, static_cast<std::uint64_t>(n));
+
+  PipelineOptions<int> partitioned = base_options(2, 1);
+  partitioned.partition_by = [](const Message<int>& msg) {
+    return static_cast<std::size_t>(msg.data());
+  };
+  Pipeline<int> q(partitioned);
+  EXPECT_THROW(q.processors().resize(3), std::invalid_argument);
 }
 
 // stop() with a deadline that passes while a handler is busy: that handler finishes, and every

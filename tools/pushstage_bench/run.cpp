@@ -32,6 +32,8 @@ constexpr ImplInfo kImpls[] = {
      "pushstage KeyedDispatcher: 64 slots by event id, any idle consumer takes a ready slot"},
     {Impl::kBroadcast, "pushstage-broadcast", "ps-broadcast",
      "pushstage BroadcastDispatcher: every consumer handles every event (1024 per subscriber)"},
+    {Impl::kPipelineFront, "pushstage-pipeline-front", "ps-front",
+     "pushstage's Dispatcher + consumers declared as a Pipeline (Message, acknowledgement)"},
 };
 
 }  // namespace
@@ -73,6 +75,8 @@ RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl, std::si
       return run_keyed(run);
     case Impl::kBroadcast:
       return run_broadcast(run);
+    case Impl::kPipelineFront:
+      return run_pipeline_front(run);
   }
   throw std::logic_error("unknown Impl");
 }

@@ -34,6 +34,7 @@ enum class Impl {
   kPartition,        // PartitionDispatcher, one partition per consumer (event id picks it)
   kKeyed,            // KeyedDispatcher, 64 slots (event id picks the slot)
   kBroadcast,        // BroadcastDispatcher: every consumer handles every event
+  kPipelineFront,    // kPushstage's Dispatcher and consumers, declared as a Pipeline (Message, ack)
 };
 
 struct ImplInfo {

@@ -6,6 +6,7 @@
 set(pushstage_bench_sources
   backends/peer_backend.cpp
   backends/pipeline_backend.cpp
+  backends/pipeline_front_backend.cpp
   backends/source_backend.cpp
   command_line.cpp
   forked_run.cpp

@@ -20,6 +20,10 @@
 //            per acknowledger, successful and failed apart (Broadway's ack/3). Retries happen
 //            before that (PoolOptions::retry); the acknowledger hears attempt_failed() for each
 //            failed attempt and ack() once.
+// Deadlines: PoolOptions::deadline (the processors', a batcher's) fails a message whose handler
+//            had not started by then (MessageFailure::DeadlineExceeded, unhandled) or threw past
+//            it (no retry); one whose handler returned past it keeps its status, as its work is
+//            done (nats::from_jetstream() acks it), though the pool's stats count it expired.
 // Ordering:  with partition_by, messages of one partition (from one producer) are handled, routed
 //            to their batcher and, without a batcher, acknowledged in push order; batches of one
 //            key go out in order (handled in order with one batch processor). Without it, no order

@@ -7,6 +7,7 @@
 //                         ConsumerPool's: moodycamel blocking (with and without tokens),
 //                         std::mutex + std::condition_variable, oneTBB, moodycamel spinning
 //   pipeline_backend.cpp  Dispatcher -> pass-through Stages -> ConsumerPool
+//   pipeline_front_backend.cpp  the subject's Dispatcher and consumers declared as a Pipeline
 // Threading: each starts and joins its own threads; one run at a time.
 #pragma once
 
@@ -37,5 +38,9 @@ std::shared_ptr<Observer>& served_observer();
 [[nodiscard]] RunResult run_partition(const RunRequest& run);
 [[nodiscard]] RunResult run_keyed(const RunRequest& run);
 [[nodiscard]] RunResult run_broadcast(const RunRequest& run);
+
+// The subject's topology through the Pipeline front: a Pipeline whose input the producers push
+// into and whose processors (no batcher) call the harness handler.
+[[nodiscard]] RunResult run_pipeline_front(const RunRequest& run);
 
 }  // namespace pushstage::bench
