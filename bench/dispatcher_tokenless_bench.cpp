@@ -1,6 +1,6 @@
 // dispatcher_tokenless_bench.cpp: Dispatcher throughput without handles (Dispatcher::push and
-// Dispatcher::pop: a slot lease per push, moodycamel's implicit producer, the shared popped count)
-// against the yardsticks that keep no consumer token either.
+// Dispatcher::pop: each call looks up the handles its thread keeps, core/thread_cache.hpp)
+// against the yardsticks that keep no token either.
 //
 // A binary of its own: instantiating both of pushstage's push paths for one event type changes how
 // GCC inlines them. With these cases in dispatcher_bench, Dispatcher::push_one was no longer

@@ -93,8 +93,8 @@ class PushstageQueue {
 };
 
 // pushstage without handles: Dispatcher::push and Dispatcher::pop, for code that keeps no
-// Producer or Consumer (each push leases a slot and goes through moodycamel's implicit producer;
-// each pop takes from the shared count). dispatcher_tokenless_bench runs it.
+// Producer or Consumer (each call finds the handles its thread keeps for the dispatcher:
+// core/thread_cache.hpp). dispatcher_tokenless_bench runs it.
 template <class T>
 class PushstageTokenless {
  public:

@@ -9,9 +9,19 @@
 //            popped in push order; there is no order across producers.
 // Memory:    what a producer did before push(e) happens-before the pop() that returns e.
 // Fairness:  Consumer handles rotate over producers (after at most 16 events of one producer), so a
-//            light producer is not stuck behind a heavy one's backlog; tokenless pops favour the
-//            fullest producer and can starve a light one, so long-running consumers should use a
-//            handle (ConsumerPool does). There is no FIFO order across producers.
+//            light producer is not stuck behind a heavy one's backlog. There is no FIFO order
+//            across producers.
+// Tokenless: push(), pop() and the other calls without a handle use handles that the calling
+//            thread keeps for the dispatcher (core/thread_cache.hpp), made on the thread's first
+//            call: a Producer (so a thread's tokenless pushes are one producer, in order) and a
+//            Consumer (so tokenless pops rotate fairly). They cost a few pointers' scan more than
+//            a handle; each thread that used the dispatcher keeps a producer slot, a consumer slot
+//            and a moodycamel producer until it exits or the dispatcher is destroyed. Two kinds of
+//            push go without the thread's Producer, through moodycamel's implicit producer and a
+//            slot leased for the call: a push made inside another push of the same thread on the
+//            same dispatcher (from on_drop), and pushes from thread_local destructors after the
+//            thread's cache has gone. They are in order among themselves, not with the thread's
+//            other pushes.
 // Drops:     nothing disappears unseen. With an on_drop callback, every event the dispatcher
 //            destroys without handing it to a consumer goes to on_drop first, on the thread that
 //            caused it: the DropOldest victim (inside the push that dropped it), the event of a
@@ -46,6 +56,7 @@
 #include <cstddef>
 #include <functional>
 #include <iterator>
+#include <memory>
 #include <new>
 #include <optional>
 #include <type_traits>
@@ -53,6 +64,7 @@
 #include <vector>
 
 #include "pushstage/core/queue_core.hpp"
+#include "pushstage/core/thread_cache.hpp"
 #include "pushstage/core/upstreams.hpp"
 #include "pushstage/dispatcher_options.hpp"
 #include "pushstage/observe/listing.hpp"
@@ -117,6 +129,7 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
   // Destroys the events still buffered (after giving them to on_drop, if set). No other thread may
   // use the dispatcher any more.
   ~Dispatcher() {
+    detail::ThreadCache::retire(*cache_owner_);  // T1: threads' cached handles no longer touch us
     listing_.leave();
     if (notify_drops_) drop_buffered();
   }
@@ -128,15 +141,17 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
   // buffered event instead (to on_drop). Returns Closed after close() (the event goes to on_drop,
   // else is destroyed). Throws std::bad_alloc if the queue cannot grow.
   PushResult push(T event) {
-    SlotLease lease(core_);
-    return refused(push_one(lease.slot, nullptr, event, true), event);
+    if (Producer* p = thread_producer()) [[likely]]
+      return refused(push_one(*p->slot_, &p->token_, event, true), event);
+    return refused(push_without_handles(event, true), event);
   }
 
   // Like push() but never waits: when full under Block it returns Rejected. The event is moved
   // from only when the result is Pushed or DroppedOldest; otherwise it stays with the caller.
   [[nodiscard]] PushResult try_push(T& event) {
-    SlotLease lease(core_);
-    return push_one(lease.slot, nullptr, event, false);
+    if (Producer* p = thread_producer()) [[likely]]
+      return push_one(*p->slot_, &p->token_, event, false);
+    return push_without_handles(event, false);
   }
 
   // Pushes [first, last) in order, moving from the events it accepts. Returns how many it
@@ -144,20 +159,32 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
   // rejected and counted) or when close() interrupts it.
   template <std::forward_iterator It>
   std::size_t push_bulk(It first, It last) {
+    if (Producer* p = thread_producer()) [[likely]]
+      return push_many(*p->slot_, &p->token_, first, last);
     SlotLease lease(core_);
     return push_many(lease.slot, nullptr, first, last);
   }
 
-  // The next event; waits for one. nullopt only once closed and drained.
-  std::optional<T> pop() { return pop_tokenless(Clock::time_point::max()); }
+  // The next event; waits for one. nullopt only once closed and drained. The first tokenless pop
+  // of a thread makes the Consumer handle the thread keeps (see Fairness); it may throw
+  // std::bad_alloc.
+  std::optional<T> pop() {
+    if (ThreadHandles* h = thread_handles()) [[likely]]
+      return h->consumer().pop();
+    return pop_tokenless(Clock::time_point::max());
+  }
   // The next event if one is buffered (it may miss an event that is being pushed concurrently).
   std::optional<T> try_pop() {
+    if (ThreadHandles* h = thread_handles()) [[likely]]
+      return h->consumer().try_pop();
     std::optional<T> out;
     if (queue_.try_dequeue(out)) after_pop_shared();
     return out;
   }
   // Like pop() but gives up after `timeout` (negative counts as 0): nullopt on timeout or drained.
   std::optional<T> pop_for(std::chrono::nanoseconds timeout) {
+    if (ThreadHandles* h = thread_handles()) [[likely]]
+      return h->consumer().pop_for(timeout);
     return pop_tokenless(deadline_after(timeout));
   }
 
@@ -627,6 +654,71 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
     detail::QueueCore::abort_push(slot);
   }
 
+  // The Producer handle the calling thread keeps for this dispatcher, or nullptr when the thread
+  // is in a push on it already (a push from an on_drop callback: the slot's pushing flag is one
+  // push's, so the inner push must not clear it) or its cache has gone (thread exit).
+  Producer* thread_producer() {
+    ThreadHandles* h = thread_handles();
+    if (h == nullptr) [[unlikely]]
+      return nullptr;
+    Producer& p = h->producer();
+    // relaxed: the slot's own writer is this thread.
+    if (p.slot_->pushing.load(std::memory_order_relaxed) != 0) [[unlikely]]
+      return nullptr;
+    return &p;
+  }
+  // A tokenless push without the thread's handles (see thread_producer()): a slot leased for the
+  // call and moodycamel's implicit producer.
+  [[gnu::cold, gnu::noinline]] PushResult push_without_handles(T& event, bool may_wait) {
+    SlotLease lease(core_);
+    return push_one(lease.slot, nullptr, event, may_wait);
+  }
+  // What a thread keeps for its tokenless calls on this dispatcher (core/thread_cache.hpp): a
+  // Producer handle, made on its first push (its sub-queue keeps the thread's pushes in order),
+  // and a Consumer handle, made on its first pop.
+  class ThreadHandles {
+   public:
+    explicit ThreadHandles(Dispatcher& d) noexcept : d_(&d) {}
+    Producer& producer() {
+      if (!producer_) [[unlikely]]
+        producer_.emplace(Producer(*d_));
+      return *producer_;
+    }
+    Consumer& consumer() {
+      if (!consumer_) [[unlikely]]
+        consumer_.emplace(Consumer(*d_));
+      return *consumer_;
+    }
+
+   private:
+    Dispatcher* d_;
+    std::optional<Producer> producer_;
+    std::optional<Consumer> consumer_;
+  };
+  // The calling thread's ThreadHandles (made on its first call), or nullptr at thread exit once
+  // the thread's cache is gone (the caller goes without: a slot lease and moodycamel's implicit
+  // producer per push, a tokenless dequeue per pop).
+  ThreadHandles* thread_handles() {
+    if (void* h = detail::ThreadCache::find(cache_owner_.get())) [[likely]]
+      return static_cast<ThreadHandles*>(h);
+    return cache_thread_handles();
+  }
+  [[gnu::cold, gnu::noinline]] ThreadHandles* cache_thread_handles() {
+    auto make = [](void* self) -> void* {
+      // Cannot throw once allocated: the constructor is noexcept (its handles are made later).
+      return new (std::allocator<ThreadHandles>().allocate(1))
+          ThreadHandles(*static_cast<Dispatcher*>(self));
+    };
+    auto release = [](void* handle, bool owner_alive) noexcept {
+      auto* h = static_cast<ThreadHandles*>(handle);
+      // Owner gone: the handles' destructors would touch the destroyed dispatcher, and they own
+      // nothing else (pointers into it and moodycamel tokens, whose state is the queue's).
+      if (owner_alive) h->~ThreadHandles();  // gives its slots and moodycamel producer back
+      std::allocator<ThreadHandles>().deallocate(h, 1);
+    };
+    return static_cast<ThreadHandles*>(
+        detail::ThreadCache::find_or_make(cache_owner_, make, this, release));
+  }
   void after_pop_shared() {
     core_.note_popped_shared(1);
     if (core_.bounded()) core_.release_room(1);
@@ -651,6 +743,8 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
 
   detail::QueueCore core_;
   Queue queue_;
+  // Shared with the thread caches that keep a Consumer handle of ours (tokenless pops).
+  const std::shared_ptr<detail::CacheOwner> cache_owner_ = std::make_shared<detail::CacheOwner>();
   const DropHandler on_drop_;  // read-only after construction
   detail::Listing listing_;    // its Topology entry and observer; leaves first in ~Dispatcher()
   const bool notify_drops_;    // on_drop_ or an observer: drop() has work to do

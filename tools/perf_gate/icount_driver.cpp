@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "icount_measure.hpp"
 #include "pushstage/dispatcher.hpp"
 #include "pushstage/histogram.hpp"
 
@@ -31,12 +32,24 @@
 #define PUSHSTAGE_PERF_GATE_BUILD "unknown"
 #endif
 
+namespace pushstage_icount {
+std::uint64_t g_wrong = 0;
+}  // namespace pushstage_icount
+
 namespace {
 
 using pushstage::Dispatcher;
 using pushstage::DispatcherOptions;
 using pushstage::Overflow;
 using pushstage::PushResult;
+using pushstage_icount::expect;
+using pushstage_icount::g_wrong;
+using pushstage_icount::kBoundedCapacity;
+using pushstage_icount::kBulk;
+using pushstage_icount::kOps;
+using pushstage_icount::kWarmup;
+using pushstage_icount::measure;
+using pushstage_icount::push_pop_tokenless;
 
 struct Event {
   std::uint64_t seq = 0;
@@ -44,35 +57,12 @@ struct Event {
 };
 using D = Dispatcher<Event>;
 
-// Events (or calls) each case measures. Fixed: the counts must repeat exactly.
-constexpr std::uint64_t kOps = 1 << 15;
-constexpr std::uint64_t kWarmup = 1 << 10;
-constexpr std::size_t kBulk = 64;
-constexpr std::size_t kBoundedCapacity = 1024;
-
-// Counts calls that did not do what the case is about; any at all fails the driver.
-std::uint64_t g_wrong = 0;
-
-// Runs `body(ops)` once with instrumentation off (warm-up) and once counted.
-template <class Body>
-void measure(const char* name, std::uint64_t ops, std::uint64_t warmup, Body&& body) {
-  body(warmup);
-  CALLGRIND_START_INSTRUMENTATION;
-  CALLGRIND_ZERO_STATS;
-  body(ops);
-  CALLGRIND_DUMP_STATS_AT(name);
-  CALLGRIND_STOP_INSTRUMENTATION;
-  std::printf("case %s ops %llu\n", name, static_cast<unsigned long long>(ops));
-}
-
 DispatcherOptions bounded(Overflow overflow) {
   DispatcherOptions o;
   o.capacity = kBoundedCapacity;
   o.overflow = overflow;
   return o;
 }
-
-void expect(bool ok) { g_wrong += ok ? 0 : 1; }
 
 // Producer::push then Consumer::pop of the buffered event, one at a time: the push fast path
 // (begin_push, enqueue, end_push) and the pop fast path (try_dequeue, note_popped).
@@ -106,21 +96,6 @@ void push_pop_burst(const char* name) {
         expect(e.has_value() && e->seq == seq + k);
       }
       seq += kBulk;
-    }
-  });
-}
-
-// Dispatcher::push and Dispatcher::try_pop without handles: a slot lease per push, moodycamel's
-// implicit producer, the shared popped counter.
-void push_pop_tokenless(const char* name) {
-  D d;
-  std::uint64_t seq = 0;
-  measure(name, kOps, kWarmup, [&](std::uint64_t n) {
-    for (std::uint64_t i = 0; i < n; ++i) {
-      expect(d.push(Event{seq, 0}) == PushResult::Pushed);
-      const std::optional<Event> e = d.try_pop();
-      expect(e.has_value() && e->seq == seq);
-      ++seq;
     }
   });
 }
@@ -224,7 +199,7 @@ struct Case {
 const std::array kCases = {
     Case{"push_pop/handles", push_pop_handles},
     Case{"push_pop/burst64", push_pop_burst},
-    Case{"push_pop/tokenless", push_pop_tokenless},
+    Case{"push_pop/tokenless", push_pop_tokenless},  // icount_tokenless.cpp
     Case{"bulk_push_pop/64", bulk_push_pop},
     Case{"try_pop/empty", try_pop_empty},
     Case{"pop_for/zero_empty", pop_for_zero_empty},

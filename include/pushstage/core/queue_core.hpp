@@ -17,8 +17,10 @@
 // buffered = pushed - popped. A reader sums the popped counters first and the pushed counters
 // last, so it never sees fewer events than are buffered, except events whose producer is between
 // its enqueue and (P2); that producer performs (P3) afterwards and wakes a consumer for them.
-// A Producer handle leases one producer slot for its lifetime; a tokenless push leases one for
-// the call. Parking's demand_ = | parked consumers: 32 bits | spinning consumers: 32 bits |.
+// A Producer handle leases one producer slot for its lifetime; a thread's tokenless pushes use
+// the one its cache keeps for the queue (core/thread_cache.hpp), or lease one for the call when
+// that one is in a push already (a push from an on_drop callback) or the cache has gone.
+// Parking's demand_ = | parked consumers: 32 bits | spinning consumers: 32 bits |.
 //
 // Producer, for n events (Dispatcher::push*), on its own slot:
 //   (P0) pushing = 1, then a light fence, then read closed_: if set, pushing = 0 and fail.
