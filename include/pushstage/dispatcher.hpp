@@ -165,8 +165,8 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
     return push_many(lease.slot, nullptr, first, last);
   }
 
-  // The next event; waits for one. nullopt only once closed and drained. The first tokenless pop
-  // of a thread makes the Consumer handle the thread keeps (see Fairness); it may throw
+  // The next event; waits for one. nullopt only once closed and drained. A thread's first
+  // tokenless pop makes the Consumer handle the thread keeps (see Tokenless); it may throw
   // std::bad_alloc.
   std::optional<T> pop() {
     if (ThreadHandles* h = thread_handles()) [[likely]]
@@ -743,7 +743,7 @@ class Dispatcher : public detail::FanIn<Dispatcher<T>>, public SharedSource<Disp
 
   detail::QueueCore core_;
   Queue queue_;
-  // Shared with the thread caches that keep a Consumer handle of ours (tokenless pops).
+  // Shared with the thread caches that keep ThreadHandles of ours (tokenless calls).
   const std::shared_ptr<detail::CacheOwner> cache_owner_ = std::make_shared<detail::CacheOwner>();
   const DropHandler on_drop_;  // read-only after construction
   detail::Listing listing_;    // its Topology entry and observer; leaves first in ~Dispatcher()
