@@ -7,7 +7,8 @@
 
 namespace pushstage::detail {
 
-CloseGate::CloseGate() noexcept : asymmetric_(asymmetric_fence_available()) {}
+CloseGate::CloseGate(bool fast_push) noexcept
+    : asymmetric_(asymmetric_fence_available()), fast_push_(fast_push && asymmetric_) {}
 
 void CloseGate::finish_close(const SlotList<ProducerSlot>& producers) noexcept {
   heavy_fence();  // K2 pairs with P0's light fence

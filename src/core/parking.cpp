@@ -4,6 +4,7 @@
 
 #include <sched.h>
 
+#include "asymmetric_fence.hpp"
 #include "futex.hpp"
 #include "pushstage/cpus.hpp"
 
@@ -42,8 +43,16 @@ Parking::Verdict Parking::prepare_park(ConsumerSlot& slot, bool& searching,
   const bool interrupted = interruptible && slot.interrupt.load(std::memory_order_seq_cst) != 0;
   // W2: final_ first: if it is set, every push has completed its (P2) and the counts read below
   // are complete. Pairs with K4 (Dekker with W1/K5) and, for the counts, with P2 (W1/P3).
-  const bool final = gate_.final();
-  const std::int64_t events = counts_.buffered();
+  bool final = gate_.final();
+  std::int64_t events = counts_.buffered();
+  if (events <= 0 && !final && gate_.fast_push()) {
+    // W2': nothing seen, so a push may sit between its P2 and a P3 that missed our W1: with the
+    // asymmetric pair its P2 is a plain store, ordered before its P3 only by the light fence.
+    // The heavy fence makes that store visible or the P3 see our W1; then read again.
+    heavy_fence();
+    final = gate_.final();
+    events = counts_.buffered();
+  }
   Verdict verdict = Verdict::kPark;
   if (events > 0) {
     verdict = Verdict::kMaybeEvents;
@@ -102,7 +111,11 @@ void Parking::stop_searching() noexcept {
   if (spinning_of(d) == 1 && parked_of(d) != 0) {
     // We were the last spinner: producers that saw us skipped their wakes. Wake one consumer for
     // each event still buffered (S2), so a burst does not wait for a chain of wakes.
-    const std::int64_t events = counts_.buffered();  // S2 pairs with P2
+    std::int64_t events = counts_.buffered();  // S2 pairs with P2
+    if (events <= 0 && gate_.fast_push()) {
+      heavy_fence();  // S2': as W2' in prepare_park: a producer that skipped its wake is counted
+      events = counts_.buffered();
+    }
     if (events > 0) {
       const auto n = static_cast<std::uint64_t>(events);
       wake(n < parked_of(d) ? n : parked_of(d), Near::kOtherCpu);

@@ -51,7 +51,8 @@ std::uint32_t checked_spinners(const DispatcherOptions& options) {
 }  // namespace
 
 QueueCore::QueueCore(const DispatcherOptions& options)
-    : room_(static_cast<std::uint32_t>((checked_spinners(options), options.capacity)),
+    : gate_(options.fast_push),
+      room_(static_cast<std::uint32_t>((checked_spinners(options), options.capacity)),
             options.overflow),
       parking_(options.spin, checked_spinners(options), options.wake_order, options.wake_nearby,
                counts_, gate_) {

@@ -30,6 +30,7 @@ struct Shape {
   unsigned consumers;
   bool handles;  // Producer/Consumer handles, or the tokenless members
   std::chrono::nanoseconds spin;
+  bool fast_push = false;  // DispatcherOptions::fast_push
 };
 
 // Per consumer: the last sequence number seen of each producer (order check) and counts.
@@ -45,6 +46,7 @@ TEST_P(ExactlyOnce, EveryEventOnceInEachProducersOrder) {
   const Shape shape = GetParam();
   DispatcherOptions options;
   options.spin = shape.spin;
+  options.fast_push = shape.fast_push;
   Dispatcher<Event> d(options);
   const std::uint64_t per_producer = kEvents / shape.producers;
   // seen[p][s] counts deliveries of event s of producer p.
@@ -111,17 +113,20 @@ TEST_P(ExactlyOnce, EveryEventOnceInEachProducersOrder) {
   EXPECT_EQ(st.waiting(), 0U);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, ExactlyOnce,
-                         ::testing::Values(Shape{1, 1, true, 20us}, Shape{2, 2, true, 20us},
-                                           Shape{1, 4, true, 20us}, Shape{4, 1, true, 20us},
-                                           Shape{3, 8, true, 20us}, Shape{2, 3, false, 20us},
-                                           Shape{2, 2, true, 0ns}, Shape{4, 6, true, 0ns}),
-                         [](const ::testing::TestParamInfo<Shape>& param_info) {
-                           return std::to_string(param_info.param.producers) + "P" +
-                                  std::to_string(param_info.param.consumers) + "C" +
-                                  (param_info.param.handles ? "_handles" : "_tokenless") +
-                                  (param_info.param.spin.count() == 0 ? "_nospin" : "_spin");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, ExactlyOnce,
+    ::testing::Values(Shape{1, 1, true, 20us}, Shape{2, 2, true, 20us}, Shape{1, 4, true, 20us},
+                      Shape{4, 1, true, 20us}, Shape{3, 8, true, 20us}, Shape{2, 3, false, 20us},
+                      Shape{2, 2, true, 0ns}, Shape{4, 6, true, 0ns}, Shape{1, 1, true, 20us, true},
+                      Shape{2, 2, true, 20us, true}, Shape{1, 4, true, 20us, true},
+                      Shape{2, 3, false, 20us, true}, Shape{4, 6, true, 0ns, true}),
+    [](const ::testing::TestParamInfo<Shape>& param_info) {
+      return std::to_string(param_info.param.producers) + "P" +
+             std::to_string(param_info.param.consumers) + "C" +
+             (param_info.param.handles ? "_handles" : "_tokenless") +
+             (param_info.param.spin.count() == 0 ? "_nospin" : "_spin") +
+             (param_info.param.fast_push ? "_fastpush" : "");
+    });
 
 // Close while producers push and consumers pop: every push that returned Pushed is popped once,
 // nothing else is.
@@ -129,7 +134,9 @@ TEST(DispatcherStress, CloseWhileProducersAndConsumersRace) {
   constexpr unsigned kProducers = 3;
   constexpr unsigned kConsumers = 3;
   for (int round = 0; round < 20; ++round) {
-    Dispatcher<Event> d;
+    DispatcherOptions options;
+    options.fast_push = round % 2 == 1;  // every other round: plain-store counts (W2', S2')
+    Dispatcher<Event> d(options);
     std::vector<std::uint64_t> accepted(kProducers, 0);
     std::vector<std::vector<std::uint64_t>> got(kConsumers, std::vector<std::uint64_t>(kProducers));
     std::atomic<std::uint64_t> pushed_so_far{0};
@@ -251,14 +258,21 @@ INSTANTIATE_TEST_SUITE_P(Policies, Bounded,
 
 // The lost-wakeup hunt: bursts separated by idle gaps long enough for every consumer to park.
 // A lost wakeup leaves an event stranded and the burst never completes (ctest TIMEOUT fails it).
-class LostWakeup : public ::testing::TestWithParam<std::chrono::nanoseconds> {};
+// With fast_push, a push's count is a plain store and the parking consumer's heavy fence (W2') is
+// what keeps the wake: the same hunt covers it.
+struct WakeShape {
+  std::chrono::nanoseconds spin;
+  bool fast_push;
+};
+class LostWakeup : public ::testing::TestWithParam<WakeShape> {};
 
 TEST_P(LostWakeup, EveryBurstIsConsumedAfterConsumersPark) {
   constexpr unsigned kConsumers = 3;
   constexpr unsigned kProducers = 2;
   const std::uint64_t bursts = 3000 / PUSHSTAGE_TEST_SCALE;
   DispatcherOptions options;
-  options.spin = GetParam();
+  options.spin = GetParam().spin;
+  options.fast_push = GetParam().fast_push;
   Dispatcher<Event> d(options);
   std::atomic<std::uint64_t> consumed{0};
   std::vector<std::thread> consumers;
@@ -300,10 +314,13 @@ TEST_P(LostWakeup, EveryBurstIsConsumedAfterConsumersPark) {
   EXPECT_EQ(consumed.load(), expected);
 }
 
-INSTANTIATE_TEST_SUITE_P(Spin, LostWakeup, ::testing::Values(0ns, 5us),
-                         [](const ::testing::TestParamInfo<std::chrono::nanoseconds>& param_info) {
-                           return param_info.param.count() == 0 ? std::string("NoSpin")
-                                                                : std::string("Spin5us");
+INSTANTIATE_TEST_SUITE_P(Spin, LostWakeup,
+                         ::testing::Values(WakeShape{0ns, false}, WakeShape{5us, false},
+                                           WakeShape{0ns, true}, WakeShape{5us, true}),
+                         [](const ::testing::TestParamInfo<WakeShape>& param_info) {
+                           return std::string(param_info.param.spin.count() == 0 ? "NoSpin"
+                                                                                 : "Spin5us") +
+                                  (param_info.param.fast_push ? "FastPush" : "");
                          });
 
 }  // namespace

@@ -115,6 +115,29 @@ TEST(Dispatcher, PushWakesAParkedConsumer) {
   EXPECT_EQ(d.stats().waiting(), 0U);
 }
 
+// DispatcherOptions::fast_push: pushes publish their count with a plain store; a parked
+// consumer is still woken, and one that parks after a burst still finds every event.
+TEST(Dispatcher, FastPushWakesAParkedConsumerAndKeepsEveryEvent) {
+  DispatcherOptions o = no_spin();
+  o.fast_push = true;
+  Dispatcher<int> d(o);
+  std::vector<int> got;
+  std::thread consumer([&] {
+    auto c = d.consumer();
+    while (std::optional<int> e = c.pop()) got.push_back(*e);
+  });
+  await_parked(d, 1);
+  ASSERT_EQ(d.push(5), PushResult::Pushed);
+  for (int i = 6; i < 1000; ++i) ASSERT_EQ(d.push(i), PushResult::Pushed);
+  d.close();
+  consumer.join();
+  ASSERT_EQ(got.size(), 995U);
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], static_cast<int>(i) + 5);
+  const DispatcherStats st = d.stats();
+  EXPECT_EQ(st.pushed, 995U);
+  EXPECT_EQ(st.popped, 995U);
+}
+
 // A Consumer handle's wait can be interrupted from another thread (pools use it to retire a
 // consumer parked in its source without polling): take() returns Interrupted once, the consumer is
 // no longer counted as waiting, and the next take() gets the next event.

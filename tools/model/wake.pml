@@ -3,7 +3,10 @@
  *
  * Memory model. Every operation the protocol pairs (P2/P3 with W1/W2, S1/S2, K1/K2 with P0,
  * K4/K5) is seq_cst (or the asymmetric fence pair, which orders like two seq_cst fences), so
- * Promela's interleaving semantics is exact for them. The popped counters are release/acquire in
+ * Promela's interleaving semantics is exact for them. With DispatcherOptions::fast_push, (P2) is
+ * a plain store whose order before (P3) comes from the pair (light fence; the consumer's heavy
+ * fence before its second read, W2'/S2'): the read that decides is the one after the heavy fence,
+ * which is the W2/S2 read modelled here. The popped counters are release/acquire in
  * the code; reading them stale only raises the computed buffer count (the header argues why),
  * and here they are read as current values, one counter per step.
  * moodycamel's try_dequeue is not linearizable: it may fail while an event is buffered if another

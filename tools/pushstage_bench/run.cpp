@@ -34,6 +34,8 @@ constexpr ImplInfo kImpls[] = {
      "pushstage BroadcastDispatcher: every consumer handles every event (1024 per subscriber)"},
     {Impl::kPipelineFront, "pushstage-pipeline-front", "ps-front",
      "pushstage's Dispatcher + consumers declared as a Pipeline (Message, acknowledgement)"},
+    {Impl::kPushstageFastPush, "pushstage-fastpush", "ps-fastpush",
+     "pushstage with DispatcherOptions::fast_push: no locked add per push, a heavy fence per park"},
 };
 
 }  // namespace
@@ -55,6 +57,8 @@ RunResult run_once(const RunConfig& config, const Plan& plan, Impl impl, std::si
       return run_pushstage(run, WakeOrder::Fifo);
     case Impl::kPushstageLifo:
       return run_pushstage(run, WakeOrder::Lifo);
+    case Impl::kPushstageFastPush:
+      return run_pushstage(run, WakeOrder::Fifo, true);
     case Impl::kBlocking:
       return run_moodycamel_blocking(run);
     case Impl::kMutex:

@@ -35,6 +35,7 @@ enum class Impl {
   kKeyed,            // KeyedDispatcher, 64 slots (event id picks the slot)
   kBroadcast,        // BroadcastDispatcher: every consumer handles every event
   kPipelineFront,    // kPushstage's Dispatcher and consumers, declared as a Pipeline (Message, ack)
+  kPushstageFastPush,  // kPushstage with DispatcherOptions::fast_push
 };
 
 struct ImplInfo {

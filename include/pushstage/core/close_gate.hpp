@@ -17,8 +17,9 @@ namespace pushstage::detail {
 class CloseGate {
  public:
   // Decides, once per process, whether close() can use membarrier (then begin() needs only a
-  // compiler barrier) or both sides use seq_cst fences.
-  CloseGate() noexcept;
+  // compiler barrier) or both sides use seq_cst fences. fast_push: (P2) is a plain store too
+  // (DispatcherOptions::fast_push), when membarrier is available.
+  explicit CloseGate(bool fast_push = false) noexcept;
 
   // (P0). False when closed: the caller must not enqueue.
   [[nodiscard]] bool begin(ProducerSlot& slot) noexcept {
@@ -43,12 +44,14 @@ class CloseGate {
   void finish_close(const SlotList<ProducerSlot>& producers) noexcept;
 
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  // (P2) is a plain store, ordered before (P3) by the asymmetric pair: the light fence after it,
+  // the heavy fence before a second (W2)/(S2) read (core/queue_core.hpp). Fixed at construction.
+  [[nodiscard]] bool fast_push() const noexcept { return fast_push_; }
   // (W2)'s read of final_: seq_cst, Dekker with (K4)/(K5) against (W1).
   [[nodiscard]] bool final() const noexcept { return final_.load(std::memory_order_seq_cst); }
 
- private:
-  // The push side of the asymmetric pair (P0)/(K2): a compiler barrier when close() can use
-  // membarrier, else a seq_cst thread fence.
+  // The push side of the asymmetric pairs (P0)/(K2) and (P2)->(P3)/(W2, S2): a compiler barrier
+  // when the rare side can use membarrier, else a seq_cst thread fence.
   void light_fence() const noexcept {
     if (asymmetric_) {
       std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -57,10 +60,12 @@ class CloseGate {
     }
   }
 
+ private:
   // Read by every push; written once, by close().
   alignas(kCacheLine) std::atomic<bool> closed_{false};
   std::atomic<bool> final_{false};
   const bool asymmetric_;  // close() may use membarrier: (P0) needs only a compiler barrier
+  const bool fast_push_;   // (P2) is a plain store (asymmetric_ and DispatcherOptions::fast_push)
 };
 
 }  // namespace pushstage::detail

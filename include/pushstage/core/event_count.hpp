@@ -32,6 +32,14 @@ class EventCount {
   static void count_pushed(ProducerSlot& slot, std::uint64_t n) noexcept {
     slot.pushed.fetch_add(n, std::memory_order_seq_cst);  // P2 pairs with W2, S2
   }
+  // (P2) without a read-modify-write, for processes with the asymmetric fence pair: a release
+  // store by the slot's one writer (its lessee). The StoreLoad order before (P3) comes from the
+  // pair: the producer's light fence after it, the consumer's heavy fence before its second
+  // (W2)/(S2) read (core/queue_core.hpp).
+  static void publish_pushed(ProducerSlot& slot, std::uint64_t n) noexcept {
+    // relaxed load: our own last store. release: pairs with W2's acquire reads of the count.
+    slot.pushed.store(slot.pushed.load(std::memory_order_relaxed) + n, std::memory_order_release);
+  }
   // The lessee of `slot` popped n events. A plain store: one writer per slot.
   static void count_popped(ConsumerSlot& slot, std::uint64_t n) noexcept {
     // release: a reader that sees the count also sees the dequeue (W2 reads it with acquire).

@@ -28,6 +28,9 @@
 //        enqueue into the moodycamel queue.
 //   (P2) pushed += n, seq_cst RMW. Release: a consumer whose read of the count (W2) sees it also
 //        sees the event. It is also the StoreLoad barrier that orders the enqueue before (P3).
+//        With fast_push (DispatcherOptions) it is a release store by the slot's one writer and a
+//        light fence after (P4) orders it before (P3): the asymmetric pair, whose heavy side is
+//        (W2') and (S2') below.
 //   (P4) pushing = 0, release: pairs with close's acquire read (K3).
 //   (P3) d = demand_, seq_cst. If d has parked consumers and no spinning one: wake min(n, parked).
 //        (P2)->(P3) and (W1)->(W2) are Dekker's pair: all four are seq_cst, so either (P3) sees the
@@ -45,10 +48,14 @@
 //        buffered > 0:           cancel the registration and try again (maybe an event).
 //        final_ and none left:   drained; cancel the registration and return nothing.
 //        otherwise:              sleep on the slot's own futex word until a waker sets it.
+//   (W2') fast_push only, when W2 saw nothing and not final_: heavy fence (membarrier), then read
+//        final_ and buffered again and decide on these. Either a producer's (P3) came after the
+//        fence and sees our (W1), or its (P2) store was made visible by it and is counted now.
 //   (S1) a spinning (or woken) consumer that found an event or gives up: demand_ -= spinning 1,
 //        seq_cst. If it was the last spinner and consumers are parked, (S2) re-read buffered
 //        (seq_cst) and wake that many. Pairs with (P3): a producer that skipped its wake because
-//        it saw a spinner has its (P2) before (S1), so (S2) sees its events.
+//        it saw a spinner has its (P2) before (S1), so (S2) sees its events. (S2') fast_push only,
+//        when S2 read none: heavy fence, then read buffered again (as W2').
 // Waker (wake()): pick the parked slot nearest the waker (with wake_nearby: parked on the
 //   waker's CPU, then on one sharing its cache, as the slot's cpu recorded before W1 says; a
 //   consumer passing on an event at S2 prefers another CPU), among equals the one with the oldest
@@ -113,6 +120,9 @@
 //   spurious dequeue failures, and checks exactly-once delivery, no consumer parked forever (an
 //   interrupted one included), nothing lost at close. Variants with the re-check removed, (P3)
 //   before (P2), the ticket before (W1), close without (K3), or a park without (W3) each fail.
+//   The model's interleavings are sequentially consistent, as the asymmetric pairs order (two
+//   seq_cst fences' worth); with fast_push, (W2') and (S2') are a second read after the first,
+//   which such an interleaving already covers (the read that decides is the later one).
 #pragma once
 
 #include <atomic>
@@ -149,9 +159,15 @@ class QueueCore {
   [[nodiscard]] bool begin_push(ProducerSlot& slot) noexcept { return gate_.begin(slot); }
   // (P2)+(P4)+(P3): n events enqueued since begin_push().
   void end_push(ProducerSlot& slot, std::uint64_t n) noexcept {
-    EventCount::count_pushed(slot, n);  // P2
-    CloseGate::end(slot);               // P4
-    parking_.after_push(n);             // P3
+    if (gate_.fast_push()) {
+      EventCount::publish_pushed(slot, n);  // P2: a plain release store
+      CloseGate::end(slot);                 // P4
+      gate_.light_fence();                  // P2 before P3: pairs with W2's and S2's heavy fence
+    } else {
+      EventCount::count_pushed(slot, n);  // P2: seq_cst RMW, the StoreLoad barrier itself
+      CloseGate::end(slot);               // P4
+    }
+    parking_.after_push(n);  // P3
   }
   // begin_push() succeeded but nothing was enqueued (full, closed, or a throw).
   static void abort_push(ProducerSlot& slot) noexcept { CloseGate::end(slot); }  // P4

@@ -24,7 +24,8 @@ namespace pushstage::bench {
 // handler latencies. Null otherwise. Set by main() before the first run.
 std::shared_ptr<Observer>& served_observer();
 
-[[nodiscard]] RunResult run_pushstage(const RunRequest& run, WakeOrder order);
+[[nodiscard]] RunResult run_pushstage(const RunRequest& run, WakeOrder order,
+                                      bool fast_push = false);
 
 [[nodiscard]] RunResult run_moodycamel_blocking(const RunRequest& run);
 [[nodiscard]] RunResult run_moodycamel_notoken(const RunRequest& run);

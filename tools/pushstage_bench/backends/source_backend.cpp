@@ -55,9 +55,10 @@ std::shared_ptr<Observer>& served_observer() {
   return observer;
 }
 
-RunResult run_pushstage(const RunRequest& run, WakeOrder order) {
+RunResult run_pushstage(const RunRequest& run, WakeOrder order, bool fast_push) {
   DispatcherOptions options;
   options.wake_order = order;
+  options.fast_push = fast_push;
   options.observer = served_observer();
   return run_with<SourceBackend<Dispatcher<std::uint32_t>>>(run, std::size_t{1}, options);
 }
