@@ -62,8 +62,9 @@ struct DispatcherOptions {
   // publishes its count with a plain store, and every consumer that is about to park (or a
   // spinner that hands on events) and finds nothing pays a heavy fence for it instead:
   // membarrier(2), a system call that interrupts every CPU running a thread of this process
-  // (microseconds). Measured here (README.md, How it works): tight-loop throughput 1.7-1.8x; the
-  // seed workload, where a consumer parks for every event, 7-8% more latency and 4-6% more CPU.
+  // (microseconds). Measured here (README.md, How it works): tight-loop throughput 1.63-1.84x
+  // (bounded 1.35x); the seed workload, where a consumer parks for every event, 7-8% more latency
+  // and 4-6% more CPU.
   // Without membarrier (kernels before 4.14) it changes nothing.
   bool fast_push = false;
   // How long a consumer with nothing to do spins (with a pause instruction) before it parks.
