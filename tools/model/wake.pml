@@ -4,9 +4,16 @@
  * Memory model. Every operation the protocol pairs (P2/P3 with W1/W2, S1/S2, K1/K2 with P0,
  * K4/K5) is seq_cst (or the asymmetric fence pair, which orders like two seq_cst fences), so
  * Promela's interleaving semantics is exact for them. With DispatcherOptions::fast_push, (P2) is
- * a plain store whose order before (P3) comes from the pair (light fence; the consumer's heavy
- * fence before its second read, W2'/S2'): the read that decides is the one after the heavy fence,
- * which is the W2/S2 read modelled here. The popped counters are release/acquire in
+ * a plain store whose order before (P3) comes only from the pair (light fence; the consumer's
+ * heavy fence before its second read, W2'/S2'); -DFAST_PUSH models that with a store buffer:
+ * each producer's stores to its slot (P0, P2, P4) enter a FIFO of its own and reach memory later,
+ * at any step (a Flusher per producer), while the producer's own loads (the closed flag, P3) go
+ * ahead of them, as on x86 (TSO); a heavy fence (membarrier: K2, W2', S2') drains every buffer
+ * in one step, which is what membarrier's barrier on each running thread guarantees here. A
+ * release store orders the stores before it, so FIFO is what C++ promises too for these three
+ * (P4 is a release store; ARM may reorder a later plain P0 before an earlier P4 of the slot, which
+ * the model does not explore: P0 and P4 of one slot are not read by anyone but the closer, which
+ * drains first). The popped counters are release/acquire in
  * the code; reading them stale only raises the computed buffer count (the header argues why),
  * and here they are read as current values, one counter per step.
  * moodycamel's try_dequeue is not linearizable: it may fail while an event is buffered if another
@@ -23,6 +30,14 @@
  *   LOAD_FIRST      the producer reads demand (P3) before publishing its count (P2): lost wakeup;
  *   NO_GRACE        close() publishes final_ without waiting for pushes in progress (K3): an
  *                   accepted event is never handled.
+ * With -DFAST_PUSH (the store buffer above; pass expected). Bugs:
+ *   NO_HEAVY_W2     a consumer parks without the heavy fence and second read (W2'): a push whose
+ *                   P2 sits in its buffer while its P3 reads demand and the consumer reads W2 is
+ *                   never woken for (a lost wakeup).
+ *   NO_HEAVY_S2     the last spinner hands on events without the heavy fence (S2'): passes
+ *                   without -DINTERRUPT (the spinner pops again before it can park, and its W2'
+ *                   sees the count) and fails with it: a spinner that leaves after S1 (retired
+ *                   by its pool) strands the event while the other consumer stays parked.
  * With -DINTERRUPT an Interrupter retires consumer 0 (a pool's resize(): the retire flag, then
  * (I1)/(I2)); consumer 0 re-checks the flag whenever its interruptible wait returns, and the
  * closer waits for it to have retired, so an interrupt that is lost leaves it parked forever (a
@@ -58,6 +73,57 @@ byte producers_done;
 bit intr[NC];               /* slot.interrupt (I1) */
 bit retire0;                /* the pool's retire flag of consumer 0 */
 bit retired0;               /* consumer 0 has retired */
+#ifdef FAST_PUSH
+/* Each producer's store buffer: 1 = P0 (pushing = 1), 2 = P2 (pushed++), 3 = P4 (pushing = 0). */
+#define SB_SET 1
+#define SB_COUNT 2
+#define SB_CLEAR 3
+chan sb[2] = [6] of { byte };
+#endif
+
+/* A producer's store to its slot: straight to memory, or into its buffer with -DFAST_PUSH. */
+#ifdef FAST_PUSH
+#define STORE_PUSHING(p, v) if :: v -> sb[p]!SB_SET :: else -> sb[p]!SB_CLEAR fi
+#define STORE_COUNT(p) sb[p]!SB_COUNT
+#else
+#define STORE_PUSHING(p, v) pushing[p] = v
+#define STORE_COUNT(p) pushed[p]++
+#endif
+
+#ifdef FAST_PUSH
+inline apply_store(p, k) {
+  if
+  :: k == SB_SET -> pushing[p] = 1
+  :: k == SB_COUNT -> pushed[p]++
+  :: k == SB_CLEAR -> pushing[p] = 0
+  fi
+}
+
+/* The oldest store of producer p's buffer reaches memory: at any step. */
+proctype Flusher(byte p) {
+  byte k;
+end:
+  do
+  :: atomic { sb[p]?k -> apply_store(p, k); k = 0 }
+  od
+}
+#endif
+
+/* heavy_fence() (membarrier): every buffered store reaches memory, in one step. */
+inline heavy_fence() {
+#ifdef FAST_PUSH
+  atomic {
+    do
+    :: nempty(sb[0]) -> sb[0]?hf_k; apply_store(0, hf_k)
+    :: nempty(sb[1]) -> sb[1]?hf_k; apply_store(1, hf_k)
+    :: empty(sb[0]) && empty(sb[1]) -> break
+    od;
+    hf_k = 0
+  }
+#else
+  skip
+#endif
+}
 
 /* Wake up to one parked consumer; X1, X2, X3. The code picks the oldest (Fifo) or newest (Lifo)
  * ticket; which one it picks does not matter for correctness, so the model picks any published
@@ -124,18 +190,18 @@ proctype Producer(byte p) {
   e = 0;
   do
   :: e < NE ->
-    pushing[p] = 1;                         /* P0 */
+    STORE_PUSHING(p, 1);                     /* P0 */
     if
-    :: closed -> pushing[p] = 0; break      /* after close: not accepted */
+    :: closed -> STORE_PUSHING(p, 0); break  /* after close: not accepted */
     :: else -> skip
     fi;
 #ifdef LOAD_FIRST
     atomic { d_parked = parked; d_spin = spinning };  /* P3 moved before the count: the bug */
 #endif
     q[p]++;                                  /* enqueue */
-    pushed[p]++;                             /* P2 */
+    STORE_COUNT(p);                          /* P2 */
     accepted++;
-    pushing[p] = 0;                          /* P4 */
+    STORE_PUSHING(p, 0);                     /* P4 */
 #ifndef LOAD_FIRST
     atomic { d_parked = parked; d_spin = spinning };  /* P3 */
 #endif
@@ -186,6 +252,12 @@ inline stop_searching() {
   if
   :: ss_before == 1 && ss_parked > 0 ->
     read_buffered(ss_b);                                           /* S2 */
+#if defined(FAST_PUSH) && !defined(NO_HEAVY_S2)
+    if
+    :: !(ss_b > 0 && ss_b < 128) -> heavy_fence(); read_buffered(ss_b)  /* S2' */
+    :: else -> skip
+    fi;
+#endif
     if :: ss_b > 0 && ss_b < 128 -> wake_one() :: else -> skip fi
   :: else -> skip
   fi;
@@ -195,7 +267,7 @@ inline stop_searching() {
 proctype Consumer(byte me) {
   byte w_best, w_i;
   bit got, searching, fin, in;
-  byte b, cancelled;
+  byte b, cancelled, hf_k;
 loop:
 #ifdef INTERRUPT
   if :: me == 0 && retire0 -> goto retired :: else -> skip fi;   /* the pool's check, (R1) */
@@ -225,6 +297,15 @@ park:
 #else
   fin = final;                                                           /* W2 */
   read_buffered(b);
+#if defined(FAST_PUSH) && !defined(NO_HEAVY_W2)
+  if
+  :: !(b > 0 && b < 128) && !fin ->                  /* W2': nothing seen */
+    heavy_fence();
+    fin = final;
+    read_buffered(b)
+  :: else -> skip
+  fi;
+#endif
 #endif
 #if defined(INTERRUPT) && !defined(NO_W3)
   in = intr[me];                                                         /* W3 */
@@ -289,7 +370,7 @@ proctype Interrupter() {
 }
 
 proctype Closer() {
-  byte k_i;
+  byte k_i, hf_k;
   byte w_best, w_i;
 #ifdef LATE_CLOSE
   /* Close only once every pushed event was handled: a stranded event (a lost wakeup) then leaves
@@ -299,7 +380,8 @@ proctype Closer() {
 #ifdef INTERRUPT
   (retired0 == 1);   /* a lost interrupt leaves consumer 0 parked and this closer waiting */
 #endif
-  closed = 1;                                       /* K1 (K2: the fence pair, SC here) */
+  closed = 1;                                       /* K1 */
+  heavy_fence();                                    /* K2 (without FAST_PUSH: SC, no buffers) */
 #ifndef NO_GRACE
   k_i = 0;
   do :: k_i < NP -> (pushing[k_i] == 0); k_i++ :: else -> break od;   /* K3 */
@@ -331,6 +413,10 @@ init {
     run Producer(0);
     if :: NP > 1 -> run Producer(1) :: else -> skip fi;
     run Consumer(0); run Consumer(1);
+#ifdef FAST_PUSH
+    run Flusher(0);
+    if :: NP > 1 -> run Flusher(1) :: else -> skip fi;
+#endif
 #ifdef INTERRUPT
     run Interrupter();
 #endif

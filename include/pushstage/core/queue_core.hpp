@@ -121,8 +121,10 @@
 //   interrupted one included), nothing lost at close. Variants with the re-check removed, (P3)
 //   before (P2), the ticket before (W1), close without (K3), or a park without (W3) each fail.
 //   The model's interleavings are sequentially consistent, as the asymmetric pairs order (two
-//   seq_cst fences' worth); with fast_push, (W2') and (S2') are a second read after the first,
-//   which such an interleaving already covers (the read that decides is the later one).
+//   seq_cst fences' worth). With fast_push (-DFAST_PUSH) each producer's (P0), (P2) and (P4)
+//   stores go through a store buffer of its own that its loads bypass, and a heavy fence drains
+//   every buffer: it passes, and fails without (W2') (a lost wakeup) or without (S2') (a spinner
+//   retired right after (S1) strands an event while another consumer is parked).
 #pragma once
 
 #include <atomic>
