@@ -9,11 +9,10 @@
  * each producer's stores to its slot (P0, P2, P4) enter a FIFO of its own and reach memory later,
  * at any step (a Flusher per producer), while the producer's own loads (the closed flag, P3) go
  * ahead of them, as on x86 (TSO); a heavy fence (membarrier: K2, W2', S2') drains every buffer
- * in one step, which is what membarrier's barrier on each running thread guarantees here. A
- * release store orders the stores before it, so FIFO is what C++ promises too for these three
- * (P4 is a release store; ARM may reorder a later plain P0 before an earlier P4 of the slot, which
- * the model does not explore: P0 and P4 of one slot are not read by anyone but the closer, which
- * drains first). The popped counters are release/acquire in
+ * in one step, which is what membarrier's barrier on each running thread guarantees here. FIFO
+ * is what C++ promises for these stores too, on any hardware: P2 and P4 are release stores, so
+ * each is seen after the slot's stores before it, and P0 writes the location P4 wrote, whose
+ * stores keep program order (coherence). The popped counters are release/acquire in
  * the code; reading them stale only raises the computed buffer count (the header argues why),
  * and here they are read as current values, one counter per step.
  * moodycamel's try_dequeue is not linearizable: it may fail while an event is buffered if another
