@@ -67,7 +67,7 @@ class HandPool {
   };
 
   void run(std::size_t i) {
-    pin_this_thread(cpus()[i % cpus().size()]);
+    pin_bench_thread(cpus()[i % cpus().size()]);
     auto consumer = q_.consumer();
     std::atomic<std::uint64_t>& handled = handled_[i].n;
     Event e;
@@ -137,7 +137,7 @@ struct PoolRig {
 
 template <class Q, int C>
 void BM_Pool(benchmark::State& state) {
-  pin_this_thread(cpus().back());
+  pin_bench_thread(cpus().back());
   Q& q = *PoolRig<Q, C>::queue;
   auto producer = q.producer();
   std::uint64_t seq = 0;
@@ -179,7 +179,7 @@ double process_cpu_seconds() {
 
 template <class Q, int C>
 void BM_PoolDrain(benchmark::State& state) {
-  pin_this_thread(cpus().back());
+  pin_bench_thread(cpus().back());
   std::uint64_t seq = 0;
   double cpu_seconds = 0;
   for (auto _ : state) {

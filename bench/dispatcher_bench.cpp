@@ -54,7 +54,7 @@ PUSHSTAGE_THROUGHPUT_ALL(4, 1);
 template <class Q, int P, int C>
 void BM_Bulk(benchmark::State& state) {
   Q& q = *Shared<Q>::queue;
-  pin_this_thread(cpus()[static_cast<std::size_t>(state.thread_index()) % cpus().size()]);
+  pin_bench_thread(cpus()[static_cast<std::size_t>(state.thread_index()) % cpus().size()]);
   if (state.thread_index() < P) {
     auto producer = q.producer();
     std::array<Event, kMaxBulk> bulk{};
@@ -117,7 +117,7 @@ struct PingPong {
     ping = std::make_unique<Q>();
     pong = std::make_unique<Q>();
     echo = std::thread([] {
-      pin_this_thread(cpus()[1 % cpus().size()]);
+      pin_bench_thread(cpus()[1 % cpus().size()]);
       auto consumer = ping->consumer();
       auto producer = pong->producer();
       Event e;
@@ -143,7 +143,7 @@ double percentile_us(std::vector<double>& sorted_seconds, double p) {
 // the round trip is one wake (or none) of the echoing consumer and one hot handoff back.
 template <class Q, bool kAfterIdle>
 void BM_Handoff(benchmark::State& state) {
-  pin_this_thread(cpus()[0]);
+  pin_bench_thread(cpus()[0]);
   Q& ping = *PingPong<Q>::ping;
   Q& pong = *PingPong<Q>::pong;
   auto producer = ping.producer();
@@ -207,7 +207,7 @@ struct BoundedRig {
   static void setup(const benchmark::State& /*state*/) {
     queue = std::make_unique<B>(kBoundedCapacity, kOverflow);
     drain = std::thread([] {
-      pin_this_thread(cpus()[1 % cpus().size()]);
+      pin_bench_thread(cpus()[1 % cpus().size()]);
       auto consumer = queue->consumer();
       Event e;
       while (queue->pop(consumer, e)) benchmark::DoNotOptimize(e);
@@ -222,7 +222,7 @@ struct BoundedRig {
 
 template <class B>
 void BM_Bounded(benchmark::State& state) {
-  pin_this_thread(cpus()[0]);
+  pin_bench_thread(cpus()[0]);
   B& q = *BoundedRig<B>::queue;
   auto producer = q.producer();
   std::uint64_t seq = 0;

@@ -10,8 +10,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pushstage/cpus.hpp"
@@ -29,6 +31,22 @@ const std::vector<int>& cpus() {
   return all;
 }
 
+// Benchmark threads are pinned, one CPU each in turn, unless PUSHSTAGE_BENCH_NO_PIN is set to
+// anything but "" or "0": then the kernel places them (the regime pushstage-bench's --no-pin
+// measures). Pinning changes the cost of a wake several-fold here (README.md, Results), so both
+// are worth a run. A ConsumerPool's own threads follow its PoolOptions either way.
+bool pin_threads() {
+  static const bool pin = [] {
+    const char* v = std::getenv("PUSHSTAGE_BENCH_NO_PIN");
+    return v == nullptr || std::string_view(v).empty() || std::string_view(v) == "0";
+  }();
+  return pin;
+}
+
+void pin_bench_thread(int cpu) {
+  if (pin_threads()) pin_this_thread(cpu);
+}
+
 // One queue per benchmark run, shared by its threads; Setup/Teardown run before and after each
 // run (each calibration trial and repetition gets a fresh queue).
 template <class Q>
@@ -43,7 +61,7 @@ struct Shared {
 template <class Q, int P, int C>
 void BM_Throughput(benchmark::State& state) {
   Q& q = *Shared<Q>::queue;
-  pin_this_thread(cpus()[static_cast<std::size_t>(state.thread_index()) % cpus().size()]);
+  pin_bench_thread(cpus()[static_cast<std::size_t>(state.thread_index()) % cpus().size()]);
   if (state.thread_index() < P) {
     auto producer = q.producer();
     std::uint64_t seq = 0;
