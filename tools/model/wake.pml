@@ -72,29 +72,19 @@ byte producers_done;
 bit intr[NC];               /* slot.interrupt (I1) */
 bit retire0;                /* the pool's retire flag of consumer 0 */
 bit retired0;               /* consumer 0 has retired */
+/* A producer's store to its slot (P0, P2, P4): straight to memory, or with -DFAST_PUSH into the
+ * producer's store buffer. */
 #ifdef FAST_PUSH
-/* Each producer's store buffer: 1 = P0 (pushing = 1), 2 = P2 (pushed++), 3 = P4 (pushing = 0). */
-#define SB_SET 1
+/* Each producer's store buffer: 0 or 1 = P0/P4 (pushing = that value), SB_COUNT = P2 (pushed++). */
 #define SB_COUNT 2
-#define SB_CLEAR 3
 chan sb[2] = [6] of { byte };
-#endif
-
-/* A producer's store to its slot: straight to memory, or into its buffer with -DFAST_PUSH. */
-#ifdef FAST_PUSH
-#define STORE_PUSHING(p, v) if :: v -> sb[p]!SB_SET :: else -> sb[p]!SB_CLEAR fi
+#define STORE_PUSHING(p, v) sb[p]!v
 #define STORE_COUNT(p) sb[p]!SB_COUNT
-#else
-#define STORE_PUSHING(p, v) pushing[p] = v
-#define STORE_COUNT(p) pushed[p]++
-#endif
 
-#ifdef FAST_PUSH
 inline apply_store(p, k) {
   if
-  :: k == SB_SET -> pushing[p] = 1
   :: k == SB_COUNT -> pushed[p]++
-  :: k == SB_CLEAR -> pushing[p] = 0
+  :: else -> pushing[p] = k
   fi
 }
 
@@ -106,11 +96,10 @@ end:
   :: atomic { sb[p]?k -> apply_store(p, k); k = 0 }
   od
 }
-#endif
 
-/* heavy_fence() (membarrier): every buffered store reaches memory, in one step. */
+/* heavy_fence() (membarrier): every buffered store reaches memory, in one step. Without
+ * -DFAST_PUSH there are no buffers and its call sites add no step. */
 inline heavy_fence() {
-#ifdef FAST_PUSH
   atomic {
     do
     :: nempty(sb[0]) -> sb[0]?hf_k; apply_store(0, hf_k)
@@ -119,10 +108,11 @@ inline heavy_fence() {
     od;
     hf_k = 0
   }
-#else
-  skip
-#endif
 }
+#else
+#define STORE_PUSHING(p, v) pushing[p] = v
+#define STORE_COUNT(p) pushed[p]++
+#endif
 
 /* Wake up to one parked consumer; X1, X2, X3. The code picks the oldest (Fifo) or newest (Lifo)
  * ticket; which one it picks does not matter for correctness, so the model picks any published
@@ -266,7 +256,10 @@ inline stop_searching() {
 proctype Consumer(byte me) {
   byte w_best, w_i;
   bit got, searching, fin, in;
-  byte b, cancelled, hf_k;
+  byte b, cancelled;
+#ifdef FAST_PUSH
+  byte hf_k;
+#endif
 loop:
 #ifdef INTERRUPT
   if :: me == 0 && retire0 -> goto retired :: else -> skip fi;   /* the pool's check, (R1) */
@@ -369,8 +362,11 @@ proctype Interrupter() {
 }
 
 proctype Closer() {
-  byte k_i, hf_k;
+  byte k_i;
   byte w_best, w_i;
+#ifdef FAST_PUSH
+  byte hf_k;
+#endif
 #ifdef LATE_CLOSE
   /* Close only once every pushed event was handled: a stranded event (a lost wakeup) then leaves
    * the closer and the parked consumers blocked forever, which spin reports as a deadlock. */
@@ -379,8 +375,10 @@ proctype Closer() {
 #ifdef INTERRUPT
   (retired0 == 1);   /* a lost interrupt leaves consumer 0 parked and this closer waiting */
 #endif
-  closed = 1;                                       /* K1 */
-  heavy_fence();                                    /* K2 (without FAST_PUSH: SC, no buffers) */
+  closed = 1;                                       /* K1 (K2: the fence pair, SC here) */
+#ifdef FAST_PUSH
+  heavy_fence();                                    /* K2 drains the producers' buffers */
+#endif
 #ifndef NO_GRACE
   k_i = 0;
   do :: k_i < NP -> (pushing[k_i] == 0); k_i++ :: else -> break od;   /* K3 */
